@@ -1,0 +1,43 @@
+# antq: ANT adaptive number formats on a PYNQ overlay.
+# The two commands a new user needs: `make demo` and `make test`. Everything else is below them.
+SHELL := /bin/bash
+PY    := .venv/bin/python
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: help setup test test-slow test-board demo lint golden config bench-quant bench-pack clean
+.DEFAULT_GOAL := help
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sort | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+setup: ## install system tools and the pinned .venv (idempotent; quick when nothing is missing)
+	@bash scripts/setup.sh
+
+test: setup ## run the fast test suite (everything but slow and board tests)
+	$(PY) -m pytest -q -m "not slow and not board" $(PYTEST_ARGS)
+
+test-slow: setup ## run the slow tests too
+	$(PY) -m pytest -q -m "not board" $(PYTEST_ARGS)
+
+test-board: setup ## on a PYNQ board: the board-marked tests
+	$(PY) -m pytest -q -m board $(PYTEST_ARGS)
+
+lint: setup ## ruff
+	$(PY) -m ruff check host tests scripts
+
+golden: setup ## regenerate tests/golden/gemm.txt (shared by Python, HLS and RTL tests)
+	$(PY) -m antq.golden
+
+bench-quant: setup ## vectorized type/clip search vs. a straightforward loop (prints the ratio)
+	$(PY) -m antq bench-quant
+
+bench-pack: setup ## pack/unpack throughput vs. np.copy (prints GB/s and ratios)
+	$(PY) -m antq bench-pack
+
+demo: setup ## the main job on the emulated overlay
+	$(PY) -m antq formats
+
+clean: ## remove build outputs (keeps .venv)
+	rm -rf build
+
+-include mk/*.mk
