@@ -1,0 +1,31 @@
+// ant_core.h: the ant_core stream interface (docs/contracts.md section 10) as seen from HLS C++.
+//
+// In Vitis HLS, ant_core() is an RTL blackbox (ant_core_bb.json -> ant_core_bb.v -> the Verilog
+// ant_core in overlay/rtl). For g++ builds one of two C++ implementations is linked in:
+//   ant_core_model.cpp  a C++ model of the core (the csim level, make csim);
+//   ant_core_rtl.cpp    the Verilated ant_core through overlay/harness/antcore.h (the rtl level).
+// Both consume exactly one job per call: the config beat, k step beats (tlast on the last), and
+// produce ROWS*COLS accumulator beats (tlast on the last) when the job has emit = 1.
+#ifndef ANT_CORE_H
+#define ANT_CORE_H
+
+#include <ap_axi_sdata.h>
+#include <hls_stream.h>
+#include <stdint.h>
+
+#include <ant_config.h>
+
+typedef ap_axiu<ANT_DATA_W, 0, 0, 0> core_in_t;
+typedef ap_axiu<32, 0, 0, 0> core_out_t;
+
+void ant_core(hls::stream<core_in_t> &s_axis, hls::stream<core_out_t> &m_axis);
+
+#ifndef __SYNTHESIS__
+// Simulation-only side channel of the g++ builds: clock cycles the core has used so far, and the
+// first error it hit (NULL when none). In hardware the IP counts cycles itself (see ant_gemm.cpp).
+uint64_t ant_core_cycles(void);
+const char *ant_core_error(void);
+void ant_core_clear_error(void);
+#endif
+
+#endif

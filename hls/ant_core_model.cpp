@@ -1,0 +1,112 @@
+// ant_core_model.cpp: a C++ model of the RTL ant_core behind the same stream interface
+// (docs/contracts.md sections 3 and 10). Linked into the g++ builds of the csim level and the
+// make csim testbench; the rtl level links ant_core_rtl.cpp (the Verilated RTL) instead.
+//
+// Each code is decoded to the PE form (sign, M, S) exactly as the contract defines it (an int8
+// high nibble adds 4 to S), and a product is sign_a*sign_w * (M_a*M_w) << (S_a+S_w), accumulated
+// in ANT_ACC_BITS-bit two's complement like the hardware. Cycles charged per job:
+// k + 1 input beats + ANT_CORE_LATENCY (+ R*C output beats and one more cycle when the job
+// emits), which is what the 8x8 RTL core takes.
+#include <stdint.h>
+
+#include "ant_core.h"
+
+namespace {
+
+constexpr uint32_t kRows = ANT_ROWS, kCols = ANT_COLS;
+int32_t acc_[kRows][kCols];
+uint64_t cycles_ = 0;
+const char *error_ = nullptr;
+
+struct Pe {
+    int32_t sign;
+    uint32_t m, s;
+};
+
+uint32_t lzd(uint32_t v, uint32_t width) {
+    uint32_t n = 0;
+    for (int b = static_cast<int>(width) - 1; b >= 0 && !((v >> b) & 1u); --b) ++n;
+    return n;
+}
+
+// side: kind bits 1:0, signed bit 2, int8-high-nibble bit 3 (the config nibble of one operand).
+Pe decode(uint32_t side, uint32_t code) {
+    const uint32_t kind = side & 3u, sgn = (side >> 2) & 1u, hi = (side >> 3) & 1u;
+    const uint32_t n = sgn ? 3 : 4;  // value bits of a 4-bit code
+    Pe pe{1, 0, 0};
+    if (kind == ANT_KIND_INT) {
+        const int32_t v = sgn && code >= 8 ? static_cast<int32_t>(code) - 16 : static_cast<int32_t>(code);
+        pe.sign = v < 0 ? -1 : 1;
+        pe.m = static_cast<uint32_t>(v < 0 ? -v : v);
+    } else {
+        const uint32_t mag = code & ((1u << n) - 1);
+        if (sgn && ((code >> 3) & 1u)) pe.sign = -1;
+        if (kind == ANT_KIND_POT) {
+            if (mag) { pe.m = 1; pe.s = mag - 1; }
+        } else if (kind == ANT_KIND_FLOAT) {
+            const uint32_t mb = n - 3, e = mag >> mb, f = mag & ((1u << mb) - 1);
+            if (e == 0) { pe.m = f; } else { pe.m = (1u << mb) + f; pe.s = e - 1; }
+        } else {  // flint
+            const uint32_t h = mag >> (n - 1), l = mag & ((1u << (n - 1)) - 1);
+            if (!h) { pe.m = l; }
+            else if (l) { pe.m = l; pe.s = 2 * lzd(l, n - 1) + 1; }
+            else { pe.m = 1u << (n - 2); pe.s = n; }
+        }
+    }
+    if (hi) pe.s += 4;
+    return pe;
+}
+
+void fail(const char *msg) {
+    if (!error_) error_ = msg;
+}
+
+}  // namespace
+
+int64_t ant_core_model_value(uint32_t side, uint32_t code) {
+    const Pe pe = decode(side, code);
+    return static_cast<int64_t>(pe.sign) * (static_cast<int64_t>(pe.m) << pe.s);
+}
+
+uint64_t ant_core_cycles(void) { return cycles_; }
+const char *ant_core_error(void) { return error_; }
+void ant_core_clear_error(void) { error_ = nullptr; }
+
+void ant_core(hls::stream<core_in_t> &s_axis, hls::stream<core_out_t> &m_axis) {
+    const core_in_t head = s_axis.read();
+    const uint64_t cfg = head.data.range(63, 0).to_uint64();
+    const uint32_t k = cfg & 0xFFFFFFu;
+    const uint32_t side_a = (cfg >> ANT_CFG_A_SIDE) & 0xFu, side_w = (cfg >> ANT_CFG_W_SIDE) & 0xFu;
+    const bool acc = (cfg >> ANT_CFG_ACC) & 1u, emit = (cfg >> ANT_CFG_EMIT) & 1u;
+    bool ok = (cfg >> (ANT_CFG_EMIT + 1)) == 0 && k > 0 && head.last == 0;
+    for (int b = 64; b < ANT_DATA_W; b += 32) ok = ok && head.data.range(b + 31, b).to_uint64() == 0;
+    if (!ok) fail("ant_core model: bad config beat (reserved bits, k = 0 or tlast)");
+    if (!acc)
+        for (uint32_t r = 0; r < kRows; ++r)
+            for (uint32_t c = 0; c < kCols; ++c) acc_[r][c] = 0;
+    int64_t ta[16], tw[16];  // decoded value of each code for this job's two sides
+    for (uint32_t code = 0; code < 16; ++code) {
+        ta[code] = ant_core_model_value(side_a, code);
+        tw[code] = ant_core_model_value(side_w, code);
+    }
+    for (uint32_t s = 0; ok && s < k; ++s) {
+        const core_in_t beat = s_axis.read();
+        if ((beat.last == 1) != (s == k - 1)) fail("ant_core model: tlast on the wrong beat");
+        int64_t va[kRows], vw[kCols];
+        for (uint32_t i = 0; i < kRows; ++i) va[i] = ta[beat.data.range(4 * i + 3, 4 * i).to_uint64()];
+        for (uint32_t j = 0; j < kCols; ++j)
+            vw[j] = tw[beat.data.range(4 * kRows + 4 * j + 3, 4 * kRows + 4 * j).to_uint64()];
+        for (uint32_t i = 0; i < kRows; ++i)
+            for (uint32_t j = 0; j < kCols; ++j)  // two's complement wrap, as a 32-bit register does
+                acc_[i][j] = static_cast<int32_t>(static_cast<uint32_t>(acc_[i][j]) +
+                                                  static_cast<uint32_t>(va[i] * vw[j]));
+    }
+    cycles_ += uint64_t{k} + 1 + ANT_CORE_LATENCY + (emit ? kRows * kCols + 1 : 0);
+    if (!emit) return;
+    for (uint32_t i = 0; i < kRows * kCols; ++i) {
+        core_out_t o;
+        o.data = static_cast<uint32_t>(acc_[i / kCols][i % kCols]);
+        o.last = (i == kRows * kCols - 1);
+        m_axis.write(o);
+    }
+}
