@@ -9,14 +9,18 @@
 #ifndef ANT_CORE_H
 #define ANT_CORE_H
 
-#include <ap_axi_sdata.h>
+#include <ap_int.h>
 #include <hls_stream.h>
 #include <stdint.h>
 
 #include <ant_config.h>
 
-typedef ap_axiu<ANT_DATA_W, 0, 0, 0> core_in_t;
-typedef ap_axiu<32, 0, 0, 0> core_out_t;
+// One AXI-Stream beat as a plain bit vector: tdata in bits DATA_W-1:0, tlast in bit DATA_W (the
+// blackbox wrapper ant_core_bb.v splits it; no side-channel struct whose packing could differ).
+typedef ap_uint<ANT_DATA_W + 1> core_in_t;
+typedef ap_uint<33> core_out_t;
+#define ANT_IN_LAST ANT_DATA_W
+#define ANT_OUT_LAST 32
 
 void ant_core(hls::stream<core_in_t> &s_axis, hls::stream<core_out_t> &m_axis);
 

@@ -74,12 +74,12 @@ void ant_core_clear_error(void) { error_ = nullptr; }
 
 void ant_core(hls::stream<core_in_t> &s_axis, hls::stream<core_out_t> &m_axis) {
     const core_in_t head = s_axis.read();
-    const uint64_t cfg = head.data.range(63, 0).to_uint64();
+    const uint64_t cfg = head.range(63, 0).to_uint64();
     const uint32_t k = cfg & 0xFFFFFFu;
     const uint32_t side_a = (cfg >> ANT_CFG_A_SIDE) & 0xFu, side_w = (cfg >> ANT_CFG_W_SIDE) & 0xFu;
     const bool acc = (cfg >> ANT_CFG_ACC) & 1u, emit = (cfg >> ANT_CFG_EMIT) & 1u;
-    bool ok = (cfg >> (ANT_CFG_EMIT + 1)) == 0 && k > 0 && head.last == 0;
-    for (int b = 64; b < ANT_DATA_W; b += 32) ok = ok && head.data.range(b + 31, b).to_uint64() == 0;
+    bool ok = (cfg >> (ANT_CFG_EMIT + 1)) == 0 && k > 0 && !head[ANT_IN_LAST];
+    for (int b = 64; b < ANT_DATA_W; b += 32) ok = ok && head.range(b + 31, b).to_uint64() == 0;
     if (!ok) fail("ant_core model: bad config beat (reserved bits, k = 0 or tlast)");
     if (!acc)
         for (uint32_t r = 0; r < kRows; ++r)
@@ -91,11 +91,11 @@ void ant_core(hls::stream<core_in_t> &s_axis, hls::stream<core_out_t> &m_axis) {
     }
     for (uint32_t s = 0; ok && s < k; ++s) {
         const core_in_t beat = s_axis.read();
-        if ((beat.last == 1) != (s == k - 1)) fail("ant_core model: tlast on the wrong beat");
+        if (beat[ANT_IN_LAST] != (s == k - 1)) fail("ant_core model: tlast on the wrong beat");
         int64_t va[kRows], vw[kCols];
-        for (uint32_t i = 0; i < kRows; ++i) va[i] = ta[beat.data.range(4 * i + 3, 4 * i).to_uint64()];
+        for (uint32_t i = 0; i < kRows; ++i) va[i] = ta[beat.range(4 * i + 3, 4 * i).to_uint64()];
         for (uint32_t j = 0; j < kCols; ++j)
-            vw[j] = tw[beat.data.range(4 * kRows + 4 * j + 3, 4 * kRows + 4 * j).to_uint64()];
+            vw[j] = tw[beat.range(4 * kRows + 4 * j + 3, 4 * kRows + 4 * j).to_uint64()];
         for (uint32_t i = 0; i < kRows; ++i)
             for (uint32_t j = 0; j < kCols; ++j)  // two's complement wrap, as a 32-bit register does
                 acc_[i][j] = static_cast<int32_t>(static_cast<uint32_t>(acc_[i][j]) +
@@ -104,9 +104,8 @@ void ant_core(hls::stream<core_in_t> &s_axis, hls::stream<core_out_t> &m_axis) {
     cycles_ += uint64_t{k} + 1 + ANT_CORE_LATENCY + (emit ? kRows * kCols + 1 : 0);
     if (!emit) return;
     for (uint32_t i = 0; i < kRows * kCols; ++i) {
-        core_out_t o;
-        o.data = static_cast<uint32_t>(acc_[i / kCols][i % kCols]);
-        o.last = (i == kRows * kCols - 1);
+        core_out_t o = static_cast<uint32_t>(acc_[i / kCols][i % kCols]);
+        o.range(ANT_OUT_LAST, ANT_OUT_LAST) = (i == kRows * kCols - 1);
         m_axis.write(o);
     }
 }

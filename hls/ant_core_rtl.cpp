@@ -36,7 +36,7 @@ antcore *core() {
 }
 
 void put(const core_in_t &beat) {
-    for (unsigned w = 0; w < kWords; ++w) beats_.push_back(beat.data.range(64 * w + 63, 64 * w).to_uint64());
+    for (unsigned w = 0; w < kWords; ++w) beats_.push_back(beat.range(64 * w + 63, 64 * w).to_uint64());
 }
 
 }  // namespace
@@ -71,9 +71,8 @@ void ant_core(hls::stream<core_in_t> &s_axis, hls::stream<core_out_t> &m_axis) {
     }
     if (!emit) return;
     for (unsigned i = 0; i < kRows * kCols; ++i) {
-        core_out_t o;
-        o.data = static_cast<uint32_t>(out[i]);
-        o.last = (i == kRows * kCols - 1);
+        core_out_t o = static_cast<uint32_t>(out[i]);
+        o.range(ANT_OUT_LAST, ANT_OUT_LAST) = (i == kRows * kCols - 1);
         m_axis.write(o);
     }
 }

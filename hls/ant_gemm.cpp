@@ -115,7 +115,7 @@ uint64_t bits_at(const bus_t *buf, uint64_t pos, uint32_t n) {
 void put_bits(core_in_t &beat, uint32_t dst, const bus_t *buf, uint64_t pos, uint32_t nbits) {
     for (uint32_t b = 0; b < nbits; b += 32) {
         const uint32_t n = nbits - b < 32 ? nbits - b : 32;
-        beat.data.range(dst + b + n - 1, dst + b) = bits_at(buf, pos + b, n);
+        beat.range(dst + b + n - 1, dst + b) = bits_at(buf, pos + b, n);
     }
 }
 
@@ -128,17 +128,16 @@ uint64_t side_bits(const Fmt &f, uint32_t hi) {
 
 void feed_job(hls::stream<core_in_t> &s, uint64_t cfg, uint32_t kl, const bus_t *abuf, uint32_t abit,
               const bus_t *wbuf, uint32_t wbit) {
-    core_in_t head;
-    head.data.range(63, 0) = cfg;
-    head.last = 0;
+    core_in_t head = 0;
+    head.range(63, 0) = cfg;
     s.write(head);
 steps:
     for (uint32_t i = 0; i < kl; ++i) {
 #pragma HLS PIPELINE II = 1
-        core_in_t beat;
+        core_in_t beat = 0;
         put_bits(beat, 0, abuf, abit + uint64_t{i} * kStepA, kStepA);
         put_bits(beat, kStepA, wbuf, wbit + uint64_t{i} * kStepW, kStepW);
-        beat.last = (i == kl - 1);
+        beat.range(ANT_IN_LAST, ANT_IN_LAST) = (i == kl - 1);
         s.write(beat);
     }
 }
@@ -149,7 +148,7 @@ results:
     for (uint32_t i = 0; i < kRows * kCols; ++i) {
 #pragma HLS PIPELINE II = 1
         const core_out_t v = s.read();
-        acc[i / kCols][i % kCols] += static_cast<int32_t>(static_cast<uint32_t>(v.data.to_uint64()));
+        acc[i / kCols][i % kCols] += static_cast<int32_t>(static_cast<uint32_t>(v.range(31, 0).to_uint64()));
     }
 }
 

@@ -115,7 +115,7 @@ class GemmTiming:
     flush_s: float = 0.0
     """Copy-in: ``flush()`` of the buffers packed by this call."""
     start_s: float = 0.0
-    """Writing the argument registers and AP_START."""
+    """Writing the argument registers and AP_START (in emulation the model computes in this write)."""
     compute_s: float = 0.0
     """Polling until AP_DONE (on a board, the accelerator's run time)."""
     invalidate_s: float = 0.0
@@ -461,3 +461,4 @@ class AntOverlay(pynq.Overlay):
         self.last_timing = GemmTiming(t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4, t6 - t5, t6 - t0, cycles,
                                       self.clock_mhz)
         return y, A, W
+

@@ -3,7 +3,7 @@
 * :func:`config_header` renders ``hls/ant_config.h`` from :mod:`antq.arch`, :mod:`antq.formats`
   and :mod:`antq.regmap` (``make config``); a test fails if the committed copy is stale.
 * :func:`build` compiles the HLS top function, unchanged, with g++ against the small shims in
-  ``hls/shim`` (``ap_int.h``, ``hls_stream.h``, ``ap_axi_sdata.h``):
+  ``hls/shim`` (``ap_int.h``, ``hls_stream.h``):
 
   - ``csim``: a shared library of the top function with the C++ core model (the emulator's
     default compute level);
@@ -86,14 +86,16 @@ def config_header(cfg: arch.ArrayConfig = arch.DEFAULT) -> str:
     return "\n".join(lines)
 
 
-def write_config(path: Path = CONFIG_PATH) -> Path:
-    Path(path).write_text(config_header())
-    return Path(path)
+def write_config(path: Path | None = None) -> Path:
+    path = Path(path or CONFIG_PATH)
+    path.write_text(config_header())
+    return path
 
 
-def check_config(path: Path = CONFIG_PATH) -> None:
+def check_config(path: Path | None = None) -> None:
     """Raise if the committed ``hls/ant_config.h`` no longer matches antq.arch/formats/regmap."""
-    if not Path(path).is_file() or Path(path).read_text() != config_header():
+    path = Path(path or CONFIG_PATH)
+    if not path.is_file() or path.read_text() != config_header():
         raise BuildError(f"{path} is stale or missing: antq.arch, antq.formats or antq.regmap changed; "
                          "run `make config` and commit the result")
 

@@ -1,0 +1,107 @@
+"""The HLS C++ under g++: generated header, C-simulation testbench, other geometries, and the
+agreement of the C++ with its single sources (register map, accumulator bound, core stream)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from antq import arch, formats, hls, regmap, rtl
+from antq.emulation import check_args
+
+
+def test_committed_config_header_is_fresh():
+    assert hls.CONFIG_PATH.read_text() == hls.config_header(), "run `make config` and commit hls/ant_config.h"
+
+
+def test_stale_config_header_is_refused(tmp_path, monkeypatch):
+    stale = tmp_path / "ant_config.h"
+    stale.write_text(hls.config_header().replace("#define ANT_ROWS 8", "#define ANT_ROWS 4"))
+    monkeypatch.setattr(hls, "CONFIG_PATH", stale)
+    with pytest.raises(hls.BuildError, match="stale"):
+        hls.build("csim")
+
+
+def test_csim_testbench_golden_and_random():
+    r = hls.run_csim(random=200, seed=3)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "73 golden cases" in r.stdout and "all bit-exact" in r.stdout
+
+
+@pytest.mark.parametrize("cfg", [arch.ArrayConfig(16, 16), arch.ArrayConfig(3, 5),
+                                 arch.ArrayConfig(4, 8, 128), arch.ArrayConfig(8, 8, 64, 24)], ids=str)
+def test_csim_testbench_other_geometries(cfg):
+    r = hls.run_csim(golden=None, random=120, seed=5, cfg=cfg)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"{cfg.rows}x{cfg.cols} array, {cfg.bus_bits}-bit bus" in r.stdout
+
+
+def test_testbench_refuses_a_golden_file_for_another_array():
+    r = hls.run_csim(random=0, cfg=arch.ArrayConfig(4, 4))
+    assert r.returncode == 2 and "golden file is for a 8x8 array" in r.stderr
+
+
+def test_top_function_signature_is_the_register_map():
+    src = (hls.HLS_DIR / "ant_gemm.cpp").read_text()
+    sig = re.search(r"void ant_gemm\((.*?)\)\s*\{", src, re.S)[1]
+    params = [p.split()[-1].lstrip("*") for p in sig.replace("\n", " ").split(",")]
+    assert params == [a.name for a in regmap.ARGS]
+    for a in regmap.ARGS:
+        decl = next(p for p in sig.split(",") if p.split()[-1].lstrip("*") == a.name)
+        assert ("*" in decl) == (a.kind != "in"), a.name
+        assert re.search(rf"#pragma HLS INTERFACE s_axilite port = {a.name} bundle = control", src), a.name
+        if a.kind == "ptr":
+            pragma = rf"#pragma HLS INTERFACE m_axi port = {a.name} offset = slave bundle = gmem"
+            assert re.search(pragma, src), a.name
+    assert "#pragma HLS INTERFACE s_axilite port = return bundle = control" in src
+
+
+def test_max_k_matches_antq_arch():
+    lib = hls.load("csim")
+    fmts = formats.hardware_formats() + [formats.get("int", 8, s) for s in (False, True)]
+    for fa in fmts:
+        for fw in fmts:
+            assert lib.antgemm_max_k(regmap.encode_type(fa), regmap.encode_type(fw)) == arch.max_k(fa, fw)
+    assert lib.antgemm_max_k(0x13, regmap.encode_type(fmts[0])) == 0  # not a format
+
+
+def test_status_decisions_match_the_python_model():
+    """The C++ check of the arguments and antq.emulation.check_args agree (no memory is touched)."""
+    import ctypes
+
+    lib = hls.load("csim")
+    out = (ctypes.c_uint32 * 5)()
+    i4, i8 = regmap.encode_type(formats.get("int", 4, True)), regmap.encode_type(formats.get("int", 8, True))
+    cases = [(0, 0, 0, 0, 0, 0), (1, 1, 1, 0x13, i4, 0), (1, 1, 1, i4, 0x9F, 0), (1, 1, 1, i4, i4, 2),
+             (1, 1, 1, i8, i4, 0b1000), (0, 1, 1, i4, i4, 0), (1, 1, regmap.MAX_DIM + 1, i4, i4, 0),
+             (1, 1, 1, i4 | 0x100, i4, 0), (1, 1, 1, i4 | 0x8, i4, 0), (1, 1, 1, 0x81, i4, 0)]  # 0x81: pot8u
+    for m, n, k, at, wt, passes in cases:
+        want = check_args(m, n, k, at, wt, passes)[0]
+        assert want != regmap.ST_OK or m == 0
+        assert lib.antgemm_call(None, None, None, m, n, k, at, wt, passes, out) == 0
+        assert (out[0], out[1], out[2]) == (regmap.ID_WORD, regmap.encode_geometry(arch.DEFAULT), want), \
+            (m, n, k, hex(at), hex(wt), passes)
+
+
+def test_type_encoding_round_trips():
+    for f in formats.all_formats():
+        if regmap.supported(f):
+            assert regmap.decode_type(regmap.encode_type(f)) == f
+        else:
+            with pytest.raises(ValueError, match="decodes 4-bit"):
+                regmap.encode_type(f)
+
+
+def test_core_config_word_fields_match_the_rtl_helper():
+    fa, fw = formats.get("flint", 4, True), formats.get("int", 4, False)
+    word = rtl.config_word(77, fa, fw, a_hi=False, w_hi=True, acc=True, emit=True)
+    side_a = formats.KIND_IDS[fa.kind] | 1 << 2
+    side_w = formats.KIND_IDS[fw.kind] | 1 << 3
+    assert word == (77 | side_a << regmap.CFG_A_SIDE | side_w << regmap.CFG_W_SIDE
+                    | 1 << regmap.CFG_ACC | 1 << regmap.CFG_EMIT)
+
+
+def test_build_errors_name_the_compiler(monkeypatch):
+    monkeypatch.setenv("CXX", "/nonexistent/g++")
+    with pytest.raises(hls.BuildError, match="no working C\\+\\+ compiler"):
+        hls.build("tb")
