@@ -1,0 +1,255 @@
+"""Small real models and datasets to quantize: a digits CNN and a Linear-only digits transformer.
+
+Both train on scikit-learn's ``digits`` (1,797 8x8 images that ship with scikit-learn, so nothing
+is downloaded) in well under a minute on two CPU cores, deterministically: a fixed seed, one
+torch thread and a fixed batch order. Trained fp32 weights are cached under ``build/models``
+(override with ``ANTQ_BUILD``), keyed by a hash of the training recipe and the torch version,
+behind a file lock so parallel test workers train each model once.
+
+* ``digits-cnn``: three Conv2d+BatchNorm+ReLU blocks with max pooling, then two Linear layers.
+  Its inputs are pixel intensities in [0, 1], so every activation is unsigned.
+* ``digits-transformer``: each image is a sequence of 8 row tokens of 8 pixels. A pre-LayerNorm
+  encoder block (four-head attention, GELU MLP) and a mean-pooled Linear head. Only Linear layers
+  carry weights, and their inputs (centred pixels, LayerNorm and GELU outputs) are signed, which
+  exercises the signed activation grids.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import inspect
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+DATASETS: tuple[str, ...] = ("digits",)
+SPLITS: tuple[str, ...] = ("train", "test", "calib")
+TEST_FRACTION = 0.2
+SPLIT_SEED = 0
+CALIB_SAMPLES = 256
+"""The ``calib`` split: the first 256 images of the (shuffled) training split."""
+
+
+def build_dir() -> Path:
+    """Where trained models and reports go: ``$ANTQ_BUILD`` or the repository's ``build/``."""
+    env = os.environ.get("ANTQ_BUILD")
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "build"
+
+
+@cache
+def _digits_splits() -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x = (d.images / 16.0).astype(np.float32)[:, None]  # (N, 1, 8, 8) in [0, 1]
+    y = d.target.astype(np.int64)
+    # A stratified split by a fixed permutation: the test images are never seen in training.
+    rng = np.random.default_rng(SPLIT_SEED)
+    test = np.zeros(len(y), bool)
+    for c in np.unique(y):
+        idx = rng.permutation(np.flatnonzero(y == c))
+        test[idx[: int(round(TEST_FRACTION * len(idx)))]] = True
+    train_idx = rng.permutation(np.flatnonzero(~test))
+    test_idx = np.flatnonzero(test)
+    out = {"train": (x[train_idx], y[train_idx]), "test": (x[test_idx], y[test_idx])}
+    out["calib"] = (out["train"][0][:CALIB_SAMPLES], out["train"][1][:CALIB_SAMPLES])
+    return out
+
+
+def load_dataset(name: str, split: str = "test") -> tuple[np.ndarray, np.ndarray]:
+    """``(x, y)`` numpy arrays of a dataset split: ``train``, ``test`` (held out) or ``calib``.
+
+    ``digits``: x is float32 (N, 1, 8, 8) in [0, 1], y int64 class labels 0..9.
+    """
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; antq ships {', '.join(DATASETS)}")
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
+    x, y = _digits_splits()[split]
+    return x.copy(), y.copy()
+
+
+class DigitsCNN(nn.Module):
+    """Conv-BN-ReLU x3 with two max pools (8x8 -> 2x2), then Linear-ReLU-Linear."""
+
+    dataset_name = "digits"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(1, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
+            nn.Conv2d(16, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(32, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(),
+            nn.MaxPool2d(2),
+        )
+        self.classifier = nn.Sequential(
+            nn.Flatten(), nn.Linear(32 * 2 * 2, 64), nn.ReLU(), nn.Dropout(0.1), nn.Linear(64, 10)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention from plain Linear layers, so each projection is quantized."""
+
+    def __init__(self, dim: int, heads: int) -> None:
+        super().__init__()
+        self.heads, self.head_dim = heads, dim // heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, d = x.shape
+        qkv = self.qkv(x).reshape(b, t, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv[0], qkv[1], qkv[2]
+        att = torch.softmax(q @ k.transpose(-2, -1) * self.head_dim**-0.5, dim=-1)
+        return self.proj((att @ v).transpose(1, 2).reshape(b, t, d))
+
+
+class DigitsTransformer(nn.Module):
+    """A one-block pre-LN transformer encoder over the 8 rows of a digit (8 tokens of 8 pixels)."""
+
+    dataset_name = "digits"
+
+    def __init__(self, dim: int = 48, heads: int = 4, hidden: int = 96) -> None:
+        super().__init__()
+        self.embed = nn.Linear(8, dim)
+        self.pos = nn.Parameter(torch.zeros(1, 8, dim))
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = SelfAttention(dim, heads)
+        self.norm2 = nn.LayerNorm(dim)
+        self.fc1 = nn.Linear(dim, hidden)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden, dim)
+        self.norm = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.embed(x.flatten(1, 2) - 0.5) + self.pos  # (B, 8 rows, 8 pixels), centred: signed
+        h = h + self.attn(self.norm1(h))
+        h = h + self.fc2(self.act(self.fc1(self.norm2(h))))
+        return self.head(self.norm(h).mean(dim=1))
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How a zoo model is trained (part of its cache key)."""
+
+    factory: Callable[[], nn.Module]
+    dataset: str
+    epochs: int
+    lr: float
+    batch: int = 64
+    weight_decay: float = 1e-4
+    seed: int = 0
+
+
+ZOO: dict[str, Recipe] = {
+    "digits-cnn": Recipe(DigitsCNN, "digits", epochs=30, lr=3e-3),
+    "digits-transformer": Recipe(DigitsTransformer, "digits", epochs=100, lr=3e-3),
+}
+
+
+def _cache_key(name: str, r: Recipe) -> str:
+    h = hashlib.sha256()
+    h.update(repr((name, r.dataset, r.epochs, r.lr, r.batch, r.weight_decay, r.seed)).encode())
+    h.update(inspect.getsource(r.factory).encode())
+    h.update(inspect.getsource(_train).encode())
+    h.update(torch.__version__.encode())
+    return h.hexdigest()[:16]
+
+
+@contextlib.contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run with ``n`` torch threads: one thread makes CPU training bit-reproducible."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock file, so that parallel test workers build a cached artefact once."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def batches(x: np.ndarray, y: np.ndarray, batch: int, seed: int | None = None
+            ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Mini-batches as torch tensors, shuffled by ``seed`` (in order when ``seed`` is None)."""
+    order = np.arange(len(y)) if seed is None else np.random.default_rng(seed).permutation(len(y))
+    for i in range(0, len(y), batch):
+        idx = order[i:i + batch]
+        yield torch.from_numpy(x[idx]), torch.from_numpy(y[idx])
+
+
+def _train(model: nn.Module, r: Recipe, progress: bool) -> None:
+    from tqdm import tqdm
+
+    x, y = load_dataset(r.dataset, "train")
+    opt = torch.optim.AdamW(model.parameters(), lr=r.lr, weight_decay=r.weight_decay)
+    steps = r.epochs * -(-len(y) // r.batch)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=r.lr, total_steps=steps)
+    model.train()
+    with tqdm(total=steps, desc="train", unit="step", disable=not progress, leave=False) as bar:
+        for epoch in range(r.epochs):
+            for xb, yb in batches(x, y, r.batch, seed=r.seed * 1000 + epoch):
+                opt.zero_grad()
+                F.cross_entropy(model(xb), yb).backward()
+                opt.step()
+                sched.step()
+                bar.update()
+    model.eval()
+
+
+def get(name: str, *, progress: bool = True, retrain: bool = False) -> nn.Module:
+    """A trained zoo model in eval mode: loaded from the cache, or trained (and cached) first."""
+    if name not in ZOO:
+        raise ValueError(f"unknown model {name!r}; the zoo has {', '.join(ZOO)}")
+    r = ZOO[name]
+    path = build_dir() / "models" / f"{name}-{_cache_key(name, r)}.pt"
+    with file_lock(path.with_suffix(".lock")):
+        torch.manual_seed(r.seed)
+        model = r.factory()
+        if path.exists() and not retrain:
+            model.load_state_dict(torch.load(path, weights_only=True))
+        else:
+            with torch_threads(1):
+                _train(model, r, progress)
+            tmp = path.with_suffix(".tmp")
+            torch.save(model.state_dict(), tmp)
+            os.replace(tmp, path)
+    return model.eval()
+
+
+def predict(fn: Callable[[torch.Tensor], torch.Tensor], x: np.ndarray, batch: int = 512) -> np.ndarray:
+    """Logits of a torch callable over numpy inputs, in batches, without gradients."""
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(x), batch):
+            out.append(fn(torch.from_numpy(x[i:i + batch])).float().numpy())
+    return np.concatenate(out)
+
+
+def accuracy(logits: np.ndarray, y: np.ndarray) -> float:
+    """Top-1 accuracy in percent."""
+    return float(100.0 * np.mean(np.argmax(logits, axis=-1) == y))

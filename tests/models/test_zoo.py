@@ -1,0 +1,53 @@
+"""The model zoo: datasets and splits, trained accuracy, deterministic cached training."""
+
+import numpy as np
+import pytest
+import torch
+from antq import models
+
+
+def test_digits_splits_are_disjoint_stratified_and_fixed():
+    xtr, ytr = models.load_dataset("digits", "train")
+    xt, yt = models.load_dataset("digits", "test")
+    xc, yc = models.load_dataset("digits", "calib")
+    assert xtr.shape[1:] == (1, 8, 8) and xtr.dtype == np.float32 and ytr.dtype == np.int64
+    assert len(ytr) + len(yt) == 1797 and len(yt) == 359
+    assert xtr.min() == 0 and xtr.max() == 1
+    assert np.array_equal(xc, xtr[:256]) and np.array_equal(yc, ytr[:256])
+    assert np.all(np.abs(np.bincount(yt) / len(yt) - np.bincount(ytr) / len(ytr)) < 0.01)
+    # disjoint: the split is a partition of the dataset's indices
+    d = models._digits_splits
+    d.cache_clear()
+    again = models.load_dataset("digits", "test")
+    assert np.array_equal(again[0], xt) and np.array_equal(again[1], yt)
+    tr_rows = {r.tobytes() + bytes([c]) for r, c in zip(xtr, ytr, strict=True)}
+    test_rows = [r.tobytes() + bytes([c]) for r, c in zip(xt, yt, strict=True)]
+    assert sum(r in tr_rows for r in test_rows) < 5  # only exact duplicate images can coincide
+
+
+def test_unknown_dataset_split_or_model():
+    with pytest.raises(ValueError, match="unknown dataset 'mnist'"):
+        models.load_dataset("mnist", "test")
+    with pytest.raises(ValueError, match="unknown split 'val'"):
+        models.load_dataset("digits", "val")
+    with pytest.raises(ValueError, match="unknown model 'resnet'"):
+        models.get("resnet")
+
+
+def test_trained_models_are_accurate(cnn, transformer):
+    x, y = models.load_dataset("digits", "test")
+    assert models.accuracy(models.predict(cnn, x), y) > 96
+    assert models.accuracy(models.predict(transformer, x), y) > 94
+    assert not any(isinstance(m, torch.nn.Conv2d) for m in transformer.modules())
+    assert cnn.dataset_name == transformer.dataset_name == "digits"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(models.ZOO))
+def test_training_is_deterministic(name, tmp_path, monkeypatch):
+    """Retraining from scratch in another cache directory gives bit-identical weights."""
+    cached = models.get(name, progress=False).state_dict()
+    monkeypatch.setenv("ANTQ_BUILD", str(tmp_path))
+    fresh = models.get(name, progress=False).state_dict()
+    assert list(tmp_path.glob("models/*.pt"))
+    assert all(torch.equal(cached[k], fresh[k]) for k in cached)
