@@ -9,7 +9,7 @@ import sys
 from . import arch, formats
 
 # Modules that contribute subcommands (each defines ``add_commands(subparsers)``).
-COMMAND_MODULES: tuple[str, ...] = ("antq.bench", "antq.rtl", "antq.overlay")
+COMMAND_MODULES: tuple[str, ...] = ("antq.bench", "antq.rtl", "antq.report", "antq.overlay")
 
 
 def _print_formats(a: argparse.Namespace) -> None:
