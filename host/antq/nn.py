@@ -577,6 +577,8 @@ def quantize_model(model: nn.Module, calib_data: Any, config: str = "ip-f", bits
                 raise ValueError(f"layer {name}: {pname} has {bad} NaN/Inf values")
     params = [p for p in model.parameters() if p.is_floating_point()]
     x = calibration_tensor(calib_data, params[0].dtype if params else torch.float32)
+    if params:
+        x = x.to(params[0].device)
     qm = QuantModel(copy.deepcopy(model), specs, config=config, bits=bits,
                     dataset=dataset if dataset is not None else getattr(model, "dataset_name", None),
                     name=type(model).__name__)

@@ -68,7 +68,7 @@ def measure(model_names: list[str] | None = None, *, qat_epochs: int = 5, qat_st
     results: dict[str, Any] = {"models": {}, "qat": {"epochs": qat_epochs, "steps": qat_steps, "lr": lr},
                                "torch": torch.__version__, "sweep_bits": list(sweep_bits)}
     bar = tqdm(total=len(names) * (len(configs) + len(sweep_bits) * len(SWEEP_CONFIGS)), desc="report",
-               unit="model", disable=not progress)
+               unit="run", disable=not progress)
     for name in names:
         t0 = time.perf_counter()
         bar.set_postfix_str(f"{name}: fp32")
@@ -285,6 +285,33 @@ def checks(results: dict) -> list[dict]:
     return out
 
 
+def _kind(type_name: str) -> str:
+    return type_name.rstrip("0123456789su")
+
+
+def findings(results: dict) -> list[str]:
+    """What the measured numbers say, one sentence each (computed, not written by hand)."""
+    out = []
+    for name, r in results["models"].items():
+        c = r["configs"]
+        tensors = [(row["layer"], role, row[role]["type"]) for row in c["ip-f"]["layers"]
+                   for role in ("weight", "input")]
+        other = [f"{layer} {role} ({typ})" for layer, role, typ in tensors if _kind(typ) != "int"]
+        out.append(f"{name}: at 4 bits ip-f chose int for {len(tensors) - len(other)} of {len(tensors)} "
+                   "tensors" + (f"; PoT or flint for {', '.join(other)}." if other else "."))
+        ant = [c[k]["ptq"] for k in SWEEP_CONFIGS]
+        out.append(f"{name}: 4-bit PTQ of int/ip/ip-f/fip-f spans {min(ant):.2f}-{max(ant):.2f}% (fp32 "
+                   f"{r['fp32']:.2f}%); the baselines reach NF4 {c['nf4']['ptq']:.2f}%, FP4 "
+                   f"{c['fp4']['ptq']:.2f}%, int4-pc {c['int4-pc']['ptq']:.2f}%.")
+        for b in sorted(k for k in r["sweep"] if k < 4):
+            s = r["sweep"][b]
+            diff = round((s["ip-f"]["ptq"] - s["int"]["ptq"]) * r["n_test"] / 100)
+            n_other = sum(_kind(t) != "int" for pair in s["ip-f"]["types"] for t in pair)
+            out.append(f"{name}: at {b} bits PTQ, ip-f {s['ip-f']['ptq']:.2f}% vs int {s['int']['ptq']:.2f}% "
+                       f"({diff:+d} images); ip-f uses {n_other} non-int tensors.")
+    return out
+
+
 def write(results: dict, out_dir: str | Path, quick: bool = False) -> Path:
     """Write ``report.md`` and its PNGs into ``out_dir``; returns the markdown path."""
     out = Path(out_dir)
@@ -397,14 +424,16 @@ def write(results: dict, out_dir: str | Path, quick: bool = False) -> Path:
         "",
         "![the four 4-bit value grids](grids.png)",
         "",
-        "## Reading the results",
+        "## Findings",
         "",
-        "* Only ANT configs export to the integer model; its accuracy equals the fake-quant QAT column when "
-        "the two agree on every test image (they are tested to give identical classes).",
-        "* The type choice is per tensor and by MSE, so it helps where a tensor's distribution is far from "
-        "uniform (heavy tails, e.g. the transformer's LayerNorm and GELU outputs); on near-uniform tensors "
-        "int wins and the configs coincide.",
-        "* Differences of one or two test images are within the binomial standard error stated per model.",
+        *[f"* {f}" for f in findings(results)],
+        "* The exported integer model predicts the same class as the fake-quant model on every test image "
+        "(a test checks it), so its column equals the QAT column.",
+        "* The type is chosen per tensor by MSE. A tensor whose values spread evenly over their range (the "
+        "weights of these small models, see the histograms) is best served by int, and then the ANT configs "
+        "coincide; PoT and flint win on tensors with a peak at zero and long tails.",
+        "* A lower MSE does not always mean a higher top-1, and differences of one or two test images are "
+        "within the binomial standard error stated per model.",
         "",
     ]
     path = out / "report.md"
@@ -429,11 +458,16 @@ def _load_model(spec: str) -> Any:
         import importlib
 
         mod, _, attr = spec.partition(":")
+        from torch import nn
+
         try:
             obj = getattr(importlib.import_module(mod), attr)
         except (ImportError, AttributeError) as e:
             raise ValueError(f"cannot import model {spec!r}: {e}") from e
-        return obj() if callable(obj) and not hasattr(obj, "forward") else obj
+        model = obj if isinstance(obj, nn.Module) else obj() if callable(obj) else obj
+        if not isinstance(model, nn.Module):
+            raise ValueError(f"{spec} gives a {type(model).__name__}, not a torch.nn.Module")
+        return model.eval()
     raise ValueError(f"unknown model {spec!r}: give a zoo name ({', '.join(models.ZOO)}) or module:callable")
 
 

@@ -90,3 +90,28 @@ def test_command_errors(tmp_path, capsys, argv, match):
     antq.save(tmp_path / "tensor.antq", antq.quantize_tensor(np.ones((2, 2), np.float32)))
     assert cli.main([a.format(tmp=tmp_path) for a in argv]) == 1
     assert re.search(match, capsys.readouterr().err)
+
+
+def test_quantize_a_user_model_from_module_and_npy(tmp_path, monkeypatch, capsys):
+    (tmp_path / "usermodels.py").write_text(
+        "import torch\n"
+        "def make():\n"
+        "    torch.manual_seed(0)\n"
+        "    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 32), torch.nn.ReLU(),\n"
+        "                               torch.nn.Linear(32, 10))\n"
+        "NOT_A_MODEL = 3\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    x, y = models.load_dataset("digits", "calib")
+    np.save(tmp_path / "calib.npy", x)
+    out = tmp_path / "user.antq"
+    calib = str(tmp_path / "calib.npy")
+    assert cli.main(["quantize", "usermodels:make", "--calib", calib, "-o", str(out)]) == 0
+    assert antq.load(out).dataset is None
+    assert cli.main(["eval", str(out)]) == 1
+    assert "records no dataset; pass --dataset" in capsys.readouterr().err
+    assert cli.main(["eval", str(out), "--dataset", "digits", "--split", "calib"]) == 0
+    assert "on digits/calib (256 samples)" in capsys.readouterr().out
+    assert cli.main(["quantize", "usermodels:make", "-o", str(out)]) == 1
+    assert "names no dataset; pass --calib FILE.npy" in capsys.readouterr().err
+    assert cli.main(["quantize", "usermodels:NOT_A_MODEL", "--calib", "8", "-o", str(out)]) == 1
+    assert "not a torch.nn.Module" in capsys.readouterr().err
