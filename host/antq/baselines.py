@@ -20,6 +20,7 @@ No hardware computes on these codebooks, so ``antq`` never exports them to an ``
 from __future__ import annotations
 
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
 
@@ -34,10 +35,9 @@ def nf4_values(offset: float = 0.9677083) -> np.ndarray:
     ``linspace(offset, 0.5, 9)`` (positive side) and ``linspace(offset, 0.5, 8)`` (negative side),
     with the float32 linspace of torch, so the table equals bitsandbytes' to the last bit.
     """
-    from scipy.stats import norm
-
-    pos = norm.ppf(_torch_linspace_f32(offset, 0.5, 9)[:-1].astype(np.float64))
-    neg = -norm.ppf(_torch_linspace_f32(offset, 0.5, 8)[:-1].astype(np.float64))
+    ppf = np.vectorize(NormalDist().inv_cdf)  # the standard normal quantile function (stdlib)
+    pos = ppf(_torch_linspace_f32(offset, 0.5, 9)[:-1].astype(np.float64))
+    neg = -ppf(_torch_linspace_f32(offset, 0.5, 8)[:-1].astype(np.float64))
     v = np.sort(np.concatenate([pos, [0.0], neg]).astype(np.float32))
     return (v / v.max()).astype(np.float64)
 
