@@ -516,6 +516,7 @@ def _cmd_quantize(a: argparse.Namespace) -> None:
             raise ValueError("QAT needs a dataset; the model names none (use --dataset)")
         xtr, ytr = models.load_dataset(dataset, "train")
         antq.fine_tune(qm, _qat_loader(xtr, ytr), epochs=a.qat_epochs, lr=a.lr)
+    print("types chosen at calibration (SQNR on the calibration data):")
     for row in qm.summary():
         w, i = row["weight"], row["input"]
         print(f"{row['layer']:<20} {row['spec']:<8} weight {w['type']:<8} SQNR "
