@@ -17,6 +17,7 @@ any exact ``gemm`` gives bit-identical results. This module needs numpy only (no
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -129,10 +130,18 @@ class GemmLayer:
         return QuantizedTensor(codes.reshape(-1, self.k), kind=self.act_fmt.kind, bits=self.act_fmt.bits,
                                signed=self.act_fmt.signed, scale=self.act_scale)
 
-    def forward(self, x: np.ndarray, gemm: Gemm) -> tuple[np.ndarray, np.ndarray]:
-        """(float64 output, int64 accumulators) of this layer on input ``x``."""
+    def forward(self, x: np.ndarray, gemm: Gemm, times: dict[str, float] | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
+        """(float64 output, int64 accumulators) of this layer on input ``x``.
+
+        ``times``, if given, receives the wall seconds of ``quantize`` (requantize + im2col),
+        ``gemm`` (the callable) and ``rescale`` (scales, bias, layout), for latency breakdowns.
+        """
+        t0 = time.perf_counter()
         a = self.activation_matrix(x)
+        t1 = time.perf_counter()
         acc = gemm(a, self.weight)
+        t2 = time.perf_counter()
         if not isinstance(acc, np.ndarray) or acc.dtype.kind not in "iu":
             raise TypeError(f"layer {self.name}: gemm must return an integer numpy array, got "
                             f"{type(acc).__name__} {getattr(acc, 'dtype', '')}")
@@ -146,8 +155,12 @@ class GemmLayer:
         batch = x.shape[0]
         if self.op == "conv2d":
             oh, ow = self._out_hw(*self.in_shape[1:])
-            return y.reshape(batch, oh, ow, self.n).transpose(0, 3, 1, 2), acc
-        return y.reshape(batch, *self.in_shape[:-1], self.n), acc
+            y = y.reshape(batch, oh, ow, self.n).transpose(0, 3, 1, 2)
+        else:
+            y = y.reshape(batch, *self.in_shape[:-1], self.n)
+        if times is not None:
+            times.update(quantize=t1 - t0, gemm=t2 - t1, rescale=time.perf_counter() - t2)
+        return y, acc
 
     def state(self) -> dict:
         return {
@@ -394,6 +407,10 @@ class TraceRecord:
     op: str
     output: Any
     acc: np.ndarray | None = None
+    seconds: float = 0.0
+    """Wall time of the node."""
+    times: dict[str, float] | None = None
+    """For a GEMM node: seconds spent to ``quantize``, in ``gemm`` and to ``rescale``."""
 
 
 def _resolve(a: Any, env: dict[str, Any]) -> Any:
@@ -494,13 +511,14 @@ class QuantizedModel:
         records: list[TraceRecord] = []
         out: Any = None
         for node in self.nodes:
-            acc = None
+            acc, times = None, ({} if node.op == "gemm" else None)
+            t0 = time.perf_counter()
             if node.op == "input":
                 val = self._check_input(x)
             elif node.op == "output":
                 val = out = _to_float32(_resolve(node.args[0], env))
             elif node.op == "gemm":
-                val, acc = node.layer.forward(_resolve(node.args[0], env), gemm)
+                val, acc = node.layer.forward(_resolve(node.args[0], env), gemm, times)
             elif node.op == "constant":
                 val = _resolve(node.kwargs["value"], env)
             else:
@@ -511,7 +529,8 @@ class QuantizedModel:
                     raise ValueError(f"node {node.name!r} ({node.op}): {e}") from e
             env[node.name] = val
             if trace:
-                records.append(TraceRecord(node.layer.name if node.layer else node.name, node.op, val, acc))
+                records.append(TraceRecord(node.layer.name if node.layer else node.name, node.op, val, acc,
+                                           time.perf_counter() - t0, times))
         return (out, records) if trace else out
 
     __call__ = run
