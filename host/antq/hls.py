@@ -177,6 +177,7 @@ def build(target: str = "csim", cfg: arch.ArrayConfig = arch.DEFAULT) -> Path:
             return out
         tmp = out.with_name(out.name + f".tmp{os.getpid()}")
         cmd = [_compiler(), *flags, *map(str, sources), "-o", str(tmp), *link]
+        print(f"antq: building the HLS {target} target with g++ (cached in {BUILD_DIR})", file=sys.stderr)
         r = subprocess.run(cmd, capture_output=True, text=True)
         if r.returncode:
             tmp.unlink(missing_ok=True)

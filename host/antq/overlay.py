@@ -65,7 +65,7 @@ def bench_gemm(shape: tuple[int, int, int] = (256, 256, 256), backends: tuple[st
     return rows
 
 
-def overlay_info(backend: str | None = None) -> AntOverlay:
+def overlay_info(backend: str | None = None) -> None:
     """Load the overlay and print what the IP reports and its register map."""
     with AntOverlay(backend=backend) as ov:
         name = next(n for n, d in ov.ip_dict.items() if d.get("type") == regmap.VLNV)
@@ -78,7 +78,6 @@ def overlay_info(backend: str | None = None) -> AntOverlay:
         print("registers  (offset, access, name)")
         for r in sorted(ov.ip_dict[name]["registers"].items(), key=lambda kv: kv[1]["address_offset"]):
             print(f"  0x{r[1]['address_offset']:02x}  {r[1]['access']:<10}  {r[0]}")
-        return ov
 
 
 def add_commands(sub) -> None:
@@ -89,9 +88,13 @@ def add_commands(sub) -> None:
     p.add_argument("--a-fmt", default="flint4u", help="activation format, e.g. int4s, flint4u, int8s")
     p.add_argument("--w-fmt", default="flint4s", help="weight format")
     p.add_argument("--repeats", type=int, default=3)
-    p.set_defaults(func=lambda a: bench_gemm(tuple(a.shape), tuple(a.backends.split(",")), a.a_fmt, a.w_fmt,
-                                             a.repeats))
+    p.set_defaults(func=_cmd_bench)
     p = sub.add_parser("overlay-info", help="load the overlay and print the IP's identity and registers",
                        description=overlay_info.__doc__)
     p.add_argument("--backend", default=None, help="ref, csim, rtl or board (default: $ANTQ_BACKEND or auto)")
     p.set_defaults(func=lambda a: overlay_info(a.backend))
+
+
+def _cmd_bench(a) -> int:
+    rows = bench_gemm(tuple(a.shape), tuple(a.backends.split(",")), a.a_fmt, a.w_fmt, a.repeats)
+    return 0 if all(r["exact"] for r in rows) else 1

@@ -105,3 +105,9 @@ def test_build_errors_name_the_compiler(monkeypatch):
     monkeypatch.setenv("CXX", "/nonexistent/g++")
     with pytest.raises(hls.BuildError, match="no working C\\+\\+ compiler"):
         hls.build("tb")
+
+
+@pytest.mark.slow
+def test_csim_testbench_long_random_sweep():
+    r = hls.run_csim(random=5000, seed=11)
+    assert r.returncode == 0, r.stdout + r.stderr

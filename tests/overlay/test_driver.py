@@ -75,8 +75,7 @@ def test_k_beyond_max_k_is_split_and_exact(ov):
 
 
 def test_golden_vectors(ov):
-    cfg, cases = golden.read()
-    assert cfg == ov.array
+    _, cases = golden.read()  # results do not depend on the array; the packing is the driver's
     for c in cases:
         np.testing.assert_array_equal(ov.gemm(c.a, c.w), c.y, err_msg=c.name)
 
@@ -116,3 +115,15 @@ def test_cycles_and_timing_breakdown(ov):
     assert t.device_s == pytest.approx(cycles / (t.clock_mhz * 1e6))
     fields = {"pack_s", "flush_s", "compute_s", "invalidate_s", "unpack_s", "cycles", "device_s"}
     assert set(t.as_dict()) >= fields
+
+
+@pytest.mark.slow
+def test_large_random_sweep(ov):
+    """Many random type pairs and shapes up to 12 x 12 tiles and K of several jobs (make test-slow)."""
+    rng = np.random.default_rng(9)
+    fmts = HW4 + INT8
+    for _ in range(40):
+        m, n, k = (int(x) for x in rng.integers(1, [100, 100, 6000]))
+        fa, fw = fmts[rng.integers(len(fmts))], fmts[rng.integers(len(fmts))]
+        a, w = random_tensor(rng, fa, (m, k)), random_tensor(rng, fw, (n, k))
+        np.testing.assert_array_equal(ov.gemm(a, w), reference.gemm(a, w), err_msg=f"{fa} x {fw} {m}x{n}x{k}")
