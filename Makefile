@@ -34,8 +34,8 @@ bench-quant: setup ## vectorized type/clip search vs. a straightforward loop (pr
 bench-pack: setup ## pack/unpack throughput vs. np.copy (prints GB/s and ratios)
 	$(PY) -m antq bench-pack
 
-demo: setup ## the main job on the emulated overlay
-	$(PY) -m antq formats
+demo: setup ## the main job: ANT-quantize the digits models and run them on the overlay (BACKEND=rtl for cycle-accurate)
+	$(PY) -m antq demo $(if $(BACKEND),--backend $(BACKEND),)
 
 clean: ## remove build outputs (keeps .venv)
 	rm -rf build
