@@ -9,7 +9,7 @@ import sys
 from . import arch, formats
 
 # Modules that contribute subcommands (each defines ``add_commands(subparsers)``).
-COMMAND_MODULES: tuple[str, ...] = ("antq.bench", "antq.rtl", "antq.report", "antq.overlay")
+COMMAND_MODULES: tuple[str, ...] = ("antq.bench", "antq.rtl", "antq.report", "antq.overlay", "antq.runtime")
 
 
 def _print_formats(a: argparse.Namespace) -> None:
@@ -43,13 +43,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        args.func(args)
+        return int(args.func(args) or 0)
     except BrokenPipeError:  # e.g. piped into `head`
         return 0
-    except (ValueError, OverflowError, OSError, TimeoutError) as e:
+    except (ValueError, OverflowError, OSError, TimeoutError, RuntimeError) as e:
         print(f"antq {args.command}: error: {e}", file=sys.stderr)
         return 1
-    return 0
 
 
 if __name__ == "__main__":
