@@ -20,6 +20,7 @@ import numpy as np
 from tqdm import tqdm
 
 from . import arch, container, reference
+from .formats import Format
 from .qmodel import Gemm, QuantizedModel, TraceRecord
 from .quantize import QuantizedTensor
 
@@ -36,6 +37,11 @@ class LayerCall:
     """The driver's ``GemmTiming`` for this call."""
 
 
+def _mappable(fmt: Format) -> bool:
+    """The driver feeds 4-bit formats to the PE as they are and any int of 2..8 bits as int4/int8."""
+    return fmt.bits == arch.CODE_BITS or fmt.kind == "int"
+
+
 class Runtime:
     """A QuantizedModel bound to an AntOverlay, its weights resident on the device.
 
@@ -47,12 +53,12 @@ class Runtime:
         if not isinstance(model, QuantizedModel):
             raise TypeError(f"model must be an antq QuantizedModel (antq.load of a .antq file), got "
                             f"{type(model).__name__}")
-        bad = [f"{layer.name} ({layer.act_fmt.name} x {layer.w_fmt.name})"
-               for layer in model.gemm_layers if not layer.hardware]
+        bad = [f"{layer.name} ({layer.act_fmt.name} x {layer.w_fmt.name})" for layer in model.gemm_layers
+               if not (_mappable(layer.act_fmt) and _mappable(layer.w_fmt))]
         if bad:
             raise ValueError("the accelerator cannot run these layers' formats (it decodes 4-bit int/pot/"
-                             f"flint/float and int8 x int8): {', '.join(bad)}; re-quantize with bits=4 or "
-                             "int8 for them")
+                             f"flint/float, and ints up to 8 bits): {', '.join(bad)}; re-quantize them with "
+                             "bits=4 or as int")
         self.model, self.overlay = model, overlay
         self.calls: list[LayerCall] = []
         self._weights: dict[int, tuple[str, Any]] = {}
