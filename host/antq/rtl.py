@@ -15,15 +15,18 @@ as nibble passes and K split at :func:`antq.arch.max_k`, the way the HLS data mo
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import fcntl
 import hashlib
+import io
+import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -85,7 +88,7 @@ def _stamp(rows: int, cols: int) -> str:
     return h.hexdigest()
 
 
-@contextmanager
+@contextlib.contextmanager
 def _locked(path: Path) -> Iterator[None]:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w") as f:
@@ -227,6 +230,7 @@ class AntCore:
 
     def __init__(self, rows: int = arch.ARRAY_ROWS, cols: int = arch.ARRAY_COLS, *,
                  lib: Path | None = None) -> None:
+        self._h = None
         self._lib = _load(lib if lib is not None else build(rows, cols))
         if (self._lib.antcore_rows(), self._lib.antcore_cols()) != (rows, cols):
             raise RTLError(f"{lib} is a {self._lib.antcore_rows()}x{self._lib.antcore_cols()} core, "
@@ -343,16 +347,21 @@ def gemm(a: QuantizedTensor, w: QuantizedTensor, core: AntCore) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 # speed benchmark
 
-def bench(rows: int = 16, cols: int = 16, k: int = 4096, jobs: int = 20, seed: int = 0) -> dict:
-    """Array cycles per second of the -O3 Verilated core under the C harness (random 4-bit jobs)."""
+def _bench_jobs(rows: int, cols: int, k: int, jobs: int, seed: int) -> np.ndarray:
+    """(jobs, K + 1, words) beats of random flint4u x flint4s jobs, each emitting."""
     rng = np.random.default_rng(seed)
     f = formats.get("flint", 4, False), formats.get("flint", 4, True)
+    return np.stack([job_beats(rng.integers(0, 16, (rows, k)), rng.integers(0, 16, (cols, k)),
+                               config_word(k, *f), rows, cols) for _ in range(jobs)])
+
+
+def bench(rows: int = 16, cols: int = 16, k: int = 4096, jobs: int = 20, seed: int = 0) -> dict:
+    """Array cycles per second of the -O3 Verilated core under the C harness (random 4-bit jobs)."""
     t0 = time.perf_counter()
     path = build(rows, cols)
     build_s = time.perf_counter() - t0
+    work = _bench_jobs(rows, cols, k, jobs, seed)
     with AntCore(rows, cols, lib=path) as core:
-        work = [job_beats(rng.integers(0, 16, (rows, k)), rng.integers(0, 16, (cols, k)),
-                          config_word(k, *f), rows, cols) for _ in range(jobs)]
         start_cycles = core.cycles
         t0 = time.perf_counter()
         for b in work:
@@ -364,6 +373,51 @@ def bench(rows: int = 16, cols: int = 16, k: int = 4096, jobs: int = 20, seed: i
             "build_s": build_s}
 
 
+def bench_cocotb(rows: int = 16, cols: int = 16, k: int = 4096, jobs: int = 2, seed: int = 0) -> dict:
+    """The same kind of jobs through cocotb (lean driver, overlay/harness/cocotb_bench.py) on the
+    same Verilated model (-O3, no tracing): the baseline the C harness is compared with."""
+    from cocotb.runner import get_runner  # only the benchmark needs cocotb
+
+    out_dir = BUILD_DIR / f"cocotb_{rows}x{cols}"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    runner = get_runner("verilator")
+    t0 = time.perf_counter()
+    quiet = contextlib.redirect_stdout(io.StringIO())  # the runner prints every command it runs
+    with _locked(out_dir.with_suffix(".lock")), quiet:
+        saved = os.environ.get("MAKEFLAGS")
+        os.environ["MAKEFLAGS"] = MAKE_FLAGS
+        try:
+            runner.build(verilog_sources=sources(), hdl_toplevel="ant_core", build_dir=out_dir,
+                         parameters={"ROWS": rows, "COLS": cols}, build_args=["-O3"],
+                         timescale=("1ns", "1ps"), log_file=out_dir / "build.log")
+        except SystemExit as e:
+            raise RTLError(f"cocotb Verilator build failed ({e}); see {out_dir / 'build.log'}") from None
+        finally:
+            if saved is None:
+                os.environ.pop("MAKEFLAGS", None)
+            else:
+                os.environ["MAKEFLAGS"] = saved
+    build_s = time.perf_counter() - t0
+    beats, result = out_dir / "beats.npy", out_dir / "result.json"
+    np.save(beats, _bench_jobs(rows, cols, k, jobs, seed))
+    result.unlink(missing_ok=True)
+    if str(HARNESS_DIR) not in sys.path:
+        sys.path.insert(0, str(HARNESS_DIR))  # the runner hands sys.path to the simulator
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            runner.test(hdl_toplevel="ant_core", test_module="cocotb_bench", build_dir=out_dir,
+                        test_dir=out_dir, log_file=out_dir / "test.log",
+                        extra_env={"ANTQ_BENCH": json.dumps({"beats": str(beats), "out": str(result),
+                                                             "rows": rows, "cols": cols})})
+    except SystemExit as e:
+        raise RTLError(f"cocotb run failed ({e}); see {out_dir / 'test.log'}") from None
+    if not result.exists():
+        raise RTLError(f"the cocotb run wrote no result; see {out_dir / 'test.log'}")
+    r = json.loads(result.read_text())
+    r.update(rows=rows, cols=cols, k=k, jobs=jobs, cycles_per_s=r["cycles"] / r["seconds"], build_s=build_s)
+    return r
+
+
 def _cmd_build(a: argparse.Namespace) -> None:
     t0 = time.perf_counter()
     path = build(a.rows, a.cols, force=a.force)
@@ -372,9 +426,15 @@ def _cmd_build(a: argparse.Namespace) -> None:
 
 def _cmd_bench(a: argparse.Namespace) -> None:
     r = bench(a.rows, a.cols, a.k, a.jobs)
-    print(f"ant_core {r['rows']}x{r['cols']}, Verilator -O3 C harness (build/reuse {r['build_s']:.1f} s): "
+    print(f"ant_core {r['rows']}x{r['cols']}, Verilator -O3, C harness (build/reuse {r['build_s']:.1f} s): "
           f"{r['cycles']:,} cycles in {r['seconds']:.2f} s = {r['cycles_per_s'] / 1e6:.3f} M array cycles/s "
           f"({r['macs_per_s'] / 1e6:.1f} M MAC/s)")
+    if a.cocotb:
+        c = bench_cocotb(a.rows, a.cols)
+        print(f"ant_core {c['rows']}x{c['cols']}, Verilator -O3, cocotb driver "
+              f"(build/reuse {c['build_s']:.1f} s): {c['cycles']:,} cycles in {c['seconds']:.2f} s = "
+              f"{c['cycles_per_s'] / 1e3:.1f} k array cycles/s")
+        print(f"C harness / cocotb: {r['cycles_per_s'] / c['cycles_per_s']:.0f}x")
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -385,11 +445,14 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cols", type=int, default=arch.ARRAY_COLS, help="array columns C")
     p.add_argument("--force", action="store_true", help="rebuild even if the cached library is current")
     p.set_defaults(func=_cmd_build)
-    p = sub.add_parser("bench-rtl", help="array cycles/s of the -O3 Verilated core under the C harness",
-                       description="Stream random flint jobs through the -O3 Verilated ant_core and "
-                       "print array cycles per second.")
+    p = sub.add_parser("bench-rtl", help="array cycles/s of the Verilated core: C harness vs. cocotb",
+                       description="Stream random flint jobs through the -O3 Verilated ant_core, "
+                       "once under the C harness (the emulator's rtl level) and once driven by cocotb, "
+                       "and print array cycles per second of each and their ratio.")
     p.add_argument("--rows", type=int, default=16, help="array rows (default 16)")
     p.add_argument("--cols", type=int, default=16, help="array columns (default 16)")
     p.add_argument("--k", type=int, default=4096, help="steps per job (default 4096)")
     p.add_argument("--jobs", type=int, default=20, help="jobs to stream (default 20)")
+    p.add_argument("--no-cocotb", dest="cocotb", action="store_false",
+                   help="skip the cocotb-driven baseline (it builds its own model, ~30 s the first time)")
     p.set_defaults(func=_cmd_bench)

@@ -111,7 +111,7 @@ int antcore_job(antcore *c, const uint64_t *in, unsigned nbeats, int32_t *out,
         if (in[w]) return ANTCORE_EBADJOB;
     if (cfg & kReservedMask) return ANTCORE_EBADJOB;
     const uint64_t k = cfg & 0xFFFFFFu;
-    if (uint64_t{nbeats} != k + 1) return ANTCORE_EBADJOB;
+    if (k == 0 || uint64_t{nbeats} != k + 1) return ANTCORE_EBADJOB;
     const unsigned expect = ((cfg >> 33) & 1u) ? kOut : 0;
 
     Vant_core &t = *c->top;

@@ -32,8 +32,9 @@ uint64_t antcore_cycle_count(antcore *); /* cycles since open */
  *  - It returns once every beat was accepted, every output beat received and the core is idle
  *    again, so the returned cycles include the array's drain (flush) cycles.
  *  - It returns ANTCORE_EBADJOB (-2), without touching the core, when in[] is not one
- *    well-formed job: in/out NULL, nbeats != k + 1 for the config word's k, or reserved
- *    config bits set. (A core fed such a stream would wait for beats that never come.)
+ *    well-formed job: in/out NULL, k = 0, nbeats != k + 1 for the config word's k, or
+ *    reserved config bits set. (A core fed such a stream would wait for beats that never
+ *    come, or take the surplus for the next job.)
  *  - After -1 (timeout) the core is left where it stopped; call antcore_reset() before the
  *    next job.
  *  - The output stream is always ready (no backpressure); the cocotb tests cover that.

@@ -15,6 +15,9 @@
 // DECODE_IN_PE = 1 (for the cost report): the raw codes travel and every PE decodes both
 //   operands itself; the type config is broadcast.
 //
+// The type config must stay constant while steps are in flight (the PE-decoded variant
+// decodes them on the way); ant_core holds it for a whole job and drains between jobs.
+//
 // Readout: rd_data = accumulator of PE (rd_sel / C, rd_sel % C), a combinational narrow mux
 // (rd_sel >= R*C reads 0). clr zeroes every accumulator; rst (synchronous, active high) clears
 // the accumulators, the skew registers and the pass-through registers.

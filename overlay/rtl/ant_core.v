@@ -9,13 +9,15 @@
 // With emit = 1 the core then sends the R*C accumulators on m_axis, row-major (beat r*C + c
 // is PE (r, c)), TLAST on the last; emitting does not change the accumulators.
 //
-// The core counts K; s_axis_tlast (1 on beat K) is not needed and is ignored. s_axis_tready
+// The core counts K; s_axis_tlast (1 on beat K) is not needed and is ignored. A config word
+// with k = 0 (outside the contract's 1 .. 2^24-1) is tolerated: no steps, then acc/emit apply. s_axis_tready
 // is high while the core waits for a config word or for steps, so bubbles (tvalid low) just
 // become zero steps in the array: nothing is lost or duplicated. m_axis holds tdata/tlast
 // stable while tvalid is high and tready is low (a registered output stage).
 //
-// Timing: IDLE -(config)-> RUN -(K steps)-> FLUSH (R + C - 1 cycles, the array drains)
-// -> EMIT (R*C beats, if emit) -> IDLE. `idle` is high in IDLE.
+// Timing: IDLE -(config)-> RUN -(K steps)-> FLUSH (R + C - 2 cycles, the array drains)
+// -> EMIT (R*C beats, if emit) -> IDLE. `idle` is high in IDLE. A job of K steps takes
+// 1 + K + (R + C - 2) cycles, plus R*C + 1 with emit, when the streams never stall.
 //
 // Clock and reset: one clock; rst is synchronous and active high. Reset at any time, also in
 // the middle of a job, returns the core to IDLE with cleared accumulators, an empty array and
@@ -56,7 +58,15 @@ module ant_core #(
 
     localparam NPE     = ROWS * COLS;
     localparam SEL_W   = (NPE > 1) ? $clog2(NPE) : 1;
-    localparam FLUSH   = ROWS + COLS - 2;  // FLUSH + 1 cycles: see LATENCY in ant_array
+    // FLUSH + 1 cycles between the last step and the next state. A step accepted in cycle T
+    // is in a_step/w_step in T+1 and in PE (R-1, C-1)'s accumulator at the end of T+R+C-1.
+    // After a job without emit the next config is accepted in T+FLUSH+2 at the earliest. It
+    // clears (clr_q) at the end of T+FLUSH+3, which must not come before that last
+    // accumulation (FLUSH >= R+C-4; a clear on the same edge wins, as the new job wants), and
+    // in the PE-decoded variant it changes the type config from T+FLUSH+3 on, while the old
+    // steps must still decode with the old one (FLUSH >= R+C-3). The readout needs no wait:
+    // PE (r, c) is read in EMIT cycle r*C + c or later, after it is final.
+    localparam FLUSH   = (ROWS + COLS > 3) ? ROWS + COLS - 3 : 0;
     localparam FLUSH_W = $clog2(FLUSH + 2);
 
     localparam [1:0] ST_IDLE = 2'd0, ST_RUN = 2'd1, ST_FLUSH = 2'd2, ST_EMIT = 2'd3;

@@ -1,0 +1,210 @@
+"""antq.rtl: the -O3 Verilated ant_core behind the C ABI of docs/contracts.md §10.
+
+Golden vectors and random GEMMs (tiles, int8 nibble passes, K split at max_k) through the
+harness, the exact cycle count of a job, the stream-format encoders against the packed bytes,
+every error path, and the cached, locked, source-tracking build.
+"""
+
+import itertools
+import shutil
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+from antq import arch, formats, golden, pack, reference, rtl
+from antq.quantize import QuantizedTensor
+
+R, C = arch.ARRAY_ROWS, arch.ARRAY_COLS
+
+
+@pytest.fixture(scope="module")
+def core():
+    with rtl.AntCore(R, C) as c:
+        yield c
+
+
+def qt(rng, fmt, shape):
+    codes = rng.integers(0, fmt.ncodes, shape)
+    return QuantizedTensor(codes, kind=fmt.kind, bits=fmt.bits, signed=fmt.signed)
+
+
+def test_abi_reports_the_build(core):
+    assert (core.rows, core.cols) == (R, C)
+    assert core.data_bits == rtl.data_bits(R, C) == max(64, 32 * -(-4 * (R + C) // 32))
+    cfg, _ = golden.read()
+    assert (cfg.rows, cfg.cols) == (R, C), "the golden file and antq.arch disagree on the array"
+
+
+def test_golden_vectors(core):
+    _, cases = golden.read()
+    for c in cases:
+        assert np.array_equal(rtl.gemm(c.a, c.w, core), c.y), c.name
+
+
+def test_job_beats_are_the_packed_tile_steps():
+    """Beat j of a job = step j of an activation tile block, then step j of a weight tile block."""
+    cfg, cases = golden.read()
+    la, lw = pack.accelerator_layout("a", cfg), pack.accelerator_layout("w", cfg)
+    checked = 0
+    for c in cases:
+        if c.a.bits != 4 or c.w.bits != 4:
+            continue
+        (m, k), n = c.a.shape, c.w.shape[0]
+        _, kpa = la.padded(m, k)
+        _, kpw = lw.padded(n, k)
+        for ta, tw in itertools.product(range(-(-m // R)), range(-(-n // C))):
+            at = np.zeros((R, k), np.uint8)
+            wt = np.zeros((C, k), np.uint8)
+            at[:min(R, m - ta * R)] = c.a.codes[ta * R:(ta + 1) * R]
+            wt[:min(C, n - tw * C)] = c.w.codes[tw * C:(tw + 1) * C]
+            beats = rtl.job_beats(at, wt, rtl.config_word(k, c.a.fmt, c.w.fmt), R, C)
+            sa = int.from_bytes(c.packed_a[ta * kpa * R // 2:(ta + 1) * kpa * R // 2].tobytes(), "little")
+            sw = int.from_bytes(c.packed_w[tw * kpw * C // 2:(tw + 1) * kpw * C // 2].tobytes(), "little")
+            for j in range(k):
+                a_step = (sa >> (4 * R * j)) & ((1 << 4 * R) - 1)
+                w_step = (sw >> (4 * C * j)) & ((1 << 4 * C) - 1)
+                step = a_step | w_step << 4 * R
+                assert sum(int(x) << (64 * i) for i, x in enumerate(beats[1 + j])) == step
+            checked += 1
+    assert checked > 50
+
+
+def test_config_word_fields():
+    fa, fw = formats.get("flint", 4, False), formats.get("int", 4, True)
+    w = rtl.config_word(1234, fa, fw, a_hi=False, w_hi=True, acc=True, emit=False)
+    assert w & 0xFFFFFF == 1234
+    assert (w >> 24) & 3 == formats.KIND_IDS["flint"] and not (w >> 26) & 1 and not (w >> 27) & 1
+    assert (w >> 28) & 3 == formats.KIND_IDS["int"] and (w >> 30) & 1 and (w >> 31) & 1
+    assert (w >> 32) & 1 and not (w >> 33) & 1 and w >> 34 == 0
+
+
+@pytest.mark.parametrize("fa,fw", [("int8s", "int8s"), ("int8u", "flint4s"), ("pot4u", "pot4u"),
+                                   ("float4u", "pot4s"), ("flint4u", "int8u")])
+def test_random_gemm_tiles_passes_and_k_split(core, fa, fw):
+    """Shapes larger than one tile, odd sizes, and K beyond max_k (pot4u x pot4u: max_k = 7)."""
+    def fmt(name):
+        return formats.get(name[:-2], int(name[-2]), name[-1] == "s")
+
+    rng = np.random.default_rng(7)
+    a, w = fmt(fa), fmt(fw)
+    k = 3 * arch.max_k(a, w) + 5 if arch.max_k(a, w) < 100 else 97
+    x, y = qt(rng, a, (R + 3, k)), qt(rng, w, (2 * C + 1, k))
+    assert np.array_equal(rtl.gemm(x, y, core), reference.gemm(x, y))
+
+
+def test_job_cycles_are_exact(core):
+    """1 + K + (R + C - 2) cycles, plus R*C + 1 with emit, when nothing stalls."""
+    f = formats.get("int", 4, False)
+    for k, emit in ((1, True), (50, True), (50, False), (3, False)):
+        beats = rtl.job_beats(np.ones((R, k), np.uint8), np.ones((C, k), np.uint8),
+                              rtl.config_word(k, f, f, emit=emit), R, C)
+        before = core.cycles
+        out = core.job(beats)
+        assert core.last_cycles == core.cycles - before == 1 + k + (R + C - 2) + (R * C + 1 if emit else 0)
+        assert (out is not None) == emit and (not emit or (out == k).all())
+
+
+def test_bad_input_is_refused(core):
+    f4, f8 = formats.get("int", 4, False), formats.get("int", 8, True)
+    with pytest.raises(ValueError, match="k must be"):
+        rtl.config_word(0, f4, f4)
+    with pytest.raises(ValueError, match="k must be"):
+        rtl.config_word(1 << 24, f4, f4)
+    with pytest.raises(ValueError, match="4-bit"):
+        rtl.config_word(3, f8, f4)
+    with pytest.raises(ValueError, match="high nibble"):
+        rtl.config_word(3, formats.get("pot", 4, True), f4, a_hi=True)
+    ones = np.ones((R, 4), np.uint8)
+    with pytest.raises(ValueError, match="same K"):
+        rtl.job_beats(ones, np.ones((C, 5), np.uint8), rtl.config_word(4, f4, f4), R, C)
+    with pytest.raises(ValueError, match="0..15"):
+        rtl.job_beats(ones * 16, np.ones((C, 4), np.uint8), rtl.config_word(4, f4, f4), R, C)
+    with pytest.raises(ValueError, match="config word says K=3"):
+        rtl.job_beats(ones, np.ones((C, 4), np.uint8), rtl.config_word(3, f4, f4), R, C)
+    good = rtl.job_beats(ones, np.ones((C, 4), np.uint8), rtl.config_word(4, f4, f4), R, C)
+    with pytest.raises(ValueError, match="well-formed"):
+        core.job(good[:-1])  # K + 1 beats are needed
+    bad = good.copy()
+    bad[0, 0] |= np.uint64(1 << 40)  # a reserved bit
+    with pytest.raises(ValueError, match="well-formed"):
+        core.job(bad)
+    with pytest.raises(ValueError, match="uint64 words"):
+        core.job(good[:, :0])
+    with pytest.raises(ValueError, match="4-bit formats"):
+        rtl.gemm(QuantizedTensor(np.zeros((1, 2), np.uint8), kind="int", bits=3, signed=False),
+                 QuantizedTensor(np.zeros((1, 2), np.uint8), kind="int", bits=4, signed=False), core)
+    with pytest.raises(ValueError, match="int8 nibble"):
+        rtl.gemm(QuantizedTensor(np.zeros((1, 2), np.uint8), kind="flint", bits=8, signed=False),
+                 QuantizedTensor(np.zeros((1, 2), np.uint8), kind="int", bits=4, signed=False), core)
+    assert np.array_equal(core.job(good), np.full((R, C), 4))  # the core is still fine
+
+
+def test_timeout_raises_and_recovers(core):
+    f = formats.get("int", 4, False)
+    beats = rtl.job_beats(np.ones((R, 500), np.uint8), np.ones((C, 500), np.uint8),
+                          rtl.config_word(500, f, f), R, C)
+    with pytest.raises(rtl.RTLError, match="within 100 cycles"):
+        core.job(beats, max_cycles=100)
+    assert np.array_equal(core.job(beats), np.full((R, C), 500))
+
+
+def test_closed_core_and_wrong_library():
+    c = rtl.AntCore(R, C)
+    c.close()
+    with pytest.raises(rtl.RTLError, match="closed"):
+        c.reset()
+    with pytest.raises(rtl.RTLError, match=f"is a {R}x{C} core"):
+        rtl.AntCore(R + 1, C, lib=rtl.lib_path(R, C))
+    with pytest.raises(ValueError, match="rows must be"):
+        rtl.build(0, 4)
+
+
+def test_build_is_cached_locked_and_tracks_sources(tmp_path, monkeypatch):
+    """A 1x1 core from a copy of the sources: two concurrent builds run the tools once, a second
+    call reuses the library, and an edited source rebuilds it."""
+    src = tmp_path / "rtl"
+    shutil.copytree(rtl.RTL_DIR, src)
+    monkeypatch.setattr(rtl, "RTL_DIR", src)
+    monkeypatch.setattr(rtl, "BUILD_DIR", tmp_path / "build")
+    runs = []
+    real_run = rtl._run
+    monkeypatch.setattr(rtl, "_run", lambda cmd, log: (runs.append(cmd[0]), real_run(cmd, log)))
+    paths = []
+    threads = [threading.Thread(target=lambda: paths.append(rtl.build(1, 1))) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(paths) == 2 and paths[0] == paths[1] and paths[0].exists()
+    assert runs.count(shutil.which("verilator")) == 1, runs
+    mtime = paths[0].stat().st_mtime_ns
+    assert rtl.build(1, 1) == paths[0] and paths[0].stat().st_mtime_ns == mtime
+    (src / "ant_pe.v").write_text((src / "ant_pe.v").read_text() + "\n// edited\n")
+    rtl.build(1, 1)
+    assert runs.count(shutil.which("verilator")) == 2 and paths[0].stat().st_mtime_ns != mtime
+    with rtl.AntCore(1, 1, lib=paths[0]) as one:
+        f = formats.get("flint", 4, False)
+        x = np.array([[8, 1, 7]], np.uint8)
+        assert one.job(rtl.job_beats(x, x, rtl.config_word(3, f, f), 1, 1))[0, 0] == 64 * 64 + 1 + 49
+
+
+def test_cli_build_and_bench():
+    run = [sys.executable, "-m", "antq"]
+    r = subprocess.run([*run, "rtl-build", "--rows", str(R), "--cols", str(C)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0 and f"libantcore_{R}x{C}.so" in r.stdout, r.stderr
+    r = subprocess.run([*run, "bench-rtl", "--rows", str(R), "--cols", str(C), "--k", "64", "--jobs", "2",
+                        "--no-cocotb"], capture_output=True, text=True)
+    assert r.returncode == 0 and "array cycles/s" in r.stdout, r.stderr
+    r = subprocess.run([*run, "rtl-build", "--rows", "0"], capture_output=True, text=True)
+    assert r.returncode == 1 and "rows must be" in r.stderr
+
+
+@pytest.mark.slow
+def test_cocotb_baseline_of_the_benchmark():
+    """bench-rtl's cocotb driver streams the same jobs and counts the same cycles as the harness."""
+    c = rtl.bench_cocotb(2, 2, k=100, jobs=2)
+    h = rtl.bench(2, 2, k=100, jobs=2)
+    assert c["cycles"] == h["cycles"] == 2 * (1 + 100 + 2 + 4 + 1)
