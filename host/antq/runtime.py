@@ -184,11 +184,11 @@ def load_model(path: str | Path) -> QuantizedModel:
 
 def held_out(model: QuantizedModel, limit: int | None) -> tuple[np.ndarray, np.ndarray]:
     """The model's held-out test split (first ``limit`` samples)."""
-    from . import models
+    from .datasets import load_dataset
 
     if not model.dataset:
         raise ValueError("the model file records no dataset, so there is no held-out split to run on")
-    x, y = models.load_dataset(model.dataset, "test")
+    x, y = load_dataset(model.dataset, "test")
     if limit is not None:
         if limit < 1:
             raise ValueError(f"--limit must be >= 1, got {limit}")

@@ -78,3 +78,16 @@ def test_device_timeout_in_the_middle_of_a_model(cnn_q, digits_test, csim, monke
     with pytest.raises(RuntimeError, match="failed earlier"):
         Runtime(qm, csim)
     # the fixture then checks that close() leaves no buffer behind, on the host or the device
+
+
+def test_running_a_saved_model_needs_no_torch(cnn_q, tmp_path):
+    """A board image may lack PyTorch: antq run on a .antq file must not import it."""
+    import subprocess
+    import sys
+
+    path = container.save(tmp_path / "m.antq", cnn_q[2])
+    code = ("import sys, antq.cli as c; rc = c.main(['run', sys.argv[1], '--backend', 'ref', '--limit', '8']); "
+            "assert 'torch' not in sys.modules, 'torch was imported'; sys.exit(rc)")
+    r = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "8 held-out samples" in r.stdout
