@@ -9,7 +9,9 @@ import sys
 from . import arch, formats
 
 # Modules that contribute subcommands (each defines ``add_commands(subparsers)``).
-COMMAND_MODULES: tuple[str, ...] = ("antq.bench", "antq.rtl", "antq.report", "antq.overlay", "antq.runtime")
+COMMAND_MODULES: tuple[str, ...] = (
+    "antq.bench", "antq.rtl", "antq.area", "antq.report", "antq.overlay", "antq.runtime",
+)
 
 
 def _print_formats(a: argparse.Namespace) -> None:
@@ -43,7 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        rc = args.func(args)  # an int exit status, or anything else (e.g. benchmark rows) for success
+        return rc if isinstance(rc, int) and not isinstance(rc, bool) else 0
     except BrokenPipeError:  # e.g. piped into `head`
         return 0
     except (ValueError, OverflowError, OSError, TimeoutError, RuntimeError) as e:
