@@ -2,6 +2,7 @@
 # The two commands a new user needs: `make demo` and `make test`. Everything else is below them.
 SHELL := /bin/bash
 PY    := .venv/bin/python
+JOBS  ?= 2
 export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: help setup test test-slow test-board demo lint golden config bench-quant bench-pack clean
@@ -13,11 +14,11 @@ help: ## list the targets
 setup: ## install system tools and the pinned .venv (idempotent; quick when nothing is missing)
 	@bash scripts/setup.sh
 
-test: setup ## run the fast test suite (everything but slow and board tests)
-	$(PY) -m pytest -q -m "not slow and not board" $(PYTEST_ARGS)
+test: setup ## run the fast test suite (everything but slow and board tests) on JOBS=2 workers
+	$(PY) -m pytest -q -n $(JOBS) -m "not slow and not board" $(PYTEST_ARGS)
 
 test-slow: setup ## run the slow tests too
-	$(PY) -m pytest -q -m "not board" $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n $(JOBS) -m "not board" $(PYTEST_ARGS)
 
 test-board: setup ## on a PYNQ board: the board-marked tests
 	$(PY) -m pytest -q -m board $(PYTEST_ARGS)
