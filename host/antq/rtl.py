@@ -355,7 +355,7 @@ def _bench_jobs(rows: int, cols: int, k: int, jobs: int, seed: int) -> np.ndarra
                                config_word(k, *f), rows, cols) for _ in range(jobs)])
 
 
-def bench(rows: int = 16, cols: int = 16, k: int = 4096, jobs: int = 20, seed: int = 0) -> dict:
+def bench(rows: int = 16, cols: int = 16, k: int = 4096, jobs: int = 100, seed: int = 0) -> dict:
     """Array cycles per second of the -O3 Verilated core under the C harness (random 4-bit jobs)."""
     t0 = time.perf_counter()
     path = build(rows, cols)
@@ -376,7 +376,11 @@ def bench(rows: int = 16, cols: int = 16, k: int = 4096, jobs: int = 20, seed: i
 def bench_cocotb(rows: int = 16, cols: int = 16, k: int = 4096, jobs: int = 2, seed: int = 0) -> dict:
     """The same kind of jobs through cocotb (lean driver, overlay/harness/cocotb_bench.py) on the
     same Verilated model (-O3, no tracing): the baseline the C harness is compared with."""
-    from cocotb.runner import get_runner  # only the benchmark needs cocotb
+    import warnings
+
+    with warnings.catch_warnings():  # "Python runners ... are an experimental feature"
+        warnings.simplefilter("ignore", UserWarning)
+        from cocotb.runner import get_runner  # only the benchmark needs cocotb
 
     out_dir = BUILD_DIR / f"cocotb_{rows}x{cols}"
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -452,7 +456,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rows", type=int, default=16, help="array rows (default 16)")
     p.add_argument("--cols", type=int, default=16, help="array columns (default 16)")
     p.add_argument("--k", type=int, default=4096, help="steps per job (default 4096)")
-    p.add_argument("--jobs", type=int, default=20, help="jobs to stream (default 20)")
+    p.add_argument("--jobs", type=int, default=100, help="jobs to stream (default 100)")
     p.add_argument("--no-cocotb", dest="cocotb", action="store_false",
                    help="skip the cocotb-driven baseline (it builds its own model, ~30 s the first time)")
     p.set_defaults(func=_cmd_bench)

@@ -11,7 +11,7 @@
 // (LATENCY below).
 //
 // DECODE_IN_PE = 0 (the paper's arrangement): R + C ant_decoders sit at the array edges and the
-//   decoded {sign, M, S} (10 bits) travels through the skew registers and the array.
+//   decoded {sign, M, S} (9 bits) travels through the skew registers and the array.
 // DECODE_IN_PE = 1 (for the cost report): the raw codes travel and every PE decodes both
 //   operands itself; the type config is broadcast.
 //
@@ -53,7 +53,7 @@ module ant_array #(
     output wire [ACC_W-1:0]    rd_data
 );
 
-    localparam OP_W = (DECODE_IN_PE != 0) ? 4 : 10;
+    localparam OP_W = (DECODE_IN_PE != 0) ? 4 : 9;
     localparam NPE  = ROWS * COLS;
 
     wire [3:0] a_cfg = {a_kind, a_signed, a_hi};
@@ -76,7 +76,7 @@ module ant_array #(
             end else begin : g_dec
                 wire       sign;
                 wire [3:0] m;
-                wire [4:0] s;
+                wire [3:0] s;
                 ant_decoder dec (
                     .code(a_codes[4*r +: 4]), .kind(a_kind), .is_signed(a_signed), .hi(a_hi),
                     .sign(sign), .m(m), .s(s)
@@ -106,7 +106,7 @@ module ant_array #(
             end else begin : g_dec
                 wire       sign;
                 wire [3:0] m;
-                wire [4:0] s;
+                wire [3:0] s;
                 ant_decoder dec (
                     .code(w_codes[4*c +: 4]), .kind(w_kind), .is_signed(w_signed), .hi(w_hi),
                     .sign(sign), .m(m), .s(s)

@@ -5,7 +5,8 @@
 //
 //   kind (antq.formats.KIND_IDS)  int 0, pot 1, flint 2, float 3
 //   is_signed                     two's complement for int, sign-magnitude (bit 3) otherwise
-//   hi                            the code is the high nibble of an int8: +4 on the shift (§4)
+//   hi                            the code is the high nibble of an int8: +4 on the shift (§4);
+//                                 only int codes have int8 nibbles, so other kinds ignore it
 //
 //   int    M = |value|, S = 0                    (int4s 1000 -> sign 1, M = 8)
 //   pot    M = (mag != 0), S = max(mag - 1, 0)   (mag = low 3 bits signed, 4 bits unsigned)
@@ -16,7 +17,8 @@
 //          H = 1, L = 0 -> M = 2^(n-2), S = n   (n = 4 unsigned, 3 signed)
 //
 // Code 0 decodes to M = 0 in every format, so a zero code contributes nothing; so does the
-// unused sign-magnitude "-0" (1000 signed, non-int): sign 1, M = 0.
+// unused sign-magnitude "-0" (1000 signed, non-int): sign 1, M = 0. S fits 4 bits: at most
+// 14 (pot4u), and 4 for an int8 high nibble (int shifts are otherwise 0).
 
 `resetall
 `timescale 1ns / 1ps
@@ -29,12 +31,10 @@ module ant_decoder (
     input  wire       hi,
     output reg        sign,
     output reg  [3:0] m,
-    output wire [4:0] s
+    output reg  [3:0] s
 );
 
     localparam [1:0] KIND_INT = 2'd0, KIND_POT = 2'd1, KIND_FLINT = 2'd2, KIND_FLOAT = 2'd3;
-
-    reg [3:0] ks;  // the format's own shift, 0..14 (pot4u)
 
     // pot magnitude (float4s is E3M0 = pot4s, so it shares this path)
     wire [3:0] pot_mag = is_signed ? {1'b0, code[2:0]} : code;
@@ -43,24 +43,25 @@ module ant_decoder (
     always @* begin
         sign = is_signed & code[3];
         m    = 4'd0;
-        ks   = 4'd0;
+        s    = 4'd0;
         case (kind)
             KIND_INT: begin
                 m = sign ? (~code + 4'd1) : code;
+                s = {1'b0, hi, 2'b00};
             end
             KIND_POT: begin
                 m  = {3'b000, pot_nz};
-                ks = pot_nz ? pot_mag - 4'd1 : 4'd0;
+                s = pot_nz ? pot_mag - 4'd1 : 4'd0;
             end
             KIND_FLOAT: begin
                 if (is_signed) begin
                     m  = {3'b000, pot_nz};
-                    ks = pot_nz ? pot_mag - 4'd1 : 4'd0;
+                    s = pot_nz ? pot_mag - 4'd1 : 4'd0;
                 end else if (code[3:1] == 3'd0) begin
                     m = {3'b000, code[0]};
                 end else begin
                     m  = {2'b00, 1'b1, code[0]};
-                    ks = {1'b0, code[3:1]} - 4'd1;
+                    s = {1'b0, code[3:1]} - 4'd1;
                 end
             end
             KIND_FLINT: begin
@@ -69,27 +70,25 @@ module ant_decoder (
                         m = {2'b00, code[1:0]};
                     end else if (code[1:0] == 2'd0) begin
                         m  = 4'd2;
-                        ks = 4'd3;
+                        s = 4'd3;
                     end else begin
                         m  = {2'b00, code[1:0]};
-                        ks = code[1] ? 4'd1 : 4'd3;
+                        s = code[1] ? 4'd1 : 4'd3;
                     end
                 end else begin  // n = 4: H = code[3], L = code[2:0]
                     if (!code[3]) begin
                         m = {1'b0, code[2:0]};
                     end else if (code[2:0] == 3'd0) begin
                         m  = 4'd4;
-                        ks = 4'd4;
+                        s = 4'd4;
                     end else begin
                         m  = {1'b0, code[2:0]};
-                        ks = code[2] ? 4'd1 : (code[1] ? 4'd3 : 4'd5);
+                        s = code[2] ? 4'd1 : (code[1] ? 4'd3 : 4'd5);
                     end
                 end
             end
         endcase
     end
-
-    assign s = {1'b0, ks} + {2'b00, hi, 2'b00};
 
 endmodule
 

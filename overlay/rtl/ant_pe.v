@@ -6,8 +6,12 @@
 // int/PoT/float/flint datapaths; the accumulator cannot overflow within antq.arch.max_k steps
 // (docs/contracts.md §6), and the sum is taken modulo 2^ACC_W exactly like the reference.
 //
+// Widths: M_a*M_w < 2^8 and S_a + S_w <= 28; the shifted magnitude is |a|*|w| <= 2^14 * 2^14
+// (pot4u x pot4u), so it is formed in MAG_W = 29 bits. The conditional negation rides on the
+// accumulator adder's carry-in: acc + (mag ^ {neg}) + neg, one carry chain.
+//
 // Operand bus:
-//   DECODE = 0  (edge-decoded, the paper's arrangement) {sign, M[3:0], S[4:0]}, 10 bits, from an
+//   DECODE = 0  (edge-decoded, the paper's arrangement) {sign, M[3:0], S[3:0]}, 9 bits, from an
 //               ant_decoder at the array edge; a_cfg/w_cfg are ignored.
 //   DECODE = 1  (PE-decoded, for the cost comparison) the raw 4-bit code; this PE decodes it
 //               with its own ant_decoder using a_cfg/w_cfg = {kind[1:0], signed, hi}.
@@ -22,12 +26,12 @@
 `default_nettype none
 
 module ant_pe #(
-    // accumulator width (antq.arch.ACC_BITS); the product is formed in this width too
+    // accumulator width (antq.arch.ACC_BITS), at least MAG_W = 29
     parameter ACC_W  = 32,
     // 0: operands arrive decoded {sign, M, S}; 1: raw 4-bit codes decoded inside this PE
     parameter DECODE = 0,
     // operand bus width, derived from DECODE: do not override
-    parameter OP_W   = (DECODE != 0) ? 4 : 10
+    parameter OP_W   = (DECODE != 0) ? 4 : 9
 ) (
     input  wire                    clk,
     input  wire                    rst,
@@ -43,7 +47,7 @@ module ant_pe #(
 
     wire       a_sign, w_sign;
     wire [3:0] a_m, w_m;
-    wire [4:0] a_s, w_s;
+    wire [3:0] a_s, w_s;
 
     generate
         if (DECODE != 0) begin : g_decode
@@ -62,11 +66,15 @@ module ant_pe #(
         end
     endgenerate
 
+    localparam MAG_W = 29;
+
     wire [7:0]       mant  = a_m * w_m;
-    wire [5:0]       shamt = {1'b0, a_s} + {1'b0, w_s};
-    wire [ACC_W-1:0] mag   = {{(ACC_W-8){1'b0}}, mant} << shamt;
+    wire [4:0]       shamt = {1'b0, a_s} + {1'b0, w_s};
+    wire [MAG_W-1:0] mag   = {{(MAG_W-8){1'b0}}, mant} << shamt;
     wire             neg   = a_sign ^ w_sign;
-    wire [ACC_W-1:0] term  = neg ? -mag : mag;
+    wire [ACC_W-1:0] flip  = {{(ACC_W-MAG_W){1'b0}}, mag} ^ {ACC_W{neg}};
+    wire [ACC_W:0]   sum   = {acc, 1'b1} + {flip, neg};  // acc + flip + neg: neg on the carry-in
+    wire             unused_cin = sum[0];                  // the carry-in position
 
     always @(posedge clk) begin
         if (rst) begin
@@ -76,7 +84,7 @@ module ant_pe #(
         end else begin
             a_out <= a_in;
             w_out <= w_in;
-            acc   <= clr ? {ACC_W{1'b0}} : acc + term;
+            acc   <= clr ? {ACC_W{1'b0}} : sum[ACC_W:1];
         end
     end
 

@@ -5,7 +5,9 @@ lock (pytest-xdist workers share builds safely), and every pytest item runs the 
 of its module against that build. Seeds: ``ANTQ_RTL_SEED`` fixes the seed of every simulation
 (cocotb's ``RANDOM_SEED``, which the testbenches also use for numpy); otherwise a fresh seed
 is drawn, printed, and named in the failure message so the run can be repeated.
-``ANTQ_RTL_WAVES=1`` builds with tracing and leaves an FST per test in ``build/rtl/waves``.
+``ANTQ_RTL_WAVES=1`` builds with tracing (separate build directories) and leaves an FST per
+pytest item in ``build/rtl/waves``; ``ANTQ_RTL_TESTCASE`` runs only the named cocotb tests
+(comma-separated), e.g. to keep a trace short. ``make rtl-waves`` sets both.
 """
 
 from __future__ import annotations
@@ -83,41 +85,60 @@ def run(toplevel: str, sim: str, module: str, parameters: dict | None = None, *,
     build_dir = SIM_BUILD / f"{toplevel}{'_' + tag if tag else ''}_{sim}{'_waves' if trace else ''}"
     build_dir.mkdir(parents=True, exist_ok=True)
     runner = CachedVerilator() if sim == "verilator" else get_runner(sim)
-    build_args = ["--trace-fst"] if sim == "verilator" and trace else []
-    env_backup = os.environ.get("MAKEFLAGS")
+    # The lock covers the run too: another session (a second `make test` in the same checkout)
+    # must not relink the simulator or overwrite the results file under this one.
     with open(build_dir / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            if sim == "verilator":
-                os.environ["MAKEFLAGS"] = VERILATOR_MAKEFLAGS
-            runner.build(verilog_sources=sources(), hdl_toplevel=toplevel, parameters=parameters,
-                         build_dir=build_dir, build_args=build_args, waves=trace,
-                         timescale=("1ns", "1ps"))
+            _build(runner, sim, toplevel, parameters, build_dir, trace)
+            _test(runner, sim, toplevel, module, parameters, build_dir, trace, tb_env, testcase)
         finally:
-            if env_backup is None:
-                os.environ.pop("MAKEFLAGS", None)
-            else:
-                os.environ["MAKEFLAGS"] = env_backup
             fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _build(runner, sim: str, toplevel: str, parameters: dict, build_dir: Path, trace: bool) -> None:
+    saved = os.environ.get("MAKEFLAGS")
+    if sim == "verilator":
+        os.environ["MAKEFLAGS"] = VERILATOR_MAKEFLAGS
+    try:
+        runner.build(verilog_sources=sources(), hdl_toplevel=toplevel, parameters=parameters,
+                     build_dir=build_dir, build_args=["--trace-fst"] if sim == "verilator" and trace else [],
+                     waves=trace, timescale=("1ns", "1ps"))
+    except SystemExit as e:
+        raise AssertionError(f"{sim} build of {toplevel} {parameters} failed: {e}") from None
+    finally:
+        if saved is None:
+            os.environ.pop("MAKEFLAGS", None)
+        else:
+            os.environ["MAKEFLAGS"] = saved
+
+
+def _test(runner, sim: str, toplevel: str, module: str, parameters: dict, build_dir: Path, trace: bool,
+          tb_env: dict | None, testcase: str | None) -> None:
     s = seed()
     print(f"{toplevel} {parameters} on {sim}: seed {s} (repeat with ANTQ_RTL_SEED={s})")
+    testcase = testcase or os.environ.get("ANTQ_RTL_TESTCASE") or None
     test_args = []
+    fst = None
     if trace:
         WAVES_DIR.mkdir(parents=True, exist_ok=True)
         name = os.environ.get("PYTEST_CURRENT_TEST", toplevel).split(" ")[0].split("::")[-1]
         fst = WAVES_DIR / f"{name.replace('/', '_')}.fst"
+        fst.unlink(missing_ok=True)
         test_args = ["--trace-file", str(fst)] if sim == "verilator" else []
     try:
         results = runner.test(hdl_toplevel=toplevel, test_module=module, build_dir=build_dir,
-                    test_dir=build_dir, seed=s, testcase=testcase, waves=trace, test_args=test_args,
-                    extra_env={"ANTQ_TB": json.dumps(tb_env or {})})
+                              test_dir=build_dir, seed=s, testcase=testcase, waves=trace,
+                              test_args=test_args, extra_env={"ANTQ_TB": json.dumps(tb_env or {})})
     except SystemExit as e:
         raise AssertionError(f"cocotb: {e} ({toplevel} {parameters} on {sim}; repeat with "
                              f"ANTQ_RTL_SEED={s})") from None
     ran, failed = get_results(results)
     assert ran > 0 and failed == 0, f"{module} ran {ran} cocotb tests, {failed} failed"
-    if trace and sim == "icarus":  # icarus dumps into the build dir under the toplevel's name
-        shutil.copy(build_dir / f"{toplevel}.fst", WAVES_DIR / f"{toplevel}_{sim}.fst")
+    if fst is not None:
+        if sim == "icarus":  # icarus dumps into the build dir under the toplevel's name
+            shutil.move(build_dir / f"{toplevel}.fst", fst)
+        print(f"waves: {fst}")
 
 
 def tb_env() -> dict:

@@ -341,7 +341,7 @@ async def zero_k_job(dut):
 
 
 SIZES = {  # (rows, cols, decode_in_pe); Icarus gets the small ones
-    "verilator": [(arch.ARRAY_ROWS, arch.ARRAY_COLS, 0), (3, 5, 1)],
+    "verilator": [(arch.ARRAY_ROWS, arch.ARRAY_COLS, 0), (3, 5, 1), (16, 16, 0)],  # 16x16: 128-bit tdata
     "icarus": [(2, 2, 0), (3, 5, 1)],
 }
 
@@ -352,11 +352,3 @@ def test_ant_core(sim, rows, cols, decode):
     simrun.run("ant_core", sim, "test_ant_core",
                {"ROWS": rows, "COLS": cols, "DECODE_IN_PE": decode, "ACC_W": arch.ACC_BITS},
                tb_env={"rows": rows, "cols": cols})
-
-
-@pytest.mark.slow
-def test_ant_core_16x16():
-    simrun.run("ant_core", "verilator", "test_ant_core", {"ROWS": 16, "COLS": 16, "ACC_W": arch.ACC_BITS},
-               tb_env={"rows": 16, "cols": 16})
-
-

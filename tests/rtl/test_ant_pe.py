@@ -38,7 +38,7 @@ class TB:
         if self.decode:
             return code, formats.KIND_IDS[fmt.kind] << 2 | int(fmt.signed) << 1 | hi
         s, m, e = (int(x) for x in fmt.decode(np.array([code])))
-        return (s < 0) << 9 | m << 5 | (e + 4 * hi), 0
+        return (s < 0) << 8 | m << 4 | (e + 4 * hi), 0
 
     def drive(self, fa, ca, ha, fw, cw, hw, clr=0):
         d = self.dut

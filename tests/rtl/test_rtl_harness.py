@@ -43,6 +43,19 @@ def test_golden_vectors(core):
         assert np.array_equal(rtl.gemm(c.a, c.w, core), c.y), c.name
 
 
+def test_wide_stream_16x16():
+    """A 16x16 core has a 128-bit s_axis_tdata (two uint64 words per beat in the ABI)."""
+    rng = np.random.default_rng(3)
+    with rtl.AntCore(16, 16) as big:
+        assert big.data_bits == 128
+        _, cases = golden.read()
+        for c in cases[::7]:
+            assert np.array_equal(rtl.gemm(c.a, c.w, big), c.y), c.name
+        fa, fw = formats.get("float", 4, False), formats.get("flint", 4, True)
+        a, w = qt(rng, fa, (17, 300)), qt(rng, fw, (33, 300))
+        assert np.array_equal(rtl.gemm(a, w, big), reference.gemm(a, w))
+
+
 def test_job_beats_are_the_packed_tile_steps():
     """Beat j of a job = step j of an activation tile block, then step j of a weight tile block."""
     cfg, cases = golden.read()

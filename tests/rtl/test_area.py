@@ -1,0 +1,79 @@
+"""The Yosys cost report on the smallest designs: real synthesis, schema of build/area.json,
+positive counts, the derived table, and the docs updater. (`make area` runs all designs.)"""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from antq import arch, area
+
+
+@pytest.fixture(scope="module")
+def small_report():
+    picked = [d for d in area.designs() if d.name in ("ant_decoder", "int4_pe", "ant_pe")]
+    return area.run(picked, jobs=2, progress=False)
+
+
+def test_report_schema_and_counts(small_report):
+    assert set(small_report) == {"ant_decoder", "int4_pe", "ant_pe"}
+    for d in small_report.values():
+        assert d["top"] in ("ant_decoder", "int4_pe", "ant_pe") and d["yosys"].startswith("Yosys")
+        assert isinstance(d["parameters"], dict)
+        for m in area.MAPPINGS:
+            assert d[m]["mapping"] == m and "synth_xilinx -family xc7 -noiopad -flatten" in d[m]["script"]
+            assert ("-nodsp" in d[m]["script"]) == (m == "nodsp")
+            cells = d[m]["cells"]
+            assert cells and all(isinstance(v, int) and v > 0 for v in cells.values()), cells
+            s = d[m]["summary"]
+            assert s["LUT"] == sum(v for k, v in cells.items() if k.startswith(("LUT", "SRL", "INV")))
+            assert s["FF"] == sum(v for k, v in cells.items() if k.startswith("FD"))
+    pe = small_report["ant_pe"]
+    assert pe["parameters"] == {"ACC_W": arch.ACC_BITS, "DECODE": 0}
+    # the accumulator and the registered operand pass-through are flip-flops: 32 + 2 x 9
+    assert pe["nodsp"]["summary"]["FF"] == arch.ACC_BITS + 2 * 9
+    assert small_report["int4_pe"]["nodsp"]["summary"]["FF"] == arch.ACC_BITS + 2 * 5
+    assert small_report["ant_decoder"]["nodsp"]["summary"]["FF"] == 0  # purely combinational
+    assert small_report["int4_pe"]["nodsp"]["summary"]["DSP"] == 0
+
+
+def test_table_checks_and_docs(small_report, tmp_path):
+    text = area.table(small_report)
+    assert "ant_pe" in text and "LUT/MAC" in text and len(text.splitlines()) == 1 + 2 * 3
+    checks = area.checks(small_report)
+    assert len(checks) == 2 and all("ANT PE / int4 PE LUTs" in c for c in checks)
+    doc = tmp_path / "rtl.md"
+    doc.write_text(f"# x\n\n{area.TABLE_BEGIN}\nold\n{area.TABLE_END}\n\nafter\n")
+    area.update_docs(small_report, doc)
+    new = doc.read_text()
+    assert "old" not in new and "| ant_decoder | nodsp |" in new and new.endswith("\n\nafter\n")
+    doc.write_text("no markers")
+    with pytest.raises(ValueError, match="area-table"):
+        area.update_docs(small_report, doc)
+
+
+def test_every_design_synthesizes_its_own_parameters():
+    names = [d.name for d in area.designs()]
+    for n in ("int4_pe", "int8_pe", "ant_pe", "ant_decoder", "ant_array_edge_16x16", "ant_array_pe_4x4"):
+        assert n in names
+    d = next(d for d in area.designs() if d.name == "ant_array_pe_8x8")
+    want = "chparam -set ACC_W 32 -set ROWS 8 -set COLS 8 -set DECODE_IN_PE 1 ant_array"
+    assert want in area.script(d, "nodsp")
+    with pytest.raises(ValueError, match="mapping"):
+        area.script(d, "lut")
+
+
+def test_cli_rejects_unknown_designs(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "antq", "area", "no_such_pe", "-o", str(tmp_path / "a.json")],
+                       capture_output=True, text=True)
+    assert r.returncode == 1 and "unknown design" in r.stderr and not (tmp_path / "a.json").exists()
+
+
+def test_cli_writes_json(tmp_path):
+    out = tmp_path / "area.json"
+    r = subprocess.run([sys.executable, "-m", "antq", "area", "ant_decoder", "-q", "-o", str(out)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    data = json.loads(out.read_text())
+    assert list(data) == ["ant_decoder"] and data["ant_decoder"]["nodsp"]["summary"]["LUT"] > 0
+    assert "ant_decoder" in r.stdout and f"wrote {out}" in r.stdout
