@@ -241,6 +241,8 @@ class AntCore:
         if not self._h:
             raise RTLError("antcore_open failed (out of memory)")
         self._out = np.zeros(rows * cols, np.int32)
+        self.last_cycles = 0
+        """Clock cycles of the last job (including the array drain and the output)."""
 
     def close(self) -> None:
         if self._h:
@@ -317,9 +319,12 @@ def gemm(a: QuantizedTensor, w: QuantizedTensor, core: AntCore) -> np.ndarray:
     Tiles M by R and N by C (padding with code 0), splits K into jobs of at most ``max_k``
     steps (added in int64 here), and runs int8 operands as nibble passes accumulated in the core.
     """
-    from .reference import _check_pair
-
-    _check_pair(a, w)
+    for name, t in (("a", a), ("w", w)):
+        if not isinstance(t, QuantizedTensor) or t.ndim != 2:
+            raise ValueError(f"{name} must be a 2-D QuantizedTensor, got {type(t).__name__} "
+                             f"{getattr(t, 'shape', '')}")
+    if a.shape[1] != w.shape[1]:
+        raise ValueError(f"K mismatch: a is {a.shape} (M, K) and w is {w.shape} (N, K)")
     (m, k), n = a.shape, w.shape[0]
     r, c = core.rows, core.cols
     kmax = min(arch.max_k(a.fmt, w.fmt), K_MAX)

@@ -150,6 +150,12 @@ async def exact_latency(dut):
         assert d.rd_data.value.signed_integer == 0, f"corner PE filled after {waited + 1} cycles"
         await FallingEdge(d.clk)
     assert np.array_equal(await tb.read(), np.full((tb.rows, tb.cols), 225))
+    sel_w = len(d.rd_sel)
+    if (1 << sel_w) > tb.rows * tb.cols:  # rd_sel past the last PE reads 0
+        d.rd_sel.value = (1 << sel_w) - 1
+        await Timer(1, "ns")
+        assert d.rd_data.value.signed_integer == 0
+        await FallingEdge(d.clk)
 
 
 @cocotb.test()

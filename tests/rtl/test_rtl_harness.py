@@ -151,6 +151,11 @@ def test_bad_input_is_refused(core):
     with pytest.raises(ValueError, match="int8 nibble"):
         rtl.gemm(QuantizedTensor(np.zeros((1, 2), np.uint8), kind="flint", bits=8, signed=False),
                  QuantizedTensor(np.zeros((1, 2), np.uint8), kind="int", bits=4, signed=False), core)
+    one = QuantizedTensor(np.zeros((2, 3), np.uint8), kind="int", bits=4, signed=False)
+    with pytest.raises(ValueError, match="K mismatch"):
+        rtl.gemm(one, QuantizedTensor(np.zeros((2, 4), np.uint8), kind="int", bits=4, signed=False), core)
+    with pytest.raises(ValueError, match="2-D QuantizedTensor"):
+        rtl.gemm(one, np.zeros((2, 3)), core)
     assert np.array_equal(core.job(good), np.full((R, C), 4))  # the core is still fine
 
 
