@@ -109,7 +109,8 @@ class TB:
         cfg = rtl.config_word(ca.shape[1], fa, fw, a_hi=ha, w_hi=hw, acc=acc, emit=emit)
         if not acc:
             self.model[:] = 0
-        self.model += tile_product(ca, fa, ha, cw, fw, hw)
+        # the accumulators are signed 32-bit: chained jobs may wrap, as the hardware does
+        self.model = (self.model + tile_product(ca, fa, ha, cw, fw, hw) + 2**31) % 2**32 - 2**31
         return rtl.job_beats(ca, cw, cfg, self.rows, self.cols), (self.model.copy() if emit else None)
 
     def random_jobs(self, n, kmax=150):
@@ -118,7 +119,7 @@ class TB:
         pairs = list(itertools.product(HW, HW)) + list(itertools.product(I8, I8))
         for i in range(n):
             fa, fw = pairs[int(self.rng.integers(len(pairs)))]
-            k = int(self.rng.integers(1, kmax))
+            k = min(int(self.rng.integers(1, kmax)), arch.max_k(fa, fw))  # a job stays within §6
             a = self.rng.integers(0, fa.ncodes, (self.rows, k)).astype(np.uint8)
             w = self.rng.integers(0, fw.ncodes, (self.cols, k)).astype(np.uint8)
             chain = list(itertools.product(passes(a, fa), passes(w, fw)))
