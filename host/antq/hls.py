@@ -18,15 +18,14 @@ from __future__ import annotations
 
 import argparse
 import ctypes
-import fcntl
 import hashlib
 import os
 import subprocess
 import sys
-from contextlib import contextmanager
 from pathlib import Path
 
 from . import arch, formats, regmap
+from .cache import file_lock
 
 ROOT = Path(__file__).resolve().parents[2]
 HLS_DIR = ROOT / "hls"
@@ -100,18 +99,6 @@ def check_config(path: Path | None = None) -> None:
                          "run `make config` and commit the result")
 
 
-@contextmanager
-def build_lock(directory: Path):
-    """An exclusive lock on ``directory/.lock`` (parallel pytest workers build one at a time)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    with open(directory / ".lock", "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def _compiler() -> str:
     return os.environ.get("CXX", "g++")
 
@@ -142,7 +129,7 @@ def _config_dir(cfg: arch.ArrayConfig) -> Path:
     text = config_header(cfg)
     d = BUILD_DIR / f"config-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
     if not (d / "ant_config.h").is_file():
-        with build_lock(BUILD_DIR):
+        with file_lock(BUILD_DIR / ".lock"):
             d.mkdir(parents=True, exist_ok=True)
             tmp = d / f"ant_config.h.tmp{os.getpid()}"
             tmp.write_text(text)
@@ -172,7 +159,7 @@ def build(target: str = "csim", cfg: arch.ArrayConfig = arch.DEFAULT) -> Path:
                        else f"libantgemm_{target}-{_digest(deps, flags)}.so")
     if out.exists():
         return out
-    with build_lock(BUILD_DIR):
+    with file_lock(BUILD_DIR / ".lock"):
         if out.exists():
             return out
         tmp = out.with_name(out.name + f".tmp{os.getpid()}")

@@ -17,26 +17,19 @@ behind a file lock so parallel test workers train each model once.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import inspect
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .cache import build_dir, file_lock
 from .datasets import _digits_splits, load_dataset  # noqa: F401 (re-exported: models.load_dataset)
-
-
-def build_dir() -> Path:
-    """Where trained models and reports go: ``$ANTQ_BUILD`` or the repository's ``build/``."""
-    env = os.environ.get("ANTQ_BUILD")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "build"
 
 
 class DigitsCNN(nn.Module):
@@ -140,18 +133,6 @@ def torch_threads(n: int) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(old)
-
-
-@contextlib.contextmanager
-def file_lock(path: Path) -> Iterator[None]:
-    """An exclusive lock file, so that parallel test workers build a cached artefact once."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def batches(x: np.ndarray, y: np.ndarray, batch: int, seed: int | None = None

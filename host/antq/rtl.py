@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ctypes
-import fcntl
 import hashlib
 import io
 import json
@@ -26,12 +25,12 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
 from . import arch, formats
+from .cache import file_lock
 from .formats import KIND_IDS, Format
 from .quantize import QuantizedTensor
 
@@ -88,17 +87,6 @@ def _stamp(rows: int, cols: int) -> str:
     return h.hexdigest()
 
 
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
 def _run(cmd: list[str], log: Path) -> None:
     with open(log, "a") as f:
         f.write("$ " + " ".join(cmd) + "\n")
@@ -124,7 +112,7 @@ def build(rows: int = arch.ARRAY_ROWS, cols: int = arch.ARRAY_COLS, *, force: bo
     lib = lib_path(rows, cols)
     stamp_file = lib.with_suffix(".stamp")
     stamp = _stamp(rows, cols)
-    with _locked(lib.with_suffix(".lock")):
+    with file_lock(lib.with_suffix(".lock")):
         if not force and lib.exists() and stamp_file.exists() and stamp_file.read_text() == stamp:
             return lib
         obj = BUILD_DIR / f"obj_{rows}x{cols}"
@@ -392,7 +380,7 @@ def bench_cocotb(rows: int = 16, cols: int = 16, k: int = 4096, jobs: int = 2, s
     runner = get_runner("verilator")
     t0 = time.perf_counter()
     quiet = contextlib.redirect_stdout(io.StringIO())  # the runner prints every command it runs
-    with _locked(out_dir.with_suffix(".lock")), quiet:
+    with file_lock(out_dir.with_suffix(".lock")), quiet:
         saved = os.environ.get("MAKEFLAGS")
         os.environ["MAKEFLAGS"] = MAKE_FLAGS
         try:

@@ -20,6 +20,7 @@ import numpy as np
 from tqdm import tqdm
 
 from . import arch, container, reference
+from .cache import build_dir
 from .formats import Format
 from .qmodel import Gemm, QuantizedModel, TraceRecord
 from .quantize import QuantizedTensor
@@ -276,7 +277,7 @@ def demo(backend: str | None = None, out_dir: str | Path | None = None, batch: i
     from . import bench, models
     from .nn import quantize_model
 
-    out = Path(out_dir) if out_dir else models.build_dir() / "demo"
+    out = Path(out_dir) if out_dir else build_dir() / "demo"
     out.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {"models": {}}
     with _overlay(backend) as ov:
