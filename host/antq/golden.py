@@ -77,7 +77,7 @@ def generate(cfg: arch.ArrayConfig = arch.DEFAULT, seed: int = 2022) -> list[Cas
         w = _qt(_random_codes(rng, fw, (n, k)), fw)
         cases.append(_make(f"{fa.name}_x_{fw.name}_{m}x{n}x{k}", a, w, cfg))
     # Extremes: largest products of each sign. PoT-U x PoT-S at its largest legal K brings the
-    # accumulator to within 2^20 of +-2^31 (the worst case of the 32-bit bound).
+    # accumulator to within 2^20 of +-2^31 (the worst case with signed weights).
     pot_k = arch.max_k(formats.get("pot", 4, False), formats.get("pot", 4, True))
     for fa, fw, k in [(formats.get("pot", 4, False), formats.get("pot", 4, True), pot_k),
                       (formats.get("flint", 4, False), formats.get("flint", 4, True), 257),
