@@ -86,7 +86,8 @@ def test_running_a_saved_model_needs_no_torch(cnn_q, tmp_path):
     import sys
 
     path = container.save(tmp_path / "m.antq", cnn_q[2])
-    code = ("import sys, antq.cli as c; rc = c.main(['run', sys.argv[1], '--backend', 'ref', '--limit', '8']); "
+    code = ("import sys, antq.cli as c; "
+            "rc = c.main(['run', sys.argv[1], '--backend', 'ref', '--limit', '8']); "
             "assert 'torch' not in sys.modules, 'torch was imported'; sys.exit(rc)")
     r = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
