@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from . import arch, formats
-from .cache import file_lock
+from .cache import file_lock, makeflags
 from .formats import KIND_IDS, Format
 from .quantize import QuantizedTensor
 
@@ -381,19 +381,13 @@ def bench_cocotb(rows: int = 16, cols: int = 16, k: int = 4096, jobs: int = 2, s
     t0 = time.perf_counter()
     quiet = contextlib.redirect_stdout(io.StringIO())  # the runner prints every command it runs
     with file_lock(out_dir.with_suffix(".lock")), quiet:
-        saved = os.environ.get("MAKEFLAGS")
-        os.environ["MAKEFLAGS"] = MAKE_FLAGS
         try:
-            runner.build(verilog_sources=sources(), hdl_toplevel="ant_core", build_dir=out_dir,
-                         parameters={"ROWS": rows, "COLS": cols}, build_args=["-O3"],
-                         timescale=("1ns", "1ps"), log_file=out_dir / "build.log")
+            with makeflags(MAKE_FLAGS):
+                runner.build(verilog_sources=sources(), hdl_toplevel="ant_core", build_dir=out_dir,
+                             parameters={"ROWS": rows, "COLS": cols}, build_args=["-O3"],
+                             timescale=("1ns", "1ps"), log_file=out_dir / "build.log")
         except SystemExit as e:
             raise RTLError(f"cocotb Verilator build failed ({e}); see {out_dir / 'build.log'}") from None
-        finally:
-            if saved is None:
-                os.environ.pop("MAKEFLAGS", None)
-            else:
-                os.environ["MAKEFLAGS"] = saved
     build_s = time.perf_counter() - t0
     beats, result = out_dir / "beats.npy", out_dir / "result.json"
     np.save(beats, _bench_jobs(rows, cols, k, jobs, seed))

@@ -52,14 +52,19 @@ def test_single_int8_passes_sum_to_the_product(ov):
     np.testing.assert_array_equal(sum(parts), reference.gemm(a, w))
 
 
-def test_random_shapes_odd_and_multi_tile(ov):
-    rng = np.random.default_rng(4)
+def _random_gemms(ov, seed: int, count: int, bounds: list[int]) -> None:
+    """``count`` GEMMs of random type pairs and shapes (M, N, K below ``bounds``) against the reference."""
+    rng = np.random.default_rng(seed)
     fmts = HW4 + INT8
-    for _ in range(12):
-        m, n, k = (int(x) for x in rng.integers(1, [40, 40, 300]))
+    for _ in range(count):
+        m, n, k = (int(x) for x in rng.integers(1, bounds))
         fa, fw = fmts[rng.integers(len(fmts))], fmts[rng.integers(len(fmts))]
         a, w = random_tensor(rng, fa, (m, k)), random_tensor(rng, fw, (n, k))
         np.testing.assert_array_equal(ov.gemm(a, w), reference.gemm(a, w), err_msg=f"{fa} x {fw} {m}x{n}x{k}")
+
+
+def test_random_shapes_odd_and_multi_tile(ov):
+    _random_gemms(ov, seed=4, count=12, bounds=[40, 40, 300])
 
 
 def test_k_beyond_max_k_is_split_and_exact(ov):
@@ -120,10 +125,4 @@ def test_cycles_and_timing_breakdown(ov):
 @pytest.mark.slow
 def test_large_random_sweep(ov):
     """Many random type pairs and shapes up to 12 x 12 tiles and K of several jobs (make test-slow)."""
-    rng = np.random.default_rng(9)
-    fmts = HW4 + INT8
-    for _ in range(40):
-        m, n, k = (int(x) for x in rng.integers(1, [100, 100, 6000]))
-        fa, fw = fmts[rng.integers(len(fmts))], fmts[rng.integers(len(fmts))]
-        a, w = random_tensor(rng, fa, (m, k)), random_tensor(rng, fw, (n, k))
-        np.testing.assert_array_equal(ov.gemm(a, w), reference.gemm(a, w), err_msg=f"{fa} x {fw} {m}x{n}x{k}")
+    _random_gemms(ov, seed=9, count=40, bounds=[100, 100, 6000])

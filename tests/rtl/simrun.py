@@ -12,7 +12,6 @@ pytest item in ``build/rtl/waves``; ``ANTQ_RTL_TESTCASE`` runs only the named co
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -22,6 +21,7 @@ import subprocess
 from pathlib import Path
 
 import cocotb
+from antq.cache import file_lock, makeflags
 from cocotb.runner import Verilator, get_results, get_runner
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -87,30 +87,21 @@ def run(toplevel: str, sim: str, module: str, parameters: dict | None = None, *,
     runner = CachedVerilator() if sim == "verilator" else get_runner(sim)
     # The lock covers the run too: another session (a second `make test` in the same checkout)
     # must not relink the simulator or overwrite the results file under this one.
-    with open(build_dir / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            _build(runner, sim, toplevel, parameters, build_dir, trace)
-            _test(runner, sim, toplevel, module, parameters, build_dir, trace, tb_env, testcase)
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    with file_lock(build_dir / ".lock"):
+        _build(runner, sim, toplevel, parameters, build_dir, trace)
+        _test(runner, sim, toplevel, module, parameters, build_dir, trace, tb_env, testcase)
 
 
 def _build(runner, sim: str, toplevel: str, parameters: dict, build_dir: Path, trace: bool) -> None:
-    saved = os.environ.get("MAKEFLAGS")
-    if sim == "verilator":
-        os.environ["MAKEFLAGS"] = VERILATOR_MAKEFLAGS
+    flags = VERILATOR_MAKEFLAGS if sim == "verilator" else os.environ.get("MAKEFLAGS", "")
     try:
-        runner.build(verilog_sources=sources(), hdl_toplevel=toplevel, parameters=parameters,
-                     build_dir=build_dir, build_args=["--trace-fst"] if sim == "verilator" and trace else [],
-                     waves=trace, timescale=("1ns", "1ps"))
+        with makeflags(flags):
+            runner.build(verilog_sources=sources(), hdl_toplevel=toplevel, parameters=parameters,
+                         build_dir=build_dir,
+                         build_args=["--trace-fst"] if sim == "verilator" and trace else [],
+                         waves=trace, timescale=("1ns", "1ps"))
     except SystemExit as e:
         raise AssertionError(f"{sim} build of {toplevel} {parameters} failed: {e}") from None
-    finally:
-        if saved is None:
-            os.environ.pop("MAKEFLAGS", None)
-        else:
-            os.environ["MAKEFLAGS"] = saved
 
 
 def _test(runner, sim: str, toplevel: str, module: str, parameters: dict, build_dir: Path, trace: bool,
