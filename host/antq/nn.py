@@ -1,8 +1,10 @@
 """ANT for PyTorch models: fake-quant Conv2d/Linear, calibration, QAT, and export to the integer model.
 
 ``antq.quantize_model(model, calib_data, config="ip-f", bits=4)`` returns a :class:`QuantModel`, a
-fake-quantized copy of ``model`` (the original is untouched). Every ``nn.Conv2d`` and ``nn.Linear``
-becomes a :class:`QuantConv2d` / :class:`QuantLinear` with two :class:`Quantizer` s:
+fake-quantized copy of ``model`` (the original is untouched). First every BatchNorm that follows a
+Conv2d (or a Linear with 2-D output) is folded into that layer (:func:`fold_batchnorm`), as
+deployment flows do. Then every ``nn.Conv2d`` and ``nn.Linear`` becomes a :class:`QuantConv2d` /
+:class:`QuantLinear` with two :class:`Quantizer` s:
 
 * a signed weight quantizer with one clip value per output channel;
 * an input-activation quantizer with one clip value per tensor, unsigned unless the calibration
@@ -13,25 +15,33 @@ layers before it (as ANT does on its first forward pass): :func:`antq.quantize.q
 picks the type from the config's candidates and the clip value alpha by MSE. Then the type, the
 signedness and the grid are frozen; alpha stays a learnable parameter for QAT.
 
-Forward rounds exactly like :func:`antq.quantize.quantize_as` (float32 ``u = x / scale``, nearest
-grid point, ties up) and returns ``q * scale``. Backward is ANT's straight-through estimator:
-``dy/dx = 1`` and ``dy/dscale = q - u`` per element, so ``dy/dalpha = (q - u) / max_value``.
+Both modes round exactly like :func:`antq.quantize.quantize_as` (float32 ``u = x / scale``,
+nearest grid point, ties up). **Train mode** returns ``q * scale`` and conv/matmul in float32, with
+ANT's straight-through estimator: ``dy/dx = 1`` and ``dy/dscale = q - u`` per element, so
+``dy/dalpha = (q - u) / max_value``. **Eval mode** computes what the exported integer model
+computes: the exact integer GEMM of the codes (float64 on integer values), rescaled with
+:func:`antq.qmodel.rescale`'s operations, and antq's definitions of the host ops whose float32
+result depends on the implementation (:data:`antq.qmodel.ROUNDED_OPS`). So eval-mode outputs
+equal the integer model's, and the accelerator's, bit for bit (docs/contracts.md §11).
 
 Configs (the paper's names): ``int``, ``ip`` (int, PoT), ``ip-f`` (int, PoT, flint: ANT),
 ``fip-f`` (float, int, PoT, flint), ``ant4-8`` (``ip-f`` at 4 bits with int8 first and last
 layers, or the given ``int8_layers``), plus the software-only baselines ``nf4``, ``fp4`` and
-``int4-pc`` (:mod:`antq.baselines`) on the same code path.
+``int4-pc`` (:mod:`antq.baselines`) on the same code path (float fake-quant in both modes).
 
-:meth:`QuantModel.export` traces the model with torch.fx, folds BatchNorm into the per-channel
-weight scales and returns a :class:`antq.qmodel.QuantizedModel`; ``antq.save`` exports on save.
+:meth:`QuantModel.export` traces the model with torch.fx and returns a
+:class:`antq.qmodel.QuantizedModel`; ``antq.save`` exports on save.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import inspect
 import math
 import operator
+import threading
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -39,14 +49,15 @@ from typing import Any
 import numpy as np
 import torch
 import torch.fx
+import torch.fx.passes.shape_prop
 import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
 from . import container, formats, quantize
 from .baselines import BASELINES
-from .formats import Format, FormatError
-from .qmodel import HOST_OPS, TORCH_TAG, GemmLayer, Node, QuantizedModel
+from .formats import Format
+from .qmodel import HOST_OPS, ROUNDED_OPS, TORCH_TAG, GemmLayer, Node, QuantizedModel
 from .quantize import QuantizedTensor, quantize_as
 
 CANDIDATES: dict[str, tuple[str, ...]] = {
@@ -273,28 +284,46 @@ class Quantizer(nn.Module):
         """float32 scale(s) alpha / max_value: the canonical value that export writes."""
         return self.alpha.float().clamp_min(_TINY) / self.max_value
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def _ready(self, x: torch.Tensor) -> None:
         if not self.calibrated:
             if not self.calibrating:
                 raise RuntimeError(f"{self.owner} {self.role} quantizer is not calibrated; build the model "
                                    "with antq.quantize_model(model, calib_data, ...)")
             self.calibrate(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self._ready(x)
         return self._fake(x)
 
-    def _fake(self, x: torch.Tensor) -> torch.Tensor:
+    def integers(self, x: torch.Tensor) -> torch.Tensor:
+        """The grid value (integer units) of every element's code, as float64: the integer model's operand.
+
+        The same float32 division and midpoint comparisons as the fake quantizer and
+        :func:`antq.quantize.quantize_as`, so the codes are the ones export writes.
+        """
+        self._ready(x)
+        if self.fmt is None:
+            raise RuntimeError(f"{self.owner}: {self.spec.scheme} is a software-only codebook without "
+                               "integer codes")
+        u = x.float() / self._broadcast_scale(x)
+        return self.grid[_grid_index(u, self.mids)].double()
+
+    def _broadcast_scale(self, x: torch.Tensor) -> torch.Tensor:
         s = self.scale()
         if self.group == "tensor":
-            return _FakeQuant.apply(x, s.reshape(()), self.grid.float(), self.mids.float())
-        if self.group == "channel":
-            if x.shape[0] != s.numel():
-                raise ValueError(f"{self.owner} weight has {x.shape[0]} output channels, calibrated for "
-                                 f"{s.numel()}")
-            s = s.reshape((-1,) + (1,) * (x.dim() - 1))
-            return _FakeQuant.apply(x, s, self.grid.float(), self.mids.float())
+            return s.reshape(())
+        if x.shape[0] != s.numel():
+            raise ValueError(f"{self.owner} weight has {x.shape[0]} output channels, calibrated for "
+                             f"{s.numel()}")
+        return s.reshape((-1,) + (1,) * (x.dim() - 1))
+
+    def _fake(self, x: torch.Tensor) -> torch.Tensor:
+        if self.group in ("tensor", "channel"):
+            return _FakeQuant.apply(x, self._broadcast_scale(x), self.grid.float(), self.mids.float())
         flat = x.reshape(-1)
         n = flat.numel()
         flat = F.pad(flat, (0, -n % self.block)).view(-1, self.block)
-        out = _FakeQuant.apply(flat, s.reshape(-1, 1), self.grid.float(), self.mids.float())
+        out = _FakeQuant.apply(flat, self.scale().reshape(-1, 1), self.grid.float(), self.mids.float())
         return out.reshape(-1)[:n].view_as(x)
 
     def quantize_numpy(self, x: torch.Tensor, channel_axis: int | None) -> QuantizedTensor:
@@ -324,7 +353,11 @@ class QuantConv2d(nn.Conv2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _record_shape(self, x)
-        return self._conv_forward(self.input_quant(x), self.weight_quant(self.weight), self.bias)
+        with _native():
+            if self.training or self.spec.baseline:
+                return self._conv_forward(self.input_quant(x), self.weight_quant(self.weight), self.bias)
+            a, w = _exact_operands(self, x)
+            return _rescale(self, self._conv_forward(a, w, None), channel_dim=1)
 
     def to_float(self) -> nn.Conv2d:
         m = nn.Conv2d(self.in_channels, self.out_channels, self.kernel_size, self.stride, self.padding,
@@ -344,7 +377,11 @@ class QuantLinear(nn.Linear):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _record_shape(self, x)
-        return F.linear(self.input_quant(x), self.weight_quant(self.weight), self.bias)
+        with _native():
+            if self.training or self.spec.baseline:
+                return F.linear(self.input_quant(x), self.weight_quant(self.weight), self.bias)
+            a, w = _exact_operands(self, x)
+            return _rescale(self, F.linear(a, w), channel_dim=-1)
 
     def to_float(self) -> nn.Linear:
         m = nn.Linear(self.in_features, self.out_features, self.bias is not None,
@@ -359,6 +396,33 @@ def _attach(m: QuantLayer, spec: LayerSpec, name: str) -> None:
     m.spec, m.layer_name, m.in_shape = spec, name, None
     m.weight_quant = Quantizer(spec, "weight", name)
     m.input_quant = Quantizer(spec, "input", name)
+
+
+def _exact_operands(m: QuantLayer, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Integer-valued float64 activations and weights; their conv/matmul in float64 is exact.
+
+    Every partial sum is an integer of magnitude at most K * max|a| * max|w|; below 2^53 float64
+    holds all of them exactly, whatever the summation order, so the result is the integer GEMM.
+    """
+    a, w = m.input_quant.integers(x), m.weight_quant.integers(m.weight)
+    k = m.weight[0].numel()
+    bound = k * float(m.input_quant.grid.abs().max()) * float(m.weight_quant.grid.abs().max())
+    if bound >= 2.0**53:
+        raise OverflowError(f"{m.layer_name}: {m.input_quant.label} x {m.weight_quant.label} with K={k} can "
+                            f"reach {bound:.3g}, beyond the 2^53 that float64 (and the int64 reference) "
+                            "accumulate exactly")
+    return a, w
+
+
+def _rescale(m: QuantLayer, acc: torch.Tensor, channel_dim: int) -> torch.Tensor:
+    """float32 output from exact float64 accumulators: the operations of :func:`antq.qmodel.rescale`."""
+    shape = [1] * acc.dim()
+    shape[channel_dim] = -1
+    scale = m.input_quant.scale().double() * m.weight_quant.scale().double()
+    y = acc * scale.reshape(shape)
+    if m.bias is not None:
+        y = y + m.bias.float().double().reshape(shape)
+    return y.float()
 
 
 def _record_shape(m: QuantLayer, x: torch.Tensor) -> None:
@@ -387,6 +451,62 @@ def _is_quantizable(name: str, m: nn.Module, parents: dict[str, nn.Module]) -> b
     return isinstance(m, (nn.Conv2d, nn.Linear)) and not isinstance(parent, nn.MultiheadAttention)
 
 
+def fold_batchnorm(model: nn.Module, example: torch.Tensor) -> dict[str, str]:
+    """Fold every BatchNorm that directly follows a Conv2d (or a Linear with 2-D output) into it, in place.
+
+    The layer's weight becomes ``W * f`` and its bias ``beta + (b - mean) * f`` with
+    ``f = gamma / sqrt(var + eps)`` (computed in float64, stored in the layer's dtype); the BatchNorm
+    becomes ``nn.Identity``. This is the eval-mode BatchNorm folded as deployment flows do: done
+    before calibration, the quantizers calibrate on the folded weights, so the scales they choose
+    are the ones the integer model uses, and a negative ``gamma`` is just a negative weight.
+    ``example`` (a batch of inputs) gives the shapes. A model torch.fx cannot trace, a layer with
+    another user than the BatchNorm, or a module called twice is left unfolded. Returns
+    ``{batchnorm name: layer name}``.
+    """
+    try:
+        gm = torch.fx.symbolic_trace(model)
+        torch.fx.passes.shape_prop.ShapeProp(gm).propagate(example)
+    except Exception:  # untraceable or shape-dependent models keep their BatchNorms as host ops
+        return {}
+    mods = dict(model.named_modules())
+    calls = Counter(n.target for n in gm.graph.nodes if n.op == "call_module")
+    folded: dict[str, str] = {}
+    for node in gm.graph.nodes:
+        bn = mods.get(node.target) if node.op == "call_module" else None
+        if not isinstance(bn, nn.modules.batchnorm._BatchNorm) or bn.running_mean is None:
+            continue
+        src = node.args[0] if node.args else None
+        if not (isinstance(src, torch.fx.Node) and src.op == "call_module" and len(src.users) == 1):
+            continue
+        layer = mods.get(src.target)
+        if not (isinstance(layer, (nn.Conv2d, nn.Linear)) and _is_quantizable(src.target, layer, mods)):
+            continue
+        out_shape = getattr(src.meta.get("tensor_meta"), "shape", None)
+        if calls[node.target] != 1 or calls[src.target] != 1 or bn.num_features != layer.weight.shape[0] \
+                or out_shape is None or (isinstance(layer, nn.Linear) and len(out_shape) != 2):
+            continue
+        _fold_into(layer, bn)
+        parent_name, _, attr = node.target.rpartition(".")
+        setattr(model.get_submodule(parent_name) if parent_name else model, attr, nn.Identity())
+        folded[node.target] = src.target
+    return folded
+
+
+def _fold_into(layer: nn.Conv2d | nn.Linear, bn: nn.modules.batchnorm._BatchNorm) -> None:
+    with torch.no_grad():
+        mean, var = bn.running_mean.double(), bn.running_var.double()
+        gamma = bn.weight.double() if bn.affine else torch.ones_like(mean)
+        beta = bn.bias.double() if bn.affine else torch.zeros_like(mean)
+        f = gamma / torch.sqrt(var + bn.eps)
+        w = layer.weight
+        w.copy_((w.double() * f.reshape((-1,) + (1,) * (w.dim() - 1))).to(w.dtype))
+        b = beta + ((layer.bias.double() if layer.bias is not None else 0.0) - mean) * f
+        if layer.bias is None:
+            layer.bias = nn.Parameter(b.to(w.dtype))
+        else:
+            layer.bias.copy_(b.to(w.dtype))
+
+
 def quantizable_layers(model: nn.Module) -> list[str]:
     """Names of the nn.Conv2d / nn.Linear modules that quantize_model wraps, in module order."""
     mods = dict(model.named_modules())
@@ -411,6 +531,7 @@ class QuantModel(nn.Module):
         self.config, self.bits, self.dataset, self.model_name = config, bits, dataset, name
         self.input_shape: tuple[int, ...] | None = None
         self.promoted: list[str] = []
+        self.folded: dict[str, str] = {}
         for lname, spec in specs.items():
             parent_name, _, attr = lname.rpartition(".")
             parent = model.get_submodule(parent_name) if parent_name else model
@@ -420,7 +541,21 @@ class QuantModel(nn.Module):
             setattr(parent, attr, new)
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
-        return self.model(*args, **kwargs)
+        """Train mode: fake quantization with ANT's STE. Eval mode: the integer model's arithmetic.
+
+        In eval mode every quantized layer computes its exact integer GEMM and rescales it as the
+        exported model does, and the host ops whose float32 result depends on the implementation
+        (:data:`antq.qmodel.ROUNDED_OPS`) run antq's own definitions, so the outputs equal
+        ``self.export().run(x)`` and the overlay's bit for bit. No gradients flow in eval mode.
+        """
+        if self.training:
+            return self.model(*args, **kwargs)
+        for t in [*args, *kwargs.values()]:
+            if isinstance(t, torch.Tensor) and t.is_floating_point() and t.dtype != torch.float32:
+                raise TypeError(f"the eval-mode forward computes in float32, as the integer model does; "
+                                f"got a {t.dtype} input (pass float32, or use train mode)")
+        with torch.no_grad(), _HostOps():
+            return self.model(*args, **kwargs)
 
     @property
     def layers(self) -> dict[str, QuantLayer]:
@@ -438,7 +573,7 @@ class QuantModel(nn.Module):
             yield q.alpha
 
     def calibrate(self, x: torch.Tensor, progress: bool = True) -> None:
-        """Recalibrate every quantizer on the batch ``x`` in one forward pass (BatchNorm unfolded)."""
+        """Recalibrate every quantizer on the batch ``x`` in one eval-mode forward pass."""
         qs = list(self.quantizers())
         for q in qs:
             q.reset()
@@ -448,8 +583,7 @@ class QuantModel(nn.Module):
             for q in qs:
                 q.calibrating, q.on_calibrated = True, bar.update
             try:
-                with torch.no_grad():
-                    self.model(x)
+                self(x)
             except RuntimeError as e:
                 raise ValueError(
                     f"calibration data of shape {tuple(x.shape)} does not fit the model: {e}") from e
@@ -497,7 +631,7 @@ class QuantModel(nn.Module):
         return m
 
     def export(self) -> QuantizedModel:
-        """The integer model: codes, per-channel scales with BatchNorm folded in, bias, act formats."""
+        """The integer model: codes, per-channel scales, bias, activation formats (see the module doc)."""
         return export(self)
 
     def __antq_state__(self) -> dict:
@@ -579,9 +713,12 @@ def quantize_model(model: nn.Module, calib_data: Any, config: str = "ip-f", bits
     x = calibration_tensor(calib_data, params[0].dtype if params else torch.float32)
     if params:
         x = x.to(params[0].device)
-    qm = QuantModel(copy.deepcopy(model), specs, config=config, bits=bits,
+    work = copy.deepcopy(model).eval()
+    folded = fold_batchnorm(work, x[:2])
+    qm = QuantModel(work, specs, config=config, bits=bits,
                     dataset=dataset if dataset is not None else getattr(model, "dataset_name", None),
                     name=type(model).__name__)
+    qm.folded = folded
     qm.calibrate(x, progress)
     if auto_int8:
         qm.promote_int8(auto_int8, x, progress)
@@ -661,6 +798,78 @@ _METHODS: dict[str, str] = {
 }
 
 
+
+
+def _routed() -> dict[Any, str]:
+    """torch callables whose host op is in ROUNDED_OPS -> that op (the functions, the Tensor methods)."""
+    table = {f: op for f, op in _FUNCTIONS.items() if op in ROUNDED_OPS}
+    table.update({getattr(torch.Tensor, m): op for m, op in _METHODS.items() if op in ROUNDED_OPS})
+    table[torch.Tensor.__matmul__] = "matmul"
+    return table
+
+
+_ROUTED = _routed()
+
+
+def _to_numpy(v: Any, fn: Any) -> Any:
+    if isinstance(v, torch.Tensor):
+        if v.is_floating_point() and v.dtype != torch.float32:
+            raise TypeError(f"{getattr(fn, '__name__', fn)}: the eval-mode forward computes in float32, as "
+                            f"the integer model does; got a {v.dtype} tensor")
+        return v.detach().cpu().numpy()
+    if isinstance(v, (list, tuple)):
+        return type(v)(_to_numpy(x, fn) for x in v)
+    return v
+
+
+def _device(args: Sequence[Any]) -> torch.device:
+    return next((a.device for a in args if isinstance(a, torch.Tensor)), torch.device("cpu"))
+
+
+_NATIVE = threading.local()
+
+
+@contextlib.contextmanager
+def _native() -> Iterator[None]:
+    """antq's own torch code inside a quantized layer (calibration, GEMMs) is not routed."""
+    _NATIVE.depth = getattr(_NATIVE, "depth", 0) + 1
+    try:
+        yield
+    finally:
+        _NATIVE.depth -= 1
+
+
+class _HostOps(torch.overrides.TorchFunctionMode):
+    """Routes the torch calls of :data:`antq.qmodel.ROUNDED_OPS` to antq's numpy definitions.
+
+    Everything else (the exact float32 ops, the quantized layers' float64 GEMMs) runs in torch;
+    those give the same bits in torch and numpy by IEEE 754, so the eval-mode torch model then
+    computes exactly what the exported integer model computes.
+    """
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if getattr(_NATIVE, "depth", 0):
+            return func(*args, **kwargs)
+        op = _ROUTED.get(func)
+        if func is F.batch_norm:
+            if kwargs.get("training", args[5] if len(args) > 5 else False):
+                return func(*args, **kwargs)
+            op, args, kwargs = "batch_norm", _batch_norm_args(*args, **kwargs), {}
+        if op is None:
+            return func(*args, **kwargs)
+        out = HOST_OPS[op](*_to_numpy(args, func), **{k: _to_numpy(v, func) for k, v in kwargs.items()})
+        return torch.from_numpy(np.ascontiguousarray(out)).to(_device(args))
+
+
+def _batch_norm_args(x, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1,
+                     eps=1e-5) -> tuple:
+    """F.batch_norm's arguments in the order of the host op (x, mean, var, weight, bias, eps)."""
+    ones = torch.ones_like(running_mean)
+    return (x, running_mean, running_var, ones if weight is None else weight,
+            ones * 0 if bias is None else bias, eps)
+
+
 def _arr(t: torch.Tensor | None) -> np.ndarray | None:
     return None if t is None else t.detach().float().cpu().numpy()
 
@@ -707,18 +916,18 @@ def _module_node(name: str, m: nn.Module, args: list) -> Node:
                       "Max/Avg/AdaptiveAvgPool2d, Dropout, Identity)")
 
 
-def _enc(a: Any, alias: dict[str, str] | None = None, where: str = "") -> Any:
+def _enc(a: Any, where: str = "") -> Any:
     """Graph argument -> the JSON-like form QuantizedModel stores."""
     if isinstance(a, torch.fx.Node):
-        return {"ref": (alias or {}).get(a.name, a.name)}
+        return {"ref": a.name}
     if isinstance(a, slice):
-        return {"slice": [_enc(v, alias, where) for v in (a.start, a.stop, a.step)]}
+        return {"slice": [_enc(v, where) for v in (a.start, a.stop, a.step)]}
     if a is Ellipsis:
         return {"ellipsis": True}
     if isinstance(a, (tuple, list, torch.Size)):
-        return [_enc(v, alias, where) for v in a]
+        return [_enc(v, where) for v in a]
     if isinstance(a, dict):
-        return {k: _enc(v, alias, where) for k, v in a.items()}
+        return {k: _enc(v, where) for k, v in a.items()}
     if a is None or isinstance(a, (bool, int, float, str)):
         return a
     raise ExportError(f"{where}: cannot export the argument {a!r} ({type(a).__name__})")
@@ -759,41 +968,6 @@ def _gemm_layer(name: str, m: QuantLayer) -> GemmLayer:
                      act_scale=m.input_quant.scale().detach().cpu().numpy()[0], in_shape=m.in_shape, **geo)
 
 
-def _fold_bn(layer: GemmLayer, bn: nn.modules.batchnorm._BatchNorm, name: str) -> None:
-    """Fold eval-mode BatchNorm into the per-channel weight scale and the bias (exact but for rounding).
-
-    A negative BN factor negates the channel's codes; an all-zero factor zeroes them (scale 1).
-    """
-    if bn.num_features != layer.n:
-        raise ExportError(f"{name}: BatchNorm over {bn.num_features} channels follows {layer.name} with "
-                          f"{layer.n}")
-    var = bn.running_var.detach().double().cpu().numpy()
-    mean = bn.running_mean.detach().double().cpu().numpy()
-    gamma = bn.weight.detach().double().cpu().numpy() if bn.affine else np.ones_like(mean)
-    beta = bn.bias.detach().double().cpu().numpy() if bn.affine else np.zeros_like(mean)
-    f = gamma / np.sqrt(var + bn.eps)
-    w = layer.weight
-    codes = w.codes.copy()
-    neg = np.flatnonzero(f < 0)
-    if len(neg):
-        values = np.asarray(w.fmt.values)[codes[neg]]
-        try:
-            codes[neg] = w.fmt.encode(-values)
-        except FormatError as e:
-            raise ExportError(f"{name}: cannot fold a negative BatchNorm factor into {layer.name} "
-                              f"({w.fmt.name} weights hold {w.fmt.values.min()}, whose negation the format "
-                              f"lacks): {e}") from e
-    zero = f == 0
-    codes[zero] = 0
-    scale = np.where(zero, 1.0, w.scale.astype(np.float64) * np.abs(f)).astype(np.float32)
-    bias = beta - mean * f
-    if layer.bias is not None:
-        bias = bias + layer.bias.astype(np.float64) * f
-    layer.weight = QuantizedTensor(codes, kind=w.kind, bits=w.bits, signed=w.signed, scale=scale,
-                                   channel_axis=0)
-    layer.bias = bias.astype(np.float32)
-
-
 class _Tracer(torch.fx.Tracer):
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
         return isinstance(m, (QuantConv2d, QuantLinear)) or super().is_leaf_module(m, qualname)
@@ -818,12 +992,10 @@ def export(qm: QuantModel) -> QuantizedModel:
         raise ExportError(f"torch.fx cannot trace {type(qm.model).__name__} ({type(e).__name__}: {e}); the "
                           "host executor needs a static graph") from e
     nodes: list[Node] = []
-    by_name: dict[str, Node] = {}
-    alias: dict[str, str] = {}
     for fx in graph.nodes:
         where = f"{fx.name} ({fx.op} {fx.target})"
-        args = _enc(list(fx.args), alias, where)
-        kwargs = _enc(dict(fx.kwargs), alias, where)
+        args = _enc(list(fx.args), where)
+        kwargs = _enc(dict(fx.kwargs), where)
         if fx.op == "placeholder":
             if any(n.op == "input" for n in nodes):
                 raise ExportError(f"{where}: the model takes more than one input; antq models take "
@@ -837,16 +1009,8 @@ def export(qm: QuantModel) -> QuantizedModel:
             node = Node(fx.name, "constant", [], {"value": _arr(value)})
         elif fx.op == "call_module":
             m = qm.model.get_submodule(fx.target)
-            src = fx.args[0] if fx.args else None
             if isinstance(m, (QuantConv2d, QuantLinear)):
                 node = Node(fx.name, "gemm", args, {}, _gemm_layer(fx.target, m))
-            elif (isinstance(m, nn.modules.batchnorm._BatchNorm) and isinstance(src, torch.fx.Node)
-                  and src.name in by_name and by_name[src.name].op == "gemm" and len(src.users) == 1
-                  and m.running_mean is not None
-                  and (by_name[src.name].layer.op == "conv2d" or len(by_name[src.name].layer.in_shape) == 1)):
-                _fold_bn(by_name[src.name].layer, m, fx.target)
-                alias[fx.name] = src.name
-                continue
             else:
                 node = _module_node(fx.target, m, args)
                 node.name = fx.name
@@ -865,6 +1029,5 @@ def export(qm: QuantModel) -> QuantizedModel:
         if node.op in HOST_OPS:
             _check_host_call(node)
         nodes.append(node)
-        by_name[node.name] = node
     return QuantizedModel(nodes, qm.input_shape, name=qm.model_name, dataset=qm.dataset,
                           config=qm.config, bits=qm.bits)

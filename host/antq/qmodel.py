@@ -2,16 +2,18 @@
 
 A :class:`QuantizedModel` is what ``antq.save`` writes for a quantized network and ``antq.load``
 gives back. It holds a list of graph nodes. Conv2d and Linear nodes are :class:`GemmLayer` s:
-packed weight codes (N, K) with per-output-channel scales (BatchNorm folded in), a bias and a
-frozen per-tensor activation format and scale. Everything else (ReLU, pooling, residual adds,
-LayerNorm, softmax, attention matmuls, reshapes) is a host op computed in float64 numpy.
+packed weight codes (N, K) with per-output-channel scales (BatchNorm folded in before
+calibration), a bias and a frozen per-tensor activation format and scale. Everything else (ReLU,
+pooling, residual adds, LayerNorm, softmax, attention matmuls, reshapes) is a host op on float32
+values (:data:`HOST_OPS`).
 
 :meth:`QuantizedModel.run` executes the graph. For every GEMM layer it requantizes the input with
 :func:`antq.quantize.quantize_as` (the canonical float32 rounding), forms the (M, K) activation
 matrix (im2col for Conv2d), and calls ``gemm(a, w)``, which must return the exact int64
 accumulators (M, N): :func:`antq.reference.gemm` by default, the accelerator's in the runtime.
-The output is ``acc * a_scale * w_scale[n] + bias``. Nothing outside ``gemm`` depends on it, so
-any exact ``gemm`` gives bit-identical results. This module needs numpy only (not torch).
+The output is :func:`rescale` of them. Nothing outside ``gemm`` depends on it, so any exact
+``gemm`` gives bit-identical results; and the fake-quant torch model in eval mode computes the
+same operations, so it gives them too. This module needs numpy only (not torch).
 """
 
 from __future__ import annotations
@@ -132,7 +134,7 @@ class GemmLayer:
 
     def forward(self, x: np.ndarray, gemm: Gemm, times: dict[str, float] | None = None
                 ) -> tuple[np.ndarray, np.ndarray]:
-        """(float64 output, int64 accumulators) of this layer on input ``x``.
+        """(float32 output, int64 accumulators) of this layer on input ``x``: see :func:`rescale`.
 
         ``times``, if given, receives the wall seconds of ``quantize`` (requantize + im2col),
         ``gemm`` (the callable) and ``rescale`` (scales, bias, layout), for latency breakdowns.
@@ -148,10 +150,7 @@ class GemmLayer:
         if acc.shape != (a.shape[0], self.n):
             raise ValueError(f"layer {self.name}: gemm returned shape {acc.shape}, expected "
                              f"{(a.shape[0], self.n)}")
-        scale = np.float64(self.act_scale) * self.weight.scale.astype(np.float64)
-        y = acc.astype(np.float64) * scale
-        if self.bias is not None:
-            y = y + self.bias.astype(np.float64)
+        y = rescale(acc, self.act_scale, self.weight.scale, self.bias)
         batch = x.shape[0]
         if self.op == "conv2d":
             oh, ow = self._out_hw(*self.in_shape[1:])
@@ -182,6 +181,22 @@ class GemmLayer:
         )
 
 
+def rescale(acc: np.ndarray, act_scale: np.float32, w_scale: np.ndarray, bias: np.ndarray | None
+            ) -> np.ndarray:
+    """A GEMM layer's float32 output from its exact int64 accumulators (M, N).
+
+    ``fl32(acc * (fl64(s_a) * fl64(s_w[n])) + fl64(bias[n]))``: the scale product is exact in
+    float64, the accumulators are exact below 2^53, and the result is rounded once to float32.
+    The fake-quant torch model (:mod:`antq.nn`) computes exactly these float64 operations in this
+    order, so both give the same bits.
+    """
+    scale = np.float64(act_scale) * np.asarray(w_scale, np.float32).astype(np.float64)
+    y = acc.astype(np.float64) * scale
+    if bias is not None:
+        y = y + np.asarray(bias, np.float32).astype(np.float64)
+    return y.astype(np.float32)
+
+
 def _im2col(codes: np.ndarray, layer: GemmLayer) -> np.ndarray:
     """(B, C, H, W) codes -> (B*OH*OW, C*kh*kw); padding uses code 0, which is the value 0."""
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = layer.kernel, layer.stride, layer.padding, layer.dilation
@@ -193,12 +208,47 @@ def _im2col(codes: np.ndarray, layer: GemmLayer) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------------------
-# Host ops: numpy versions of the torch functions a traced model calls (float64, torch semantics).
+# Host ops: numpy versions of the torch functions a traced model calls, with torch's signatures.
+#
+# Every value between ops is float32, as in the torch model. Two kinds of op keep the fake-quant
+# torch model and this executor equal bit for bit (docs/contracts.md, "Fake-quant = integer model"):
+#
+# * exact ops (data movement, max, and one IEEE float32 operation per element: add, sub, mul,
+#   div, neg, relu) give the same bits in torch and numpy, so the torch model runs its own;
+# * ROUNDED_OPS (reductions, transcendentals, float matmuls, normalisations), whose float32 result
+#   depends on the implementation, are defined here: float64 inside, rounded to float32 once,
+#   reductions over a contiguous last axis so that a row's result does not depend on the batch.
+#   In eval mode the fake-quant torch model calls these very functions (antq.nn routes them).
 
-def _dims(dim: int | Sequence[int] | None, ndim: int) -> tuple[int, ...] | None:
+F32 = np.float32
+
+
+def _f64(x: Any) -> np.ndarray:
+    return np.ascontiguousarray(x, dtype=np.float64)
+
+
+def _dims(dim: int | Sequence[int] | None, ndim: int) -> tuple[int, ...]:
     if dim is None:
-        return None
-    return tuple(d % ndim for d in ((dim,) if isinstance(dim, int) else dim))
+        return tuple(range(ndim))
+    dims = (dim,) if isinstance(dim, (int, np.integer)) else tuple(dim)
+    return tuple(sorted({int(d) % ndim for d in dims})) if dims else tuple(range(ndim))
+
+
+def _reduce(x: np.ndarray, dims: tuple[int, ...], fn: Callable[[np.ndarray], np.ndarray],
+            keepdim: bool) -> np.ndarray:
+    """``fn`` over the last axis of ``x`` with ``dims`` moved to the end and flattened (float64)."""
+    rest = [d for d in range(x.ndim) if d not in dims]
+    moved = _f64(np.transpose(x, rest + list(dims)))
+    out = fn(moved.reshape(moved.shape[:len(rest)] + (-1,)))
+    if keepdim:
+        out = out.reshape([1 if d in dims else x.shape[d] for d in range(x.ndim)])
+    return out
+
+
+def _rowwise(x: np.ndarray, dim: int, fn: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """``fn`` on rows along ``dim`` (moved last, contiguous float64), moved back, rounded to float32."""
+    d = int(dim) % x.ndim
+    return np.moveaxis(fn(_f64(np.moveaxis(x, d, -1))), -1, d).astype(F32)
 
 
 def _shape_args(shape: tuple) -> tuple[int, ...]:
@@ -213,44 +263,58 @@ def _unsupported(op: str, **kw: Any) -> None:
 
 def _batch_norm(x, mean, var, weight, bias, eps):
     shape = (1, -1) + (1,) * (x.ndim - 2)
-    inv = 1.0 / np.sqrt(var.astype(np.float64) + eps)
-    return (x - mean.reshape(shape)) * (inv * weight).reshape(shape) + bias.reshape(shape)
+    inv = 1.0 / np.sqrt(_f64(var) + eps)
+    y = (_f64(x) - _f64(mean).reshape(shape)) * (inv * _f64(weight)).reshape(shape)
+    return (y + _f64(bias).reshape(shape)).astype(F32)
 
 
 def _layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
-    axes = tuple(range(x.ndim - len(_shape_args(tuple(normalized_shape))), x.ndim))
-    mu = x.mean(axis=axes, keepdims=True)
-    var = ((x - mu) ** 2).mean(axis=axes, keepdims=True)
-    y = (x - mu) / np.sqrt(var + eps)
+    dims = tuple(range(x.ndim - len(_shape_args(tuple(normalized_shape))), x.ndim))
+    n = int(np.prod([x.shape[d] for d in dims]))
+    mu = _reduce(x, dims, lambda r: r.sum(axis=-1) / n, keepdim=True)
+    dev = _f64(x) - mu
+    var = _reduce(dev, dims, lambda r: (r * r).sum(axis=-1) / n, keepdim=True)
+    y = dev / np.sqrt(var + eps)
     if weight is not None:
-        y = y * weight
+        y = y * _f64(weight)
     if bias is not None:
-        y = y + bias
-    return y
+        y = y + _f64(bias)
+    return y.astype(F32)
 
 
 def _gelu(x, approximate="none"):
+    v = _f64(x)
     if approximate == "tanh":
-        return 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)))
+        return (0.5 * v * (1 + np.tanh(math.sqrt(2 / math.pi) * (v + 0.044715 * v**3)))).astype(F32)
+    if approximate != "none":
+        raise ValueError(f"host op gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
     from scipy.special import erf
 
-    return 0.5 * x * (1 + erf(x / math.sqrt(2)))
+    return (0.5 * v * (1 + erf(v / math.sqrt(2)))).astype(F32)
+
+
+def _softmax_rows(r: np.ndarray) -> np.ndarray:
+    e = np.exp(r - r.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def _log_softmax_rows(r: np.ndarray) -> np.ndarray:
+    z = r - r.max(axis=-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
 
 
 def _softmax(x, dim=None, _stacklevel=3, dtype=None):
     _unsupported("softmax", dtype=dtype)
     if dim is None:
         raise ValueError("host op softmax needs an explicit dim")
-    e = np.exp(x - x.max(axis=dim, keepdims=True))
-    return e / e.sum(axis=dim, keepdims=True)
+    return _rowwise(x, dim, _softmax_rows)
 
 
 def _log_softmax(x, dim=None, _stacklevel=3, dtype=None):
     _unsupported("log_softmax", dtype=dtype)
     if dim is None:
         raise ValueError("host op log_softmax needs an explicit dim")
-    z = x - x.max(axis=dim, keepdims=True)
-    return z - np.log(np.exp(z).sum(axis=dim, keepdims=True))
+    return _rowwise(x, dim, _log_softmax_rows)
 
 
 def _pair(v) -> tuple[int, int]:
@@ -258,38 +322,42 @@ def _pair(v) -> tuple[int, int]:
 
 
 def _pool_windows(x, kernel_size, stride, padding, dilation, fill):
+    """(..., OH, OW, kh*kw) windows (a contiguous copy: the pooled axis is last)."""
     (kh, kw), (ph, pw), (dh, dw) = _pair(kernel_size), _pair(padding), _pair(dilation)
     sh, sw = _pair(kernel_size if stride is None or stride == [] or stride == () else stride)
     p = np.pad(x, ((0, 0),) * (x.ndim - 2) + ((ph, ph), (pw, pw)), constant_values=fill)
     win = sliding_window_view(p, ((kh - 1) * dh + 1, (kw - 1) * dw + 1), axis=(-2, -1))
-    return win[..., ::sh, ::sw, ::dh, ::dw]
+    win = win[..., ::sh, ::sw, ::dh, ::dw]
+    return np.ascontiguousarray(win).reshape(win.shape[:-2] + (-1,))
 
 
 def _max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
     _unsupported("max_pool2d", ceil_mode=ceil_mode, return_indices=return_indices)
-    return _pool_windows(x, kernel_size, stride, padding, dilation, -np.inf).max(axis=(-2, -1))
+    return _pool_windows(x, kernel_size, stride, padding, dilation, -np.inf).max(axis=-1)
 
 
 def _avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
                 divisor_override=None):
     _unsupported("avg_pool2d", ceil_mode=ceil_mode, divisor_override=divisor_override)
-    win = _pool_windows(x, kernel_size, stride, padding, 1, 0.0)
-    if count_include_pad or padding in (0, (0, 0), [0, 0]):
-        return win.mean(axis=(-2, -1))
+    win = _pool_windows(_f64(x), kernel_size, stride, padding, 1, 0.0)
+    if count_include_pad or _pair(padding) == (0, 0):
+        return (win.sum(axis=-1) / win.shape[-1]).astype(F32)
     ones = _pool_windows(np.ones((1,) * (x.ndim - 2) + x.shape[-2:]), kernel_size, stride, padding, 1, 0.0)
-    return win.sum(axis=(-2, -1)) / ones.sum(axis=(-2, -1))
+    return (win.sum(axis=-1) / ones.sum(axis=-1)).astype(F32)
 
 
 def _adaptive_avg_pool2d(x, output_size):
     oh, ow = _pair(output_size)
     h, w = x.shape[-2:]
+    v = _f64(x)
     out = np.empty(x.shape[:-2] + (oh, ow))
     for i in range(oh):
         h0, h1 = (i * h) // oh, -(-((i + 1) * h) // oh)
         for j in range(ow):
             w0, w1 = (j * w) // ow, -(-((j + 1) * w) // ow)
-            out[..., i, j] = x[..., h0:h1, w0:w1].mean(axis=(-2, -1))
-    return out
+            cell = np.ascontiguousarray(v[..., h0:h1, w0:w1]).reshape(v.shape[:-2] + (-1,))
+            out[..., i, j] = cell.sum(axis=-1) / cell.shape[-1]
+    return out.astype(F32)
 
 
 def _flatten(x, start_dim=0, end_dim=-1):
@@ -307,12 +375,18 @@ def _permute(x, *dims):
 
 def _mean(x, dim=None, keepdim=False, dtype=None):
     _unsupported("mean", dtype=dtype)
-    return x.mean(axis=_dims(dim, x.ndim), keepdims=keepdim)
+    dims = _dims(dim, x.ndim)
+    n = int(np.prod([x.shape[d] for d in dims]))
+    return np.asarray(_reduce(x, dims, lambda r: r.sum(axis=-1) / n, keepdim)).astype(F32)
 
 
 def _sum(x, dim=None, keepdim=False, dtype=None):
     _unsupported("sum", dtype=dtype)
-    return x.sum(axis=_dims(dim, x.ndim), keepdims=keepdim)
+    return np.asarray(_reduce(x, _dims(dim, x.ndim), lambda r: r.sum(axis=-1), keepdim)).astype(F32)
+
+
+def _matmul(a, b):
+    return np.matmul(_f64(a), _f64(b)).astype(F32)
 
 
 def _size(x, dim=None):
@@ -350,16 +424,16 @@ def _binary(fn):
 
 HOST_OPS: dict[str, Callable[..., Any]] = {
     "identity": lambda x: x,
-    "relu": lambda x, inplace=False: np.maximum(x, 0.0),
+    "relu": lambda x, inplace=False: np.maximum(x, F32(0)),
     "gelu": _gelu,
-    "tanh": lambda x: np.tanh(x),
-    "sigmoid": lambda x: 1.0 / (1.0 + np.exp(-x)),
+    "tanh": lambda x: np.tanh(_f64(x)).astype(F32),
+    "sigmoid": lambda x: (1.0 / (1.0 + np.exp(-_f64(x)))).astype(F32),
     "neg": lambda x: -x,
     "add": _binary(np.add),
     "sub": _binary(np.subtract),
     "mul": _binary(np.multiply),
     "div": _binary(np.true_divide),
-    "matmul": lambda a, b: np.matmul(a, b),
+    "matmul": _matmul,
     "softmax": _softmax,
     "log_softmax": _log_softmax,
     "batch_norm": _batch_norm,
@@ -380,7 +454,15 @@ HOST_OPS: dict[str, Callable[..., Any]] = {
     "getitem": _getitem,
     "cat": _cat,
 }
-"""Host op name -> numpy implementation with the torch function's signature."""
+"""Host op name -> numpy implementation with the torch function's signature (float32 in and out)."""
+
+ROUNDED_OPS: frozenset[str] = frozenset({
+    "gelu", "tanh", "sigmoid", "matmul", "softmax", "log_softmax", "batch_norm", "layer_norm",
+    "avg_pool2d", "adaptive_avg_pool2d", "mean", "sum",
+})
+"""Host ops defined here in float64 with one final rounding to float32. Their float32 result would
+depend on the implementation, so the fake-quant torch model calls these functions in eval mode
+(:mod:`antq.nn`); every other host op is exact (bit-identical in torch and numpy float32)."""
 
 
 # ------------------------------------------------------------------------------------------------
@@ -425,7 +507,7 @@ def _resolve(a: Any, env: dict[str, Any]) -> Any:
     if isinstance(a, list):
         return [_resolve(v, env) for v in a]
     if isinstance(a, np.ndarray) and a.dtype.kind == "f":
-        return a.astype(np.float64)
+        return a.astype(np.float32, copy=False)
     return a
 
 
@@ -495,7 +577,7 @@ class QuantizedModel:
             raise ValueError("model input has an empty batch")
         if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
             raise ValueError("model input contains NaN or Inf")
-        return a.astype(np.float64)
+        return a.astype(np.float32)
 
     def run(self, x: Any, gemm: Gemm | None = None, trace: bool = False
             ) -> np.ndarray | tuple[np.ndarray, list[TraceRecord]]:

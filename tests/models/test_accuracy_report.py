@@ -35,7 +35,7 @@ def test_reduced_report(quick_results, tmp_path):
             assert f"| {cfg} | {row['ptq']:.2f} | {row['qat']:.2f} | {exported} |" in text
             if cfg in ANT_CONFIGS:
                 # the integer model predicts the same classes as the fake-quant model it came from
-                assert row["exported"] == row["qat"] and row["accelerator_ready"]
+                assert row["bit_identical"] and row["exported"] == row["qat"] and row["accelerator_ready"]
         layers = [row["layer"] for row in r["configs"]["int"]["layers"]]
         assert r["configs"]["ant4-8"]["int8_layers"] == [layers[0], layers[-1]]
         # every chosen type comes from the config's candidate set

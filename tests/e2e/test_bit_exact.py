@@ -1,0 +1,118 @@
+"""Fake-quant = integer model = overlay, bit for bit, by construction (docs/contracts.md §11).
+
+Random-init models (no trained weights, so nothing depends on where a trained value happens to
+round), each quantized with every ANT config for several seeds: the eval-mode fake-quant torch
+model, the exported integer model on the host and the overlay on every emulation level give
+identical outputs (``np.array_equal``), and the overlay runs in smaller batches than the host.
+"""
+
+import functools
+
+import numpy as np
+import pytest
+import torch
+from antq import models
+from antq.nn import ANT48, CANDIDATES, quantize_model
+from antq.runtime import Runtime
+from torch import nn
+
+CONFIGS = (*CANDIDATES, ANT48)
+SEEDS = (0, 1, 2)
+
+
+def _randomize(model: nn.Module, g: torch.Generator) -> None:
+    """Heavy-tailed weights (so PoT and flint win some tensors, as on trained models) and
+    trained-looking BatchNorm statistics, with about a third of the gammas negative."""
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                m.weight.mul_(torch.exp(0.8 * torch.randn(m.weight.shape, generator=g)))
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                n = m.num_features
+                sign = torch.where(torch.rand(n, generator=g) < 0.35, -1.0, 1.0)
+                m.weight.copy_(sign * (0.5 + torch.rand(n, generator=g)))
+                m.bias.copy_(0.2 * torch.randn(n, generator=g))
+                m.running_mean.copy_(0.3 * torch.randn(n, generator=g))
+                m.running_var.copy_(0.5 + torch.rand(n, generator=g))
+
+
+class Block(nn.Module):
+    """A ResNet basic block: conv-BN-ReLU-conv-BN plus the (downsampled) input, then ReLU."""
+
+    def __init__(self, cin: int, cout: int, stride: int) -> None:
+        super().__init__()
+        self.conv1, self.bn1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout)
+        self.conv2, self.bn2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout)
+        self.down = None if stride == 1 and cin == cout else nn.Sequential(
+            nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.bn1(self.conv1(x)))
+        h = self.bn2(self.conv2(h))
+        return torch.relu(h + (x if self.down is None else self.down(x)))
+
+
+class TinyResNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU())
+        self.layer1, self.layer2 = Block(8, 8, 1), Block(8, 16, 2)
+        self.pool, self.fc = nn.AdaptiveAvgPool2d(1), nn.Linear(16, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.pool(self.layer2(self.layer1(self.stem(x)))).flatten(1))
+
+
+def _mlp() -> nn.Module:
+    """A Linear-only stack with a BatchNorm1d (folded) and a residual add-free ReLU chain."""
+    return nn.Sequential(nn.Flatten(), nn.Linear(64, 48), nn.BatchNorm1d(48), nn.ReLU(), nn.Linear(48, 32),
+                         nn.ReLU(), nn.Linear(32, 10))
+
+
+ARCHS = {
+    "resnet": TinyResNet,
+    "mlp": _mlp,
+    "transformer": lambda: models.DigitsTransformer(dim=16, heads=2, hidden=32),
+}
+
+
+@functools.cache
+def _case(arch: str, seed: int, config: str):
+    """(quantized torch model, exported integer model, test inputs) of one random-init model."""
+    torch.manual_seed(seed)
+    g = torch.Generator().manual_seed(1000 + seed)
+    net = ARCHS[arch]().eval()
+    _randomize(net, g)
+    x = torch.rand(96, 1, 8, 8, generator=g)
+    qm = quantize_model(net, x[:64], config, 4, progress=False)
+    return qm, qm.export(), x[64:].numpy()
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("arch", list(ARCHS))
+def test_fake_quant_equals_integer_model_and_overlay(arch, seed, config, ov):
+    qm, ex, x = _case(arch, seed, config)
+    with torch.no_grad():
+        fake = qm(torch.from_numpy(x)).numpy()
+    host = ex.run(x)
+    assert np.array_equal(fake, host), "the eval-mode fake-quant model must equal the integer model"
+    assert ex.accelerator_ready
+    with Runtime(ex, ov) as rt:
+        assert np.array_equal(rt.run(x, batch_size=7), host), "the overlay must equal the integer model"
+
+
+@pytest.mark.parametrize("arch", list(ARCHS))
+def test_the_cases_are_not_trivial(arch):
+    """BatchNorms were folded with negative factors, types other than int were chosen, and the
+    quantized model differs from fp32: the equalities above compare real 4-bit computations."""
+    kinds = set()
+    for seed in SEEDS:
+        qm, ex, x = _case(arch, seed, "fip-f")
+        kinds |= {f.kind for g in ex.gemm_layers for f in (g.act_fmt, g.w_fmt)}
+        if arch != "transformer":
+            assert qm.folded and any((g.weight.values() < 0).any() for g in ex.gemm_layers)
+        with torch.no_grad():
+            fp32 = qm.to_float()(torch.from_numpy(x)).numpy()
+        assert not np.allclose(ex.run(x), fp32, rtol=1e-3, atol=1e-3)
+    assert kinds - {"int"}, f"{arch}: every tensor chose int under fip-f; the case exercises no other type"
