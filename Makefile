@@ -5,7 +5,7 @@ PY    := .venv/bin/python
 JOBS  ?= 2
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help setup test test-slow test-board demo lint golden config bench-quant bench-pack clean
+.PHONY: help setup test test-slow test-board demo docs lint golden config bench-quant bench-pack clean
 .DEFAULT_GOAL := help
 
 help: ## list the targets
@@ -15,7 +15,7 @@ setup: ## install system tools and the pinned .venv (idempotent; quick when noth
 	@bash scripts/setup.sh
 
 test: setup ## run the fast test suite (everything but slow and board tests) on JOBS=2 workers
-	$(PY) -m pytest -q -n $(JOBS) -m "not slow and not board" $(PYTEST_ARGS)
+	ANTQ_RECORD_SESSION=$(or $(ANTQ_BUILD),build)/test-session.json $(PY) -m pytest -q -n $(JOBS) -m "not slow and not board" $(PYTEST_ARGS)
 
 test-slow: setup ## run the slow tests too
 	$(PY) -m pytest -q -n $(JOBS) -m "not board" $(PYTEST_ARGS)
@@ -34,6 +34,9 @@ bench-quant: setup ## vectorized type/clip search vs. a straightforward loop (pr
 
 bench-pack: setup ## pack/unpack throughput vs. np.copy (prints GB/s and ratios)
 	$(PY) -m antq bench-pack
+
+docs: setup ## re-measure every stale number of the README and docs (docs/data) and render them; run make test first
+	$(PY) scripts/docs_numbers.py $(if $(ONLY),--only $(ONLY),)
 
 demo: setup ## the main job: ANT-quantize the digits models and run them on the overlay (BACKEND=rtl for cycle-accurate)
 	$(PY) -m antq demo $(if $(BACKEND),--backend $(BACKEND),)

@@ -1,15 +1,19 @@
 # Real models quantized with ANT (docs/models.md): the accuracy-per-format report.
-# The zoo models train on first use (well under a minute each) and are cached in build/models.
+# The zoo models ship trained (host/antq/data/zoo); a changed recipe trains on first use (well under a
+# minute each) and caches in build/models until `make models-ship` writes new shipped weights.
 
-.PHONY: report report-quick models
+.PHONY: report report-quick models models-ship
 
-REPORT_DIR ?= docs/report
+REPORT_DIR ?= build/report
 
-report: setup ## accuracy per format (PTQ, QAT, exported integer model) with plots into $(REPORT_DIR)
+report: setup ## accuracy per format (PTQ, QAT, exported integer model) with plots into $(REPORT_DIR) (make docs writes docs/report)
 	$(PY) -m antq report -o $(REPORT_DIR)
 
 report-quick: setup ## the reduced report of `make test` (few QAT steps) into build/report
 	$(PY) -m antq report --quick -o build/report
 
-models: setup ## train (or load the cached) zoo models: digits-cnn, digits-transformer
+models: setup ## load (or, if the recipe changed, train) the zoo models: digits-cnn, digits-transformer
 	$(PY) -c "from antq import models; [print(n, models.get(n)) for n in models.ZOO]" >/dev/null
+
+models-ship: setup ## retrain the zoo models from their recipes and write the shipped weights (host/antq/data/zoo)
+	$(PY) -c "from antq import models; [print('wrote', models.ship(n)) for n in models.ZOO]"

@@ -4,6 +4,7 @@
 # pyproject.toml re-syncs the venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+started=$(date +%s)
 
 need_apt=()
 for tool in verilator:verilator iverilog:iverilog yosys:yosys g++:g++ make:make; do
@@ -40,4 +41,7 @@ echo "setup: installing pinned Python packages into .venv (first run takes about
     | grep -v "is ignored: it is neither a file nor a directory" || true
 .venv/bin/python -c "import antq, numpy, torch, pynq, cocotb; assert numpy.__version__.startswith('1.'), numpy.__version__"
 echo "$want" > "$stamp"
+build=${ANTQ_BUILD:-build}
+mkdir -p "$build"
+echo "{\"seconds\": $(( $(date +%s) - started )), \"apt\": \"${need_apt[*]:-}\"}" > "$build/setup-time.json"
 echo "setup: done ($(.venv/bin/python -c 'import torch, numpy, pynq, cocotb; print(f"torch {torch.__version__}, numpy {numpy.__version__}, pynq {pynq.__version__}, cocotb {cocotb.__version__}")'))"

@@ -1,9 +1,12 @@
 """Small real models and datasets to quantize: a digits CNN and a Linear-only digits transformer.
 
 Both train on scikit-learn's ``digits`` (1,797 8x8 images that ship with scikit-learn, so nothing
-is downloaded) in well under a minute on two CPU cores, deterministically: a fixed seed, one
-torch thread and a fixed batch order. Trained fp32 weights are cached under ``build/models``
-(override with ``ANTQ_BUILD``), keyed by a hash of the training recipe and the torch version,
+is downloaded) in well under a minute on two CPU cores: a fixed seed, one torch thread and a
+fixed batch order. That is reproducible on one machine, not across CPUs (float32 kernels round
+differently), so antq ships the weights it was trained to (``antq/data/zoo/<name>.npz``, written
+by ``make models-ship``): every machine then starts from the same fp32 model. ``get`` uses them
+while their recipe key matches the code; otherwise (or with ``retrain=True``) it trains, caching
+under ``build/models`` (override with ``ANTQ_BUILD``) keyed by the recipe and the torch version,
 behind a file lock so parallel test workers train each model once.
 
 * ``digits-cnn``: three Conv2d+BatchNorm+ReLU blocks with max pooling, then two Linear layers.
@@ -22,6 +25,7 @@ import inspect
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -115,13 +119,41 @@ ZOO: dict[str, Recipe] = {
 }
 
 
-def _cache_key(name: str, r: Recipe) -> str:
+SHIPPED_DIR = Path(__file__).resolve().parent / "data" / "zoo"
+
+
+def recipe_key(name: str, r: Recipe) -> str:
+    """Hash of what determines the trained weights: the recipe, the model code and the training code."""
     h = hashlib.sha256()
     h.update(repr((name, r.dataset, r.epochs, r.lr, r.batch, r.weight_decay, r.seed)).encode())
     h.update(inspect.getsource(r.factory).encode())
     h.update(inspect.getsource(_train).encode())
-    h.update(torch.__version__.encode())
     return h.hexdigest()[:16]
+
+
+def _cache_key(name: str, r: Recipe) -> str:
+    return hashlib.sha256(f"{recipe_key(name, r)} {torch.__version__}".encode()).hexdigest()[:16]
+
+
+def shipped_weights(name: str) -> dict[str, torch.Tensor] | None:
+    """The shipped state dict of a zoo model, or None if there is none or its recipe key is stale."""
+    path = SHIPPED_DIR / f"{name}.npz"
+    if not path.is_file():
+        return None
+    with np.load(path, allow_pickle=False) as z:
+        if str(z["__recipe__"]) != recipe_key(name, ZOO[name]):
+            return None
+        return {k: torch.from_numpy(z[k].copy()) for k in z.files if k != "__recipe__"}
+
+
+def ship(name: str, progress: bool = True) -> Path:
+    """Train ``name`` from its recipe and write it to the package's shipped weights (``make models-ship``)."""
+    model = get(name, progress=progress, retrain=True, shipped=False)
+    SHIPPED_DIR.mkdir(parents=True, exist_ok=True)
+    path = SHIPPED_DIR / f"{name}.npz"
+    arrays = {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}
+    np.savez_compressed(path, __recipe__=np.array(recipe_key(name, ZOO[name])), **arrays)
+    return path
 
 
 @contextlib.contextmanager
@@ -163,11 +195,18 @@ def _train(model: nn.Module, r: Recipe, progress: bool) -> None:
     model.eval()
 
 
-def get(name: str, *, progress: bool = True, retrain: bool = False) -> nn.Module:
-    """A trained zoo model in eval mode: loaded from the cache, or trained (and cached) first."""
+def get(name: str, *, progress: bool = True, retrain: bool = False, shipped: bool = True) -> nn.Module:
+    """A trained zoo model in eval mode: the shipped weights if they match the recipe (and
+    ``shipped``), else the build cache, else trained (and cached) first; ``retrain`` always trains."""
     if name not in ZOO:
         raise ValueError(f"unknown model {name!r}; the zoo has {', '.join(ZOO)}")
     r = ZOO[name]
+    state = shipped_weights(name) if shipped and not retrain else None
+    if state is not None:
+        torch.manual_seed(r.seed)
+        model = r.factory()
+        model.load_state_dict(state)
+        return model.eval()
     path = build_dir() / "models" / f"{name}-{_cache_key(name, r)}.pt"
     with file_lock(path.with_suffix(".lock")):
         torch.manual_seed(r.seed)

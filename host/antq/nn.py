@@ -982,6 +982,31 @@ def _check_host_call(node: Node) -> None:
         raise ExportError(f"{node.name}: host op {node.op} cannot take these arguments: {e}") from e
 
 
+def _rename_refs(a: Any, alias: dict[str, str]) -> Any:
+    if isinstance(a, dict):
+        if "ref" in a:
+            return {"ref": alias.get(a["ref"], a["ref"])}
+        return {k: _rename_refs(v, alias) for k, v in a.items()}
+    if isinstance(a, list):
+        return [_rename_refs(v, alias) for v in a]
+    return a
+
+
+def _drop_identities(nodes: list[Node]) -> list[Node]:
+    """Remove identity nodes (Dropout, nn.Identity, folded BatchNorms) by pointing their users at
+    their input: they compute nothing, and the traces and latency tables read better without them."""
+    alias: dict[str, str] = {}
+    out = []
+    for n in nodes:
+        n.args, n.kwargs = _rename_refs(n.args, alias), _rename_refs(n.kwargs, alias)
+        if n.op == "identity" and len(n.args) == 1 and not n.kwargs and isinstance(n.args[0], dict) \
+                and "ref" in n.args[0]:
+            alias[n.name] = n.args[0]["ref"]
+            continue
+        out.append(n)
+    return out
+
+
 def export(qm: QuantModel) -> QuantizedModel:
     """Trace ``qm`` with torch.fx and build the integer :class:`~antq.qmodel.QuantizedModel`."""
     if qm.input_shape is None:
@@ -1029,5 +1054,5 @@ def export(qm: QuantModel) -> QuantizedModel:
         if node.op in HOST_OPS:
             _check_host_call(node)
         nodes.append(node)
-    return QuantizedModel(nodes, qm.input_shape, name=qm.model_name, dataset=qm.dataset,
+    return QuantizedModel(_drop_identities(nodes), qm.input_shape, name=qm.model_name, dataset=qm.dataset,
                           config=qm.config, bits=qm.bits)

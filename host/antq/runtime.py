@@ -314,7 +314,8 @@ def demo(backend: str | None = None, out_dir: str | Path | None = None, batch: i
                           "int8_vs_ant4": lat.get("int8_vs_ant4")}
     (out / "demo.json").write_text(json.dumps(results, indent=1))
     print(f"\nwrote {plot} (latency breakdown), {js}, {out / 'demo.json'}")
-    print("accuracy-per-format report: docs/report/report.md (regenerate with `make report`)")
+    print("accuracy-per-format report: docs/report/report.md (`make docs` measures it, `make report` "
+          "into build/report)")
     results["ok"] = all(m["mismatches"] == 0 and m["identical"] for m in results["models"].values())
     return results
 
