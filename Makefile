@@ -5,7 +5,7 @@ PY    := .venv/bin/python
 JOBS  ?= 2
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help setup test test-slow test-board demo docs lint golden config bench-quant bench-pack clean
+.PHONY: help setup test test-slow test-wheel test-board demo docs lint golden config bench-quant bench-pack clean
 .DEFAULT_GOAL := help
 
 help: ## list the targets
@@ -20,14 +20,17 @@ test: setup ## run the fast test suite (everything but slow and board tests) on 
 test-slow: setup ## run the slow tests too
 	$(PY) -m pytest -q -n $(JOBS) -m "not board" $(PYTEST_ARGS)
 
+test-wheel: setup ## build the wheel into a fresh venv and run antq from outside the checkout (slow)
+	$(PY) -m pytest -q tests/test_wheel.py -m slow $(PYTEST_ARGS)
+
 test-board: setup ## on a PYNQ board: the board-marked tests
 	$(PY) -m pytest -q -m board $(PYTEST_ARGS)
 
 lint: setup ## ruff
-	$(PY) -m ruff check host tests scripts
+	$(PY) -m ruff check host tests scripts setup.py
 
 golden: setup ## regenerate tests/golden/gemm.txt (shared by Python, HLS and RTL tests)
-	$(PY) -m antq.golden
+	$(PY) -m antq golden -o tests/golden/gemm.txt
 
 bench-quant: setup ## vectorized type/clip search vs. a straightforward loop (prints the ratio)
 	$(PY) -m antq bench-quant

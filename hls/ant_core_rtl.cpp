@@ -2,7 +2,7 @@
 //
 // Collects one job from the input stream (config beat + k step beats, DATA_W/64 little-endian
 // uint64 words per beat), runs it through overlay/harness/antcore.h (the Verilated
-// overlay/rtl/ant_core.v, built by antq.rtl), and writes the R*C accumulators it returns. The
+// overlay/rtl/ant_core.v, built by antq.toolchain.verilator), and writes the R*C accumulators it returns. The
 // core's cycles are the RTL's real clock cycles, including its pipeline fill and drain.
 #include <antcore.h>
 #include <stdint.h>

@@ -42,7 +42,7 @@ Fmt decode_type(uint32_t t) {
     return f;
 }
 
-// Largest |value| of each nibble plane, scaled by its pass shift (antq.arch.nibble_pass_bound).
+// Largest |value| of each nibble plane, scaled by its pass shift (antq.core.arch.nibble_pass_bound).
 uint32_t plane_max(const Fmt &f, uint32_t plane) {
     if (f.bits == ANT_CODE_BITS) return ANT_MAX_ABS4[f.kind][f.sgn];
     return plane ? (f.sgn ? 8u : 15u) << 4 : 15u;
@@ -64,7 +64,7 @@ uint32_t gcd(uint32_t a, uint32_t b) {
     return a;
 }
 
-// One packed operand in the accelerator layout (antq.pack, tile T, bus kBus).
+// One packed operand in the accelerator layout (antq.core.pack, tile T, bus kBus).
 struct Operand {
     const bus_t *base;
     uint32_t step_bits;

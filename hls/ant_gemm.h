@@ -1,5 +1,5 @@
 // ant_gemm.h: the HLS top function of the antq accelerator and its helpers shared with the
-// g++ harnesses. The argument list is the register map: antq.regmap.ARGS, in order (a test
+// g++ harnesses. The argument list is the register map: antq.core.regmap.ARGS, in order (a test
 // checks it).
 #ifndef ANT_GEMM_H
 #define ANT_GEMM_H
@@ -16,7 +16,7 @@ void ant_gemm(const bus_t *a, const bus_t *w, int64_t *y, uint32_t m, uint32_t n
               uint32_t *geometry, uint32_t *status, uint32_t *cycles_lo, uint32_t *cycles_hi);
 
 // Largest K one job may reduce over without overflowing the ANT_ACC_BITS accumulators
-// (antq.arch.max_k); 0 if a type word is not an accelerator format.
+// (antq.core.arch.max_k); 0 if a type word is not an accelerator format.
 uint32_t ant_max_k(uint32_t a_type, uint32_t w_type);
 
 #endif

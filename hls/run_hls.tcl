@@ -4,7 +4,7 @@
 #
 # C simulation of hls/tb (the same testbench as `make csim`, on the golden vectors), C synthesis
 # with the Verilog ant_core as an RTL blackbox (hls/ant_core_bb.json), and IP export under the
-# pinned VLNV antq:hls:ant_gemm:1.0 (antq.regmap.VLNV) into build/vitis/ant_gemm/sol/impl/ip.
+# pinned VLNV antq:hls:ant_gemm:1.0 (antq.core.regmap.VLNV) into build/vitis/ant_gemm/sol/impl/ip.
 if {[llength $argv] < 2} {
     error "usage: vitis_hls -f run_hls.tcl -tclargs <repo root> <part> \[csim|synth|export\]"
 }

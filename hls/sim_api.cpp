@@ -1,4 +1,4 @@
-// sim_api.cpp: the C ABI through which the emulator (antq.emulation, csim and rtl levels) calls
+// sim_api.cpp: the C ABI through which the emulator (antq.emu, csim and rtl levels) calls
 // the HLS top function as a shared library. Pointers are the device-side memory the emulated
 // m_axi port reads and writes; the scalars are the s_axilite argument registers.
 #include <stdint.h>

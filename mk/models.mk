@@ -13,7 +13,7 @@ report-quick: setup ## the reduced report of `make test` (few QAT steps) into bu
 	$(PY) -m antq report --quick -o build/report
 
 models: setup ## load (or, if the recipe changed, train) the zoo models: digits-cnn, digits-transformer
-	$(PY) -c "from antq import models; [print(n, models.get(n)) for n in models.ZOO]" >/dev/null
+	$(PY) -c "from antq.model import zoo; [print(n, zoo.get(n)) for n in zoo.ZOO]" >/dev/null
 
 models-ship: setup ## retrain the zoo models from their recipes and write the shipped weights (host/antq/data/zoo)
-	$(PY) -c "from antq import models; [print('wrote', models.ship(n)) for n in models.ZOO]"
+	$(PY) -c "from antq.model import zoo; [print('wrote', zoo.ship(n)) for n in zoo.ZOO]"

@@ -25,13 +25,13 @@ define overlay_need
 endef
 
 csim: setup ## HLS C simulation with g++: golden vectors and random GEMMs, bit-exact
-	$(PY) -m antq.hls csim
+	$(PY) -m antq hls csim --golden tests/golden/gemm.txt
 
-config: setup ## regenerate hls/ant_config.h from antq.arch/formats/regmap (a test fails if stale)
-	$(PY) -m antq.hls config
+config: setup ## regenerate hls/ant_config.h from antq.core (arch, formats, regmap) (a test fails if stale)
+	$(PY) -m antq hls config
 
-emu-hwh: setup ## regenerate overlay/emulation/ant.hwh from antq.regmap (a test fails if stale)
-	$(PY) -m antq.hwh
+emu-hwh: setup ## regenerate overlay/emulation/ant.hwh from antq.core.regmap (a test fails if stale)
+	$(PY) -m antq hwh
 
 bench-gemm: setup ## GEMM MAC/s of the csim and rtl levels vs numpy int32 (BENCH_ARGS="--shape M N K")
 	$(PY) -m antq bench-gemm $(BENCH_ARGS)

@@ -5,9 +5,9 @@
 RTL_ROWS ?=
 RTL_COLS ?=
 WAVES_TEST ?= back_to_back_jobs_at_full_rate
-RTL_ARCH = $(shell $(PY) -c "from antq import arch; print(f'{arch.ARRAY_ROWS}-{arch.ARRAY_COLS}')")
+RTL_ARCH = $(shell $(PY) -c "from antq.core import arch; print(f'{arch.ARRAY_ROWS}-{arch.ARRAY_COLS}')")
 
-rtl-lib: setup ## build the -O3 Verilated ant_core library (RTL_ROWS/RTL_COLS override antq.arch)
+rtl-lib: setup ## build the -O3 Verilated ant_core library (RTL_ROWS/RTL_COLS override antq.core.arch)
 	$(PY) -m antq rtl-build $(if $(RTL_ROWS),--rows $(RTL_ROWS)) $(if $(RTL_COLS),--cols $(RTL_COLS))
 
 bench-rtl: setup ## array cycles/s of a 16x16 ant_core: -O3 C harness vs. a cocotb driver

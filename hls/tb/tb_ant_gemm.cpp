@@ -3,7 +3,7 @@
 //   tb_ant_gemm GOLDEN|none [--random N] [--seed S]
 //
 // 1. The core model's decode of every 4-bit code equals the value table generated from
-//    antq.formats (ANT_VALUES4 in ant_config.h).
+//    antq.core.formats (ANT_VALUES4 in ant_config.h).
 // 2. Every case of tests/golden/gemm.txt: this file's packer reproduces the accelerator-packed bytes
 //    (pa/pw) written by Python, and ant_gemm on those bytes returns the golden int64 result.
 // 3. N random GEMMs (every type pair, int8 nibble passes, odd shapes, several tiles, K beyond
@@ -58,7 +58,7 @@ int64_t value(const Type &t, uint32_t code) {
 
 uint32_t gcd(uint32_t a, uint32_t b) { return b ? gcd(b, a % b) : a; }
 
-// The accelerator layout of antq.pack (tile T, ANT_BUS_BITS bus), written independently.
+// The accelerator layout of antq.core.pack (tile T, ANT_BUS_BITS bus), written independently.
 std::vector<uint8_t> pack(const std::vector<uint32_t> &codes, uint32_t rows, uint32_t k, uint32_t bits,
                           uint32_t tile) {
     const uint32_t step = 4 * tile, k_align = step / gcd(step, ANT_BUS_BITS) * ANT_BUS_BITS / step;

@@ -2,7 +2,7 @@
 //
 // Each cycle: drive the inputs with clk low and evaluate (the handshakes are decided on these
 // settled values), then raise clk and evaluate (the posedge). Two evals per cycle, no tracing.
-// ANTCORE_ROWS / ANTCORE_COLS are passed by the build (antq.rtl) and must match the -G
+// ANTCORE_ROWS / ANTCORE_COLS are passed by the build (antq.toolchain.verilator) and must match the -G
 // parameters the model was Verilated with; a static_assert checks DATA_W against the port.
 
 #include "antcore.h"

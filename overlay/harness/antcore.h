@@ -1,6 +1,6 @@
 /* antcore.h: C ABI of the Verilated ant_core (docs/contracts.md §10).
  *
- * Built with -O3 and no tracing into build/rtl/libantcore_<R>x<C>.so by antq.rtl.build()
+ * Built with -O3 and no tracing into build/rtl/libantcore_<R>x<C>.so by antq.toolchain.verilator.build()
  * (or `make rtl-lib`); R and C are fixed at build time. One clock, synchronous active-high
  * reset, the AXI-Stream job format of docs/contracts.md §10 (see also docs/rtl.md).
  * An antcore is not thread safe; separate handles are independent.

@@ -2,7 +2,7 @@
 into the same Verilated ant_core by a lean cocotb driver (no cocotbext-axi overhead), so the
 printed ratio is the harness's speedup over the best a cocotb testbench does.
 
-Run by antq.rtl.bench_cocotb(); reads ANTQ_BENCH (JSON: beats file, rows, cols, output file).
+Run by antq.run.microbench.bench_cocotb(); reads ANTQ_BENCH (JSON: beats file, rows, cols, output file).
 """
 
 import json

@@ -27,11 +27,11 @@
 `default_nettype none
 
 module ant_array #(
-    // PE rows R (antq.arch.ARRAY_ROWS); row r accumulates output row m0 + r
+    // PE rows R (antq.core.arch.ARRAY_ROWS); row r accumulates output row m0 + r
     parameter ROWS         = 8,
-    // PE columns C (antq.arch.ARRAY_COLS); column c accumulates output column n0 + c
+    // PE columns C (antq.core.arch.ARRAY_COLS); column c accumulates output column n0 + c
     parameter COLS         = 8,
-    // signed accumulator width (antq.arch.ACC_BITS)
+    // signed accumulator width (antq.core.arch.ACC_BITS)
     parameter ACC_W        = 32,
     // 0: decoders at the array edges (decoded operands travel); 1: a decoder pair in every PE
     parameter DECODE_IN_PE = 0,

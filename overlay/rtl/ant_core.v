@@ -28,11 +28,11 @@
 `default_nettype none
 
 module ant_core #(
-    // PE rows R (antq.arch.ARRAY_ROWS)
+    // PE rows R (antq.core.arch.ARRAY_ROWS)
     parameter ROWS         = 8,
-    // PE columns C (antq.arch.ARRAY_COLS)
+    // PE columns C (antq.core.arch.ARRAY_COLS)
     parameter COLS         = 8,
-    // signed accumulator width = m_axis_tdata width (antq.arch.ACC_BITS; the contract says 32)
+    // signed accumulator width = m_axis_tdata width (antq.core.arch.ACC_BITS; the contract says 32)
     parameter ACC_W        = 32,
     // 0: decoders at the array edges (the paper's arrangement); 1: a decoder pair in every PE
     parameter DECODE_IN_PE = 0,

@@ -1,9 +1,9 @@
 // ant_decoder: one 4-bit ANT code to the PE form (sign, M, S), value = (-1)^sign * (M << S).
 //
-// The bit-level source of truth is antq.formats (docs/contracts.md §2-§4); this module is
+// The bit-level source of truth is antq.core.formats (docs/contracts.md §2-§4); this module is
 // checked against it exhaustively (tests/rtl/test_ant_decoder.py). Purely combinational.
 //
-//   kind (antq.formats.KIND_IDS)  int 0, pot 1, flint 2, float 3
+//   kind (antq.core.formats.KIND_IDS)  int 0, pot 1, flint 2, float 3
 //   is_signed                     two's complement for int, sign-magnitude (bit 3) otherwise
 //   hi                            the code is the high nibble of an int8: +4 on the shift (§4);
 //                                 only int codes have int8 nibbles, so other kinds ignore it

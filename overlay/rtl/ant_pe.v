@@ -3,7 +3,7 @@
 // Every cycle it adds sign_a^sign_w ? -(M_a*M_w << (S_a+S_w)) : +(M_a*M_w << (S_a+S_w)) to
 // its signed accumulator and passes its operands on, registered, to the PE on its right
 // (activation) and below (weight). A 4x4-bit multiplier and a shifter replace the
-// int/PoT/float/flint datapaths; the accumulator cannot overflow within antq.arch.max_k steps
+// int/PoT/float/flint datapaths; the accumulator cannot overflow within antq.core.arch.max_k steps
 // (docs/contracts.md §6), and the sum is taken modulo 2^ACC_W exactly like the reference.
 //
 // Widths: M_a*M_w < 2^8 and S_a + S_w <= 28; the shifted magnitude is |a|*|w| <= 2^14 * 2^14
@@ -26,7 +26,7 @@
 `default_nettype none
 
 module ant_pe #(
-    // accumulator width (antq.arch.ACC_BITS), at least MAG_W = 29
+    // accumulator width (antq.core.arch.ACC_BITS), at least MAG_W = 29
     parameter ACC_W  = 32,
     // 0: operands arrive decoded {sign, M, S}; 1: raw 4-bit codes decoded inside this PE
     parameter DECODE = 0,

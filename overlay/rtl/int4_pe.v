@@ -10,7 +10,7 @@
 `default_nettype none
 
 module int4_pe #(
-    // accumulator width (antq.arch.ACC_BITS)
+    // accumulator width (antq.core.arch.ACC_BITS)
     parameter ACC_W = 32
 ) (
     input  wire                    clk,

@@ -4,31 +4,24 @@ import os
 
 import pytest
 import torch
-from antq import emulation, models
-from antq.driver import AntOverlay
-from antq.nn import quantize_model
+from antq.model import datasets, zoo
+from antq.model.calibrate import quantize_model
+from helpers import BACKEND_PARAMS, open_ov
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
     torch.set_num_threads(1)
 
-BOARD_SKIP = pytest.mark.skipif(
-    not emulation.on_board(),
-    reason="no FPGA manager at /sys/class/fpga_manager: this is not a PYNQ board, so the end-to-end "
-    "hardware run is skipped (the ref/csim/rtl emulation runs cover the same tests)",
-)
-BACKENDS = ["ref", "csim", "rtl", pytest.param("board", marks=[pytest.mark.board, BOARD_SKIP])]
-
 
 def _quantized(name: str):
-    net = models.get(name, progress=False)
-    xc, _ = models.load_dataset("digits", "calib")
+    net = zoo.get(name, progress=False)
+    xc, _ = datasets.load_dataset("digits", "calib")
     qm = quantize_model(net, xc, config="ip-f", bits=4, progress=False)
     return net, qm, qm.export()
 
 
 @pytest.fixture(scope="session")
 def cnn_q():
-    """(fp32 CNN, fake-quant torch model, exported QuantizedModel)."""
+    """(fp32 CNN, fake-quant torch model, exported IntegerModel)."""
     return _quantized("digits-cnn")
 
 
@@ -39,12 +32,12 @@ def transformer_q():
 
 @pytest.fixture(scope="session")
 def digits_test():
-    return models.load_dataset("digits", "test")
+    return datasets.load_dataset("digits", "test")
 
 
-@pytest.fixture(scope="module", params=BACKENDS)
+@pytest.fixture(scope="module", params=BACKEND_PARAMS)
 def ov(request):
     """An AntOverlay per backend, unpaced in emulation (the tests check results, not wall time)."""
-    overlay = AntOverlay(backend=request.param, **({} if request.param == "board" else {"pace": 0}))
+    overlay = open_ov(request.param, pace=0)
     yield overlay
     overlay.close()

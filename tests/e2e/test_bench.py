@@ -4,8 +4,9 @@ import json
 
 import numpy as np
 import pytest
-from antq import bench, cli, container
-from antq.driver import AntOverlay
+from antq import cli
+from antq.core import container
+from antq.run import latency, open_overlay
 
 
 @pytest.fixture(scope="module")
@@ -17,8 +18,8 @@ def cnn_file(cnn_q, tmp_path_factory):
 def test_bench_model_breakdown(cnn_q, digits_test, backend):
     _, _, qm = cnn_q
     x = digits_test[0][:8]
-    with AntOverlay(backend=backend, pace=0) as ov:
-        res = bench.bench_model(qm, ov, x, clock_mhz=100, repeats=2, progress=False)
+    with open_overlay(backend, pace=0) as ov:
+        res = latency.bench_model(qm, ov, x, clock_mhz=100, repeats=2, progress=False)
         assert ov.live_buffers <= 3  # only the driver's scratch buffers remain after the runtime closed
     gemm = [r for r in res["layers"] if r["kind"] == "gemm"]
     host = [r for r in res["layers"] if r["kind"] == "host"]
@@ -29,7 +30,7 @@ def test_bench_model_breakdown(cnn_q, digits_test, backend):
     for r in gemm:
         assert r["cycles"] > r["k"] and 0 < r["macs_per_cycle"] <= res["peak_macs_per_cycle"]
         assert r["compute_s"] >= r["cycles"] / 100e6
-        assert all(r[p] >= 0 for p in bench.PARTS) and r["quantize_pack_s"] > 0
+        assert all(r[p] >= 0 for p in latency.PARTS) and r["quantize_pack_s"] > 0
         assert r["int8_cycles"] > r["cycles"]  # nibble passes cost more on the same array
     assert res["int8_vs_ant4"] > 1 and res["peak_macs_per_cycle"] == 64
     assert res["total_s"] == pytest.approx(sum(res["totals"].values()))
@@ -38,9 +39,9 @@ def test_bench_model_breakdown(cnn_q, digits_test, backend):
 
 def test_ddr_bandwidth_bounds_the_projection(cnn_q, digits_test):
     _, _, qm = cnn_q
-    with AntOverlay(backend="ref", pace=0) as ov:
-        fast = bench.bench_model(qm, ov, digits_test[0][:4], repeats=1, int8_cost=False, progress=False)
-        slow = bench.bench_model(qm, ov, digits_test[0][:4], ddr_gbps=0.001, repeats=1, int8_cost=False,
+    with open_overlay("ref", pace=0) as ov:
+        fast = latency.bench_model(qm, ov, digits_test[0][:4], repeats=1, int8_cost=False, progress=False)
+        slow = latency.bench_model(qm, ov, digits_test[0][:4], ddr_gbps=0.001, repeats=1, int8_cost=False,
                                  progress=False)
     for f, s in zip(fast["layers"], slow["layers"], strict=True):
         if f["kind"] == "gemm":
@@ -56,7 +57,7 @@ def test_bench_command_writes_json_and_plot(cnn_file, tmp_path, capsys):
     assert "MACs/cycle of a peak 64" in out and "projected" in out and "int8 nibble passes" in out
     res = json.loads(js.read_text())
     assert {"layers", "macs_per_cycle", "peak_macs_per_cycle"} <= set(res)
-    assert all({"name", "macs", "cycles", *bench.PARTS} <= set(r) for r in res["layers"])
+    assert all({"name", "macs", "cycles", *latency.PARTS} <= set(r) for r in res["layers"])
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -73,7 +74,7 @@ def test_compare_command(cnn_file, capsys):
 
 
 def test_demo(tmp_path, capsys):
-    from antq.runtime import demo
+    from antq.run.demo import demo
 
     res = demo("csim", tmp_path, batch=4)
     out = capsys.readouterr().out

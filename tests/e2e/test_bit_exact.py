@@ -11,9 +11,10 @@ import functools
 import numpy as np
 import pytest
 import torch
-from antq import models
-from antq.nn import ANT48, CANDIDATES, quantize_model
-from antq.runtime import Runtime
+from antq.model import zoo
+from antq.model.calibrate import quantize_model
+from antq.model.configs import ANT48, CANDIDATES
+from antq.run.runtime import Runtime
 from torch import nn
 
 CONFIGS = (*CANDIDATES, ANT48)
@@ -72,7 +73,7 @@ def _mlp() -> nn.Module:
 ARCHS = {
     "resnet": TinyResNet,
     "mlp": _mlp,
-    "transformer": lambda: models.DigitsTransformer(dim=16, heads=2, hidden=32),
+    "transformer": lambda: zoo.DigitsTransformer(dim=16, heads=2, hidden=32),
 }
 
 

@@ -3,14 +3,16 @@
 import antq
 import numpy as np
 import pytest
-from antq import cli, container, qmodel
-from antq.driver import AntOverlay
-from antq.runtime import Runtime
+from antq import cli
+from antq.core import container
+from antq.model import graph
+from antq.run import open_overlay
+from antq.run.runtime import Runtime
 
 
 @pytest.fixture
 def csim():
-    ov = AntOverlay(backend="csim", pace=0, timeout=0.5)
+    ov = open_overlay("csim", pace=0, timeout=0.5)
     yield ov
     ov.close()
     assert ov.live_buffers == 0 and ov.device.live_buffers == 0
@@ -18,13 +20,13 @@ def csim():
 
 def test_model_file_from_another_version(cnn_q, tmp_path, monkeypatch, capsys):
     _, _, qm = cnn_q
-    monkeypatch.setattr(qmodel, "STATE_VERSION", qmodel.STATE_VERSION + 1)
+    monkeypatch.setattr(graph, "STATE_VERSION", graph.STATE_VERSION + 1)
     path = container.save(tmp_path / "future.antq", qm)
     before = path.read_bytes()
     monkeypatch.undo()
     assert cli.main(["run", str(path), "--backend", "ref", "--limit", "4"]) == 1
     err = capsys.readouterr().err
-    assert f"version {qmodel.STATE_VERSION + 1}" in err and "re-export" in err
+    assert f"version {graph.STATE_VERSION + 1}" in err and "re-export" in err
     assert path.read_bytes() == before
 
 
@@ -55,7 +57,7 @@ def test_input_of_the_wrong_shape(cnn_q, csim, digits_test):
             rt.run(digits_test[0][:2, :, :, :4])
         with pytest.raises(ValueError, match="batch_size must be >= 1"):
             rt.run(digits_test[0][:2], batch_size=0)
-        with pytest.raises(TypeError, match="QuantizedModel"):
+        with pytest.raises(TypeError, match="IntegerModel"):
             Runtime(object(), csim)
 
 

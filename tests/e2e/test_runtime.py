@@ -3,8 +3,11 @@
 import numpy as np
 import pytest
 import torch
-from antq import reference
-from antq.runtime import Runtime, compare, evaluate
+from antq.core import reference
+from antq.run import open_overlay
+from antq.run.compare import compare
+from antq.run.evaluate import evaluate
+from antq.run.runtime import Runtime
 
 
 @pytest.mark.parametrize("which", ["cnn_q", "transformer_q"])
@@ -23,11 +26,10 @@ def test_overlay_equals_reference_and_fake_quant_torch(which, ov, digits_test, r
 
 
 def test_evaluate_full_held_out_set_csim(cnn_q, digits_test):
-    from antq.driver import AntOverlay
 
     net, _, qmodel = cnn_q
     x, y = digits_test
-    with AntOverlay(backend="csim", pace=0) as ov:
+    with open_overlay("csim", pace=0) as ov:
         r = evaluate(qmodel, ov, x, y, progress=False)
     assert r.samples == len(y) == 359
     assert r.mismatched_predictions == 0 and r.identical_logits
@@ -71,9 +73,8 @@ def test_compare_finds_the_first_differing_tile_and_element(cnn_q, digits_test):
 
 
 def test_compare_across_two_emulation_levels(transformer_q, digits_test):
-    from antq.driver import AntOverlay
 
     _, _, qmodel = transformer_q
     x = digits_test[0][:4]
-    with AntOverlay(backend="ref", pace=0) as a, AntOverlay(backend="rtl", pace=0) as b:
+    with open_overlay("ref", pace=0) as a, open_overlay("rtl", pace=0) as b:
         assert compare(qmodel, x, a.gemm, b.gemm, labels=("ref", "rtl")) is None

@@ -3,8 +3,8 @@
 import gc
 import os
 
-from antq.driver import AntOverlay
-from antq.runtime import Runtime
+from antq.run import open_overlay
+from antq.run.runtime import Runtime
 
 
 def _rss_bytes() -> int:
@@ -15,7 +15,7 @@ def _rss_bytes() -> int:
 def test_thousand_inferences_keep_buffers_and_memory_flat(cnn_q, digits_test):
     _, _, qm = cnn_q
     x = digits_test[0]
-    with AntOverlay(backend="csim", pace=0) as ov, Runtime(qm, ov) as rt:
+    with open_overlay("csim", pace=0) as ov, Runtime(qm, ov) as rt:
         for i in range(100):  # warm up: scratch buffers reach their final size, caches fill
             rt.run(x[i % len(x)][None])
         gc.collect()

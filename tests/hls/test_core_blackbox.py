@@ -16,7 +16,8 @@ from pathlib import Path
 
 import cocotb
 import numpy as np
-from antq import formats, rtl
+from antq.core import formats, stream
+from antq.toolchain import verilator
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 
@@ -32,7 +33,7 @@ def _jobs(rng: np.random.Generator) -> list[dict]:
         a, w = rng.integers(0, 16, (R, k)), rng.integers(0, 16, (C, k))
         va, vw = np.asarray(fa.values)[a], np.asarray(fw.values)[w]
         acc = (acc if accumulate else 0) + va @ vw.T
-        beats = rtl.job_beats(a, w, rtl.config_word(k, fa, fw, acc=accumulate, emit=emit), R, C)
+        beats = stream.job_beats(a, w, stream.config_word(k, fa, fw, acc=accumulate, emit=emit), R, C)
         out.append({"beats": [int(b) for b in beats[:, 0]], "emit": emit, "y": acc.ravel().tolist()})
     return out
 
@@ -95,7 +96,7 @@ def test_blackbox_wrapper_runs_jobs_under_icarus():
     BUILD.parent.mkdir(parents=True, exist_ok=True)
     with open(BUILD.parent / ".ant_core_bb.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        runner.build(verilog_sources=[ROOT / "hls" / "ant_core_bb.v", *rtl.sources()],
+        runner.build(verilog_sources=[ROOT / "hls" / "ant_core_bb.v", *verilator.sources()],
                      hdl_toplevel="ant_core_bb", build_dir=BUILD, parameters={"ROWS": R, "COLS": C},
                      timescale=("1ns", "1ps"))
         results = runner.test(hdl_toplevel="ant_core_bb", test_module="test_core_blackbox", build_dir=BUILD,

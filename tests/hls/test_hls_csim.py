@@ -6,24 +6,26 @@ from __future__ import annotations
 import re
 
 import pytest
-from antq import arch, formats, hls, regmap, rtl
-from antq.emulation import check_args
+from antq.core import arch, formats, regmap, stream
+from antq.emu.ip import check_args
+from antq.toolchain import hls
+from helpers import GOLDEN
 
 
 def test_committed_config_header_is_fresh():
-    assert hls.CONFIG_PATH.read_text() == hls.config_header(), "run `make config` and commit hls/ant_config.h"
+    assert hls.config_path().read_text() == hls.config_header(), "run `make config`, commit ant_config.h"
 
 
 def test_stale_config_header_is_refused(tmp_path, monkeypatch):
     stale = tmp_path / "ant_config.h"
     stale.write_text(hls.config_header().replace("#define ANT_ROWS 8", "#define ANT_ROWS 4"))
-    monkeypatch.setattr(hls, "CONFIG_PATH", stale)
+    monkeypatch.setattr(hls, "config_path", lambda: stale)
     with pytest.raises(hls.BuildError, match="stale"):
         hls.build("csim")
 
 
 def test_csim_testbench_golden_and_random():
-    r = hls.run_csim(random=200, seed=3)
+    r = hls.run_csim(golden=GOLDEN, random=200, seed=3)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "73 golden cases" in r.stdout and "all bit-exact" in r.stdout
 
@@ -37,12 +39,12 @@ def test_csim_testbench_other_geometries(cfg):
 
 
 def test_testbench_refuses_a_golden_file_for_another_array():
-    r = hls.run_csim(random=0, cfg=arch.ArrayConfig(4, 4))
+    r = hls.run_csim(golden=GOLDEN, random=0, cfg=arch.ArrayConfig(4, 4))
     assert r.returncode == 2 and "golden file is for a 8x8 array" in r.stderr
 
 
 def test_top_function_signature_is_the_register_map():
-    src = (hls.HLS_DIR / "ant_gemm.cpp").read_text()
+    src = (hls.hls_dir() / "ant_gemm.cpp").read_text()
     sig = re.search(r"void ant_gemm\((.*?)\)\s*\{", src, re.S)[1]
     params = [p.split()[-1].lstrip("*") for p in sig.replace("\n", " ").split(",")]
     assert params == [a.name for a in regmap.ARGS]
@@ -58,7 +60,7 @@ def test_top_function_signature_is_the_register_map():
 
 def test_max_k_matches_antq_arch():
     lib = hls.load("csim")
-    fmts = formats.hardware_formats() + [formats.get("int", 8, s) for s in (False, True)]
+    fmts = regmap.array_formats() + [formats.get("int", 8, s) for s in (False, True)]
     for fa in fmts:
         for fw in fmts:
             assert lib.antgemm_max_k(regmap.encode_type(fa), regmap.encode_type(fw)) == arch.max_k(fa, fw)
@@ -66,7 +68,7 @@ def test_max_k_matches_antq_arch():
 
 
 def test_status_decisions_match_the_python_model():
-    """The C++ check of the arguments and antq.emulation.check_args agree (no memory is touched)."""
+    """The C++ check of the arguments and antq.emu.ip.check_args agree (no memory is touched)."""
     import ctypes
 
     lib = hls.load("csim")
@@ -94,7 +96,7 @@ def test_type_encoding_round_trips():
 
 def test_core_config_word_fields_match_the_rtl_helper():
     fa, fw = formats.get("flint", 4, True), formats.get("int", 4, False)
-    word = rtl.config_word(77, fa, fw, a_hi=False, w_hi=True, acc=True, emit=True)
+    word = stream.config_word(77, fa, fw, a_hi=False, w_hi=True, acc=True, emit=True)
     side_a = formats.KIND_IDS[fa.kind] | 1 << 2
     side_w = formats.KIND_IDS[fw.kind] | 1 << 3
     assert word == (77 | side_a << regmap.CFG_A_SIDE | side_w << regmap.CFG_W_SIDE
@@ -109,5 +111,5 @@ def test_build_errors_name_the_compiler(monkeypatch):
 
 @pytest.mark.slow
 def test_csim_testbench_long_random_sweep():
-    r = hls.run_csim(random=5000, seed=11)
+    r = hls.run_csim(golden=GOLDEN, random=5000, seed=11)
     assert r.returncode == 0, r.stdout + r.stderr

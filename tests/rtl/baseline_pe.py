@@ -8,8 +8,8 @@ repeated 300 times, and a reset.
 
 import cocotb
 import numpy as np
-from antq import formats, reference
-from antq.quantize import QuantizedTensor
+from antq.core import formats, reference
+from antq.core.quantize import QuantizedTensor
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge
 

@@ -21,7 +21,7 @@ import subprocess
 from pathlib import Path
 
 import cocotb
-from antq.cache import file_lock, makeflags
+from antq.toolchain.paths import file_lock, makeflags
 from cocotb.runner import Verilator, get_results, get_runner
 
 ROOT = Path(__file__).resolve().parents[2]

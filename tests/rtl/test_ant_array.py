@@ -11,12 +11,13 @@ import cocotb
 import numpy as np
 import pytest
 import simrun
-from antq import arch, formats, golden, pack, reference
-from antq.quantize import QuantizedTensor
+from antq.core import arch, formats, golden, pack, reference, regmap
+from antq.core.quantize import QuantizedTensor
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, Timer
+from helpers import GOLDEN
 
-HW = formats.hardware_formats()
+HW = regmap.array_formats()
 
 
 def qt(codes, fmt):
@@ -164,7 +165,7 @@ async def golden_vectors(dut):
     """tests/golden/gemm.txt; on the header's array size the steps come from the packed bytes."""
     tb = TB(dut)
     await tb.reset()
-    cfg, cases = golden.read()
+    cfg, cases = golden.read(GOLDEN)
     use_packed = (cfg.rows, cfg.cols) == (tb.rows, tb.cols)
     for c in cases:
         if use_packed:

@@ -12,13 +12,14 @@ import cocotb
 import numpy as np
 import pytest
 import simrun
-from antq import arch, formats, golden, reference, rtl
-from antq.quantize import QuantizedTensor
+from antq.core import arch, formats, golden, reference, regmap, stream
+from antq.core.quantize import QuantizedTensor
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge, with_timeout
 from cocotbext.axi import AxiStreamBus, AxiStreamFrame, AxiStreamSink, AxiStreamSource
+from helpers import GOLDEN
 
-HW = formats.hardware_formats()
+HW = regmap.array_formats()
 I8 = [formats.get("int", 8, s) for s in (False, True)]
 
 
@@ -66,7 +67,7 @@ class TB:
         self.dut = dut
         env = simrun.tb_env()
         self.rows, self.cols = env["rows"], env["cols"]
-        self.data_w = rtl.data_bits(self.rows, self.cols)
+        self.data_w = stream.data_bits(self.rows, self.cols)
         self.rng = np.random.default_rng(cocotb.RANDOM_SEED)
         cocotb.start_soon(Clock(dut.clk, 10, "ns").start())
         # The reset is forwarded by hand (assert_reset + clear) so that a reset also drops the
@@ -106,12 +107,12 @@ class TB:
 
     def job(self, ca, fa, ha, cw, fw, hw, acc, emit):
         """Beats of one job and the output it must produce (None without emit); updates the model."""
-        cfg = rtl.config_word(ca.shape[1], fa, fw, a_hi=ha, w_hi=hw, acc=acc, emit=emit)
+        cfg = stream.config_word(ca.shape[1], fa, fw, a_hi=ha, w_hi=hw, acc=acc, emit=emit)
         if not acc:
             self.model[:] = 0
         # the accumulators are signed 32-bit: chained jobs may wrap, as the hardware does
         self.model = (self.model + tile_product(ca, fa, ha, cw, fw, hw) + 2**31) % 2**32 - 2**31
-        return rtl.job_beats(ca, cw, cfg, self.rows, self.cols), (self.model.copy() if emit else None)
+        return stream.job_beats(ca, cw, cfg, self.rows, self.cols), (self.model.copy() if emit else None)
 
     def random_jobs(self, n, kmax=150):
         """n random jobs: random type pairs (and int8 passes), random acc/emit chaining."""
@@ -250,7 +251,7 @@ async def golden_vectors(dut):
     tb = TB(dut)
     await tb.reset()
     tb.idle_and_backpressure(0.1, 0.1)
-    cfg, cases = golden.read()
+    cfg, cases = golden.read(GOLDEN)
     packed = (cfg.rows, cfg.cols) == (tb.rows, tb.cols)
     for case in cases:
         a, w = case.a, case.w
@@ -278,7 +279,7 @@ async def golden_vectors(dut):
 def packed_planes(case, cfg, m0, n0, k):
     """Per job: the activation and weight tile steps read straight from the packed bytes."""
     def steps(buf, rows, bits, tile, t):
-        from antq import pack
+        from antq.core import pack
         lay = pack.Layout(tile=tile, bus_bits=cfg.bus_bits)
         _, k_pad = lay.padded(rows, k)
         nb = lay.plane_nbytes(rows, k)

@@ -8,7 +8,7 @@ import cocotb
 import numpy as np
 import pytest
 import simrun
-from antq import formats
+from antq.core import formats
 from cocotb.triggers import Timer
 
 

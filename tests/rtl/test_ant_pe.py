@@ -10,11 +10,11 @@ import cocotb
 import numpy as np
 import pytest
 import simrun
-from antq import arch, formats
+from antq.core import arch, formats, regmap
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge
 
-HW = formats.hardware_formats()
+HW = regmap.array_formats()
 
 
 def term(fa, ca, ha, fw, cw, hw):

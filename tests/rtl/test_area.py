@@ -6,13 +6,14 @@ import subprocess
 import sys
 
 import pytest
-from antq import arch, area
+from antq.core import arch
+from antq.toolchain import yosys
 
 
 @pytest.fixture(scope="module")
 def small_report():
-    picked = [d for d in area.designs() if d.name in ("ant_decoder", "int4_pe", "ant_pe")]
-    return area.run(picked, jobs=2, progress=False)
+    picked = [d for d in yosys.designs() if d.name in ("ant_decoder", "int4_pe", "ant_pe")]
+    return yosys.run(picked, jobs=2, progress=False)
 
 
 def test_report_schema_and_counts(small_report):
@@ -20,7 +21,7 @@ def test_report_schema_and_counts(small_report):
     for d in small_report.values():
         assert d["top"] in ("ant_decoder", "int4_pe", "ant_pe") and d["yosys"].startswith("Yosys")
         assert isinstance(d["parameters"], dict)
-        for m in area.MAPPINGS:
+        for m in yosys.MAPPINGS:
             assert d[m]["mapping"] == m and "synth_xilinx -family xc7 -noiopad -flatten" in d[m]["script"]
             assert ("-nodsp" in d[m]["script"]) == (m == "nodsp")
             cells = d[m]["cells"]
@@ -38,23 +39,23 @@ def test_report_schema_and_counts(small_report):
 
 
 def test_table_and_checks(small_report):
-    text = area.table(small_report)
+    text = yosys.table(small_report)
     assert "ant_pe" in text and "LUT/MAC" in text and len(text.splitlines()) == 1 + 2 * 3
-    checks = area.checks(small_report)
+    checks = yosys.checks(small_report)
     assert len(checks) == 2 and all("ANT PE / int4 PE LUTs" in c for c in checks)
-    md = area.markdown(small_report)
+    md = yosys.markdown(small_report)
     assert "| ant_decoder | nodsp |" in md and md.count("\n") == 1 + 2 * 3
 
 
 def test_every_design_synthesizes_its_own_parameters():
-    names = [d.name for d in area.designs()]
+    names = [d.name for d in yosys.designs()]
     for n in ("int4_pe", "int8_pe", "ant_pe", "ant_decoder", "ant_array_edge_16x16", "ant_array_pe_4x4"):
         assert n in names
-    d = next(d for d in area.designs() if d.name == "ant_array_pe_8x8")
+    d = next(d for d in yosys.designs() if d.name == "ant_array_pe_8x8")
     want = "chparam -set ACC_W 32 -set ROWS 8 -set COLS 8 -set DECODE_IN_PE 1 ant_array"
-    assert want in area.script(d, "nodsp")
+    assert want in yosys.script(d, "nodsp")
     with pytest.raises(ValueError, match="mapping"):
-        area.script(d, "lut")
+        yosys.script(d, "lut")
 
 
 def test_cli_rejects_unknown_designs(tmp_path):

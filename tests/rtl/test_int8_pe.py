@@ -2,7 +2,7 @@
 
 import pytest
 import simrun
-from antq import arch
+from antq.core import arch
 from baseline_pe import make_tests
 
 random_operands, corner_operands = make_tests(bits=8)

@@ -13,15 +13,19 @@ import threading
 
 import numpy as np
 import pytest
-from antq import arch, formats, golden, pack, reference, rtl
-from antq.quantize import QuantizedTensor
+from antq.core import arch, formats, golden, pack, reference, stream
+from antq.core.quantize import QuantizedTensor
+from antq.emu import antcore
+from antq.run import microbench
+from antq.toolchain import verilator
+from helpers import GOLDEN
 
 R, C = arch.ARRAY_ROWS, arch.ARRAY_COLS
 
 
 @pytest.fixture(scope="module")
 def core():
-    with rtl.AntCore(R, C) as c:
+    with antcore.AntCore(R, C) as c:
         yield c
 
 
@@ -32,33 +36,33 @@ def qt(rng, fmt, shape):
 
 def test_abi_reports_the_build(core):
     assert (core.rows, core.cols) == (R, C)
-    assert core.data_bits == rtl.data_bits(R, C) == max(64, 32 * -(-4 * (R + C) // 32))
-    cfg, _ = golden.read()
+    assert core.data_bits == stream.data_bits(R, C) == max(64, 32 * -(-4 * (R + C) // 32))
+    cfg, _ = golden.read(GOLDEN)
     assert (cfg.rows, cfg.cols) == (R, C), "the golden file and antq.arch disagree on the array"
 
 
 def test_golden_vectors(core):
-    _, cases = golden.read()
+    _, cases = golden.read(GOLDEN)
     for c in cases:
-        assert np.array_equal(rtl.gemm(c.a, c.w, core), c.y), c.name
+        assert np.array_equal(antcore.gemm(c.a, c.w, core), c.y), c.name
 
 
 def test_wide_stream_16x16():
     """A 16x16 core has a 128-bit s_axis_tdata (two uint64 words per beat in the ABI)."""
     rng = np.random.default_rng(3)
-    with rtl.AntCore(16, 16) as big:
+    with antcore.AntCore(16, 16) as big:
         assert big.data_bits == 128
-        _, cases = golden.read()
+        _, cases = golden.read(GOLDEN)
         for c in cases[::7]:
-            assert np.array_equal(rtl.gemm(c.a, c.w, big), c.y), c.name
+            assert np.array_equal(antcore.gemm(c.a, c.w, big), c.y), c.name
         fa, fw = formats.get("float", 4, False), formats.get("flint", 4, True)
         a, w = qt(rng, fa, (17, 300)), qt(rng, fw, (33, 300))
-        assert np.array_equal(rtl.gemm(a, w, big), reference.gemm(a, w))
+        assert np.array_equal(antcore.gemm(a, w, big), reference.gemm(a, w))
 
 
 def test_job_beats_are_the_packed_tile_steps():
     """Beat j of a job = step j of an activation tile block, then step j of a weight tile block."""
-    cfg, cases = golden.read()
+    cfg, cases = golden.read(GOLDEN)
     la, lw = pack.accelerator_layout("a", cfg), pack.accelerator_layout("w", cfg)
     checked = 0
     for c in cases:
@@ -72,7 +76,7 @@ def test_job_beats_are_the_packed_tile_steps():
             wt = np.zeros((C, k), np.uint8)
             at[:min(R, m - ta * R)] = c.a.codes[ta * R:(ta + 1) * R]
             wt[:min(C, n - tw * C)] = c.w.codes[tw * C:(tw + 1) * C]
-            beats = rtl.job_beats(at, wt, rtl.config_word(k, c.a.fmt, c.w.fmt), R, C)
+            beats = stream.job_beats(at, wt, stream.config_word(k, c.a.fmt, c.w.fmt), R, C)
             sa = int.from_bytes(c.packed_a[ta * kpa * R // 2:(ta + 1) * kpa * R // 2].tobytes(), "little")
             sw = int.from_bytes(c.packed_w[tw * kpw * C // 2:(tw + 1) * kpw * C // 2].tobytes(), "little")
             for j in range(k):
@@ -86,7 +90,7 @@ def test_job_beats_are_the_packed_tile_steps():
 
 def test_config_word_fields():
     fa, fw = formats.get("flint", 4, False), formats.get("int", 4, True)
-    w = rtl.config_word(1234, fa, fw, a_hi=False, w_hi=True, acc=True, emit=False)
+    w = stream.config_word(1234, fa, fw, a_hi=False, w_hi=True, acc=True, emit=False)
     assert w & 0xFFFFFF == 1234
     assert (w >> 24) & 3 == formats.KIND_IDS["flint"] and not (w >> 26) & 1 and not (w >> 27) & 1
     assert (w >> 28) & 3 == formats.KIND_IDS["int"] and (w >> 30) & 1 and (w >> 31) & 1
@@ -104,15 +108,15 @@ def test_random_gemm_tiles_passes_and_k_split(core, fa, fw):
     a, w = fmt(fa), fmt(fw)
     k = 3 * arch.max_k(a, w) + 5 if arch.max_k(a, w) < 100 else 97
     x, y = qt(rng, a, (R + 3, k)), qt(rng, w, (2 * C + 1, k))
-    assert np.array_equal(rtl.gemm(x, y, core), reference.gemm(x, y))
+    assert np.array_equal(antcore.gemm(x, y, core), reference.gemm(x, y))
 
 
 def test_job_cycles_are_exact(core):
     """1 + K + (R + C - 2) cycles, plus R*C + 1 with emit, when nothing stalls."""
     f = formats.get("int", 4, False)
     for k, emit in ((1, True), (50, True), (50, False), (3, False)):
-        beats = rtl.job_beats(np.ones((R, k), np.uint8), np.ones((C, k), np.uint8),
-                              rtl.config_word(k, f, f, emit=emit), R, C)
+        beats = stream.job_beats(np.ones((R, k), np.uint8), np.ones((C, k), np.uint8),
+                              stream.config_word(k, f, f, emit=emit), R, C)
         before = core.cycles
         out = core.job(beats)
         assert core.last_cycles == core.cycles - before == 1 + k + (R + C - 2) + (R * C + 1 if emit else 0)
@@ -122,21 +126,21 @@ def test_job_cycles_are_exact(core):
 def test_bad_input_is_refused(core):
     f4, f8 = formats.get("int", 4, False), formats.get("int", 8, True)
     with pytest.raises(ValueError, match="k must be"):
-        rtl.config_word(0, f4, f4)
+        stream.config_word(0, f4, f4)
     with pytest.raises(ValueError, match="k must be"):
-        rtl.config_word(1 << 24, f4, f4)
+        stream.config_word(1 << 24, f4, f4)
     with pytest.raises(ValueError, match="4-bit"):
-        rtl.config_word(3, f8, f4)
+        stream.config_word(3, f8, f4)
     with pytest.raises(ValueError, match="high nibble"):
-        rtl.config_word(3, formats.get("pot", 4, True), f4, a_hi=True)
+        stream.config_word(3, formats.get("pot", 4, True), f4, a_hi=True)
     ones = np.ones((R, 4), np.uint8)
     with pytest.raises(ValueError, match="same K"):
-        rtl.job_beats(ones, np.ones((C, 5), np.uint8), rtl.config_word(4, f4, f4), R, C)
+        stream.job_beats(ones, np.ones((C, 5), np.uint8), stream.config_word(4, f4, f4), R, C)
     with pytest.raises(ValueError, match="0..15"):
-        rtl.job_beats(ones * 16, np.ones((C, 4), np.uint8), rtl.config_word(4, f4, f4), R, C)
+        stream.job_beats(ones * 16, np.ones((C, 4), np.uint8), stream.config_word(4, f4, f4), R, C)
     with pytest.raises(ValueError, match="config word says K=3"):
-        rtl.job_beats(ones, np.ones((C, 4), np.uint8), rtl.config_word(3, f4, f4), R, C)
-    good = rtl.job_beats(ones, np.ones((C, 4), np.uint8), rtl.config_word(4, f4, f4), R, C)
+        stream.job_beats(ones, np.ones((C, 4), np.uint8), stream.config_word(3, f4, f4), R, C)
+    good = stream.job_beats(ones, np.ones((C, 4), np.uint8), stream.config_word(4, f4, f4), R, C)
     with pytest.raises(ValueError, match="well-formed"):
         core.job(good[:-1])  # K + 1 beats are needed
     bad = good.copy()
@@ -146,51 +150,51 @@ def test_bad_input_is_refused(core):
     with pytest.raises(ValueError, match="uint64 words"):
         core.job(good[:, :0])
     with pytest.raises(ValueError, match="4-bit formats"):
-        rtl.gemm(QuantizedTensor(np.zeros((1, 2), np.uint8), kind="int", bits=3, signed=False),
+        antcore.gemm(QuantizedTensor(np.zeros((1, 2), np.uint8), kind="int", bits=3, signed=False),
                  QuantizedTensor(np.zeros((1, 2), np.uint8), kind="int", bits=4, signed=False), core)
     with pytest.raises(ValueError, match="int8 nibble"):
-        rtl.gemm(QuantizedTensor(np.zeros((1, 2), np.uint8), kind="flint", bits=8, signed=False),
+        antcore.gemm(QuantizedTensor(np.zeros((1, 2), np.uint8), kind="flint", bits=8, signed=False),
                  QuantizedTensor(np.zeros((1, 2), np.uint8), kind="int", bits=4, signed=False), core)
     one = QuantizedTensor(np.zeros((2, 3), np.uint8), kind="int", bits=4, signed=False)
     with pytest.raises(ValueError, match="K mismatch"):
-        rtl.gemm(one, QuantizedTensor(np.zeros((2, 4), np.uint8), kind="int", bits=4, signed=False), core)
+        antcore.gemm(one, QuantizedTensor(np.zeros((2, 4), np.uint8), kind="int", bits=4, signed=False), core)
     with pytest.raises(ValueError, match="2-D QuantizedTensor"):
-        rtl.gemm(one, np.zeros((2, 3)), core)
+        antcore.gemm(one, np.zeros((2, 3)), core)
     assert np.array_equal(core.job(good), np.full((R, C), 4))  # the core is still fine
 
 
 def test_timeout_raises_and_recovers(core):
     f = formats.get("int", 4, False)
-    beats = rtl.job_beats(np.ones((R, 500), np.uint8), np.ones((C, 500), np.uint8),
-                          rtl.config_word(500, f, f), R, C)
-    with pytest.raises(rtl.RTLError, match="within 100 cycles"):
+    beats = stream.job_beats(np.ones((R, 500), np.uint8), np.ones((C, 500), np.uint8),
+                          stream.config_word(500, f, f), R, C)
+    with pytest.raises(verilator.RTLError, match="within 100 cycles"):
         core.job(beats, max_cycles=100)
     assert np.array_equal(core.job(beats), np.full((R, C), 500))
 
 
 def test_closed_core_and_wrong_library():
-    c = rtl.AntCore(R, C)
+    c = antcore.AntCore(R, C)
     c.close()
-    with pytest.raises(rtl.RTLError, match="closed"):
+    with pytest.raises(verilator.RTLError, match="closed"):
         c.reset()
-    with pytest.raises(rtl.RTLError, match=f"is a {R}x{C} core"):
-        rtl.AntCore(R + 1, C, lib=rtl.lib_path(R, C))
+    with pytest.raises(verilator.RTLError, match=f"is a {R}x{C} core"):
+        antcore.AntCore(R + 1, C, lib=verilator.lib_path(R, C))
     with pytest.raises(ValueError, match="rows must be"):
-        rtl.build(0, 4)
+        verilator.build(0, 4)
 
 
 def test_build_is_cached_locked_and_tracks_sources(tmp_path, monkeypatch):
     """A 1x1 core from a copy of the sources: two concurrent builds run the tools once, a second
     call reuses the library, and an edited source rebuilds it."""
     src = tmp_path / "rtl"
-    shutil.copytree(rtl.RTL_DIR, src)
-    monkeypatch.setattr(rtl, "RTL_DIR", src)
-    monkeypatch.setattr(rtl, "BUILD_DIR", tmp_path / "build")
+    shutil.copytree(verilator.rtl_dir(), src)
+    monkeypatch.setattr(verilator, "rtl_dir", lambda: src)
+    monkeypatch.setenv("ANTQ_BUILD", str(tmp_path / "build"))
     runs = []
-    real_run = rtl._run
-    monkeypatch.setattr(rtl, "_run", lambda cmd, log: (runs.append(cmd[0]), real_run(cmd, log)))
+    real_run = verilator._run
+    monkeypatch.setattr(verilator, "_run", lambda cmd, log: (runs.append(cmd[0]), real_run(cmd, log)))
     paths = []
-    threads = [threading.Thread(target=lambda: paths.append(rtl.build(1, 1))) for _ in range(2)]
+    threads = [threading.Thread(target=lambda: paths.append(verilator.build(1, 1))) for _ in range(2)]
     for t in threads:
         t.start()
     for t in threads:
@@ -198,14 +202,14 @@ def test_build_is_cached_locked_and_tracks_sources(tmp_path, monkeypatch):
     assert len(paths) == 2 and paths[0] == paths[1] and paths[0].exists()
     assert runs.count(shutil.which("verilator")) == 1, runs
     mtime = paths[0].stat().st_mtime_ns
-    assert rtl.build(1, 1) == paths[0] and paths[0].stat().st_mtime_ns == mtime
+    assert verilator.build(1, 1) == paths[0] and paths[0].stat().st_mtime_ns == mtime
     (src / "ant_pe.v").write_text((src / "ant_pe.v").read_text() + "\n// edited\n")
-    rtl.build(1, 1)
+    verilator.build(1, 1)
     assert runs.count(shutil.which("verilator")) == 2 and paths[0].stat().st_mtime_ns != mtime
-    with rtl.AntCore(1, 1, lib=paths[0]) as one:
+    with antcore.AntCore(1, 1, lib=paths[0]) as one:
         f = formats.get("flint", 4, False)
         x = np.array([[8, 1, 7]], np.uint8)
-        assert one.job(rtl.job_beats(x, x, rtl.config_word(3, f, f), 1, 1))[0, 0] == 64 * 64 + 1 + 49
+        assert one.job(stream.job_beats(x, x, stream.config_word(3, f, f), 1, 1))[0, 0] == 64 * 64 + 1 + 49
 
 
 def test_cli_build_and_bench():
@@ -223,6 +227,6 @@ def test_cli_build_and_bench():
 @pytest.mark.slow
 def test_cocotb_baseline_of_the_benchmark():
     """bench-rtl's cocotb driver streams the same jobs and counts the same cycles as the harness."""
-    c = rtl.bench_cocotb(2, 2, k=100, jobs=2)
-    h = rtl.bench(2, 2, k=100, jobs=2)
+    c = microbench.bench_cocotb(2, 2, k=100, jobs=2)
+    h = microbench.bench_rtl(2, 2, k=100, jobs=2)
     assert c["cycles"] == h["cycles"] == 2 * (1 + 100 + 2 + 4 + 1)

@@ -1,0 +1,2 @@
+"""The contracts, numpy only: formats, accelerator geometry, register map, stream format, tiling,
+quantizer, packing, the exact reference GEMM, the .antq container and the golden vectors."""

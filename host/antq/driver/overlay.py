@@ -1,0 +1,404 @@
+"""The PYNQ driver of the antq overlay: the same code on a board and on the emulated device.
+
+>>> from antq.driver import AntOverlay
+>>> ov = AntOverlay()                         # on a board; or antq.open_overlay("csim") in emulation
+>>> y = ov.gemm(a, w)                         # a (M, K), w (N, K) QuantizedTensors -> int64 (M, N)
+>>> ov.last_cycles, ov.last_timing            # the IP's cycle counter; the per-call breakdown
+>>> hw = ov.load_weights(w)                   # packed once, resident in device memory
+>>> y = ov.gemm(a, hw); ov.live_buffers; hw.free(); ov.close()
+
+Only real ``pynq`` objects are used: ``Overlay`` (bound to the bitstream's ``.hwh``),
+:class:`~antq.driver.ip.AntAccelerator` (a ``DefaultIP`` bound to :data:`antq.core.regmap.VLNV`),
+``register_map`` names for every argument, ``pynq.allocate`` buffers with ``flush()`` /
+``invalidate()``, and a poll of one control-register read with a timeout. The device underneath
+is a ``pynq.Device``: PYNQ's own on a board, or :class:`antq.emu.SimDevice` in emulation, given
+as ``device=`` or chosen by PYNQ (``pynq.Device.active_device``); this module never imports the
+emulator and nothing below depends on which it is.
+
+K is split in the IP (``hls/ant_gemm.cpp``): it runs jobs of at most ``antq.core.arch.max_k``
+steps and adds their results in int64, so any K up to :data:`antq.core.regmap.MAX_DIM` is exact.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pynq
+import pynq.ps
+from pynq.buffer import PynqBuffer
+
+from ..core import arch, formats, pack, regmap
+from ..core.quantize import QuantizedTensor
+from ..toolchain.paths import BITFILE_ENV, BOARD_ENV, source_dir
+from .ip import AntAccelerator
+
+BOARD_DIRS = {"Pynq-Z2": "pynq-z2", "ZCU104": "zcu104", "KV260": "kv260"}
+"""``$BOARD`` as set by each PYNQ image -> folder under ``bitstreams/``."""
+DEFAULT_TIMEOUT = 10.0
+PAGE = 4096
+"""Host page size: device buffers are allocated in whole pages."""
+
+
+class VersionError(RuntimeError):
+    """The bitstream's IP is not the one this driver was written for."""
+
+
+@dataclass
+class GemmTiming:
+    """Where the time of one ``gemm`` call went (wall seconds, and the IP's own cycle count)."""
+
+    pack_s: float = 0.0
+    """Validating and packing operands into device buffers."""
+    flush_s: float = 0.0
+    """Copy-in: ``flush()`` of the buffers packed by this call."""
+    start_s: float = 0.0
+    """Writing the argument registers and AP_START (in emulation the model computes in this write)."""
+    compute_s: float = 0.0
+    """Polling until AP_DONE (on a board, the accelerator's run time)."""
+    invalidate_s: float = 0.0
+    """Copy-out: ``invalidate()`` of the result."""
+    unpack_s: float = 0.0
+    """Reading the int64 result (and rescaling, for ``gemm_float``)."""
+    total_s: float = 0.0
+    cycles: int = 0
+    """The IP's cycle counter for this call."""
+    clock_mhz: float = 0.0
+    """PL clock the IP runs at (FCLK0)."""
+
+    @property
+    def device_s(self) -> float:
+        """Accelerator time projected from the cycle count at the PL clock."""
+        return self.cycles / (self.clock_mhz * 1e6) if self.clock_mhz else float("nan")
+
+    def as_dict(self) -> dict[str, float]:
+        return asdict(self) | {"device_s": self.device_s}
+
+
+class DeviceTensor:
+    """Codes of one format packed in the accelerator layout, resident in a device buffer.
+
+    Made by :meth:`AntOverlay.load_weights` / :meth:`AntOverlay.load` (the overlay owns the buffer
+    and counts it in ``live_buffers`` until :meth:`free` or ``close()``) or by
+    :meth:`AntOverlay.wrap` around a buffer you allocated and packed yourself.
+    """
+
+    def __init__(self, overlay: AntOverlay, buffer: PynqBuffer, fmt: formats.Format, shape: tuple[int, int],
+                 side: str, scale: np.ndarray | None, channel_axis: int | None, owned: bool) -> None:
+        self._overlay, self.buffer, self.fmt, self.side = overlay, buffer, fmt, side
+        self.shape = (int(shape[0]), int(shape[1]))
+        self.scale, self.channel_axis, self.owned = scale, channel_axis, owned
+        self.nbytes = pack.accelerator_layout(side, overlay.array).nbytes(self.shape, fmt.bits)
+        self.freed = False
+
+    @property
+    def address(self) -> int:
+        return int(self.buffer.physical_address)
+
+    def free(self) -> None:
+        """Release the device buffer (if the overlay owns it); the tensor cannot be used afterwards."""
+        if not self.freed and self.owned:
+            self._overlay._free(self.buffer)
+        self.freed = True
+
+    def __repr__(self) -> str:
+        state = "freed" if self.freed else f"{self.nbytes} bytes at 0x{self.address:x}"
+        return f"DeviceTensor({self.fmt.name}, shape={self.shape}, side={self.side!r}, {state})"
+
+
+def default_bitfile(device: pynq.Device) -> Path:
+    """``$ANTQ_BITFILE``, else the device's own (the emulator's ``.hwh``), else
+    ``bitstreams/<board>/ant.bit`` for the board image's ``$BOARD``."""
+    if os.environ.get(BITFILE_ENV):
+        return Path(os.environ[BITFILE_ENV])
+    if getattr(device, "default_bitfile", None):
+        return Path(device.default_bitfile)
+    board = os.environ.get(BOARD_ENV, "")
+    if board not in BOARD_DIRS:
+        raise RuntimeError(f"no bitstream known for BOARD={board!r} (known: {', '.join(BOARD_DIRS)}); "
+                           f"pass AntOverlay(path) or set {BITFILE_ENV}")
+    path = source_dir("bitstreams") / BOARD_DIRS[board] / "ant.bit"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist: build it with `make bitstream "
+                                f"BOARD={BOARD_DIRS[board]}` on a Vivado host (see bitstreams/README.md)")
+    return path
+
+
+def _hardware_tensor(t: QuantizedTensor, name: str) -> QuantizedTensor:
+    """``t`` in a format the IP decodes (:func:`antq.core.regmap.as_accelerator_format`): narrower
+    or wider ints are re-encoded as int4/int8 with the same values."""
+    try:
+        fmt = regmap.as_accelerator_format(t.fmt)
+    except ValueError as e:
+        raise ValueError(f"{name}: {e}") from None
+    if fmt == t.fmt:
+        return t
+    codes = formats.encode(fmt.kind, fmt.bits, fmt.signed, t.values())
+    return QuantizedTensor(codes, kind=fmt.kind, bits=fmt.bits, signed=fmt.signed, scale=t.scale,
+                           channel_axis=t.channel_axis)
+
+
+class AntOverlay(pynq.Overlay):
+    """The antq overlay: bitstream (or the emulator's ``.hwh``), ``ant_gemm`` IP, device buffers."""
+
+    def __init__(self, bitfile: str | os.PathLike | None = None, *, device: pynq.Device | None = None,
+                 timeout: float = DEFAULT_TIMEOUT, download: bool = True) -> None:
+        if device is None:
+            device = pynq.Device.active_device
+        if not timeout > 0:
+            raise ValueError(f"timeout must be positive seconds, got {timeout!r}")
+        self.timeout = float(timeout)
+        self._owned: dict[int, PynqBuffer] = {}
+        self._scratch: dict[str, PynqBuffer] = {}
+        self._handles: list[DeviceTensor] = []
+        self._fault: str | None = None
+        self._closed = False
+        super().__init__(str(bitfile or default_bitfile(device)), download=download, device=device)
+        self.accel = self._find_accelerator()
+        self.array = self._identify()
+        self.clock_mhz = float(pynq.ps.Clocks.fclk0_mhz)
+        self.last_cycles = 0
+        self.last_timing = GemmTiming()
+
+    # ---- identification -----------------------------------------------------------------------
+
+    def _find_accelerator(self) -> AntAccelerator:
+        names = [n for n, d in self.ip_dict.items() if d.get("type") == regmap.VLNV]
+        if not names:
+            family = regmap.VLNV.rpartition(":")[0]
+            seen = [f"{n} ({d.get('type')})" for n, d in self.ip_dict.items()
+                    if str(d.get("type", "")).startswith(family)]
+            raise VersionError(f"{self.bitfile_name} has no {regmap.VLNV} IP"
+                               + (f"; it has {', '.join(seen)}: rebuild the bitstream or update antq" if seen
+                                  else f" (IPs: {', '.join(self.ip_dict) or 'none'})"))
+        ip = functools.reduce(getattr, names[0].split("/"), self)
+        if not isinstance(ip, AntAccelerator):
+            raise VersionError(f"{names[0]} did not bind to AntAccelerator but to {type(ip).__name__}")
+        return ip
+
+    def _identify(self) -> arch.ArrayConfig:
+        id_word, geometry = self.accel.identify(self.timeout)
+        if id_word >> 8 != regmap.ID_MAGIC:
+            raise VersionError(f"{regmap.TOP} reports id word 0x{id_word:08x}, which is not an antq IP "
+                               f"(expected 'ANT' = 0x{regmap.ID_MAGIC:06x} in bits 31:8)")
+        if id_word & 0xFF != regmap.IP_VERSION:
+            raise VersionError(f"the bitstream's {regmap.TOP} is IP version {id_word & 0xFF}, this driver "
+                               f"needs version {regmap.IP_VERSION}: rebuild the bitstream (make bitstream) "
+                               "or use the antq release that matches it")
+        try:
+            cfg = regmap.decode_geometry(geometry)
+        except ValueError as e:
+            raise VersionError(f"{regmap.TOP} reports an invalid geometry word 0x{geometry:08x}: {e}") from e
+        if cfg.bus_bits % 64 or not 16 <= cfg.acc_bits <= 64:
+            raise VersionError(f"{regmap.TOP} reports geometry 0x{geometry:08x} ({cfg}): the bus must be a "
+                               "multiple of 64 bits and the accumulators 16..64 bits")
+        return cfg
+
+    @property
+    def peak_macs_per_s(self) -> float:
+        """R * C MACs per cycle at the PL clock."""
+        return self.array.peak_macs_per_cycle * self.clock_mhz * 1e6
+
+    # ---- buffers ------------------------------------------------------------------------------
+
+    @property
+    def live_buffers(self) -> int:
+        """Device buffers this overlay holds now (scratch buffers and loaded tensors)."""
+        return len(self._owned)
+
+    def _allocate(self, nbytes: int) -> PynqBuffer:
+        buf = pynq.allocate((nbytes,), np.uint8, target=self.device, cacheable=True)
+        self._owned[id(buf)] = buf
+        if buf.physical_address % (self.array.bus_bits // 8):
+            self._free(buf)
+            raise RuntimeError(f"pynq.allocate returned an address 0x{buf.physical_address:x} that is not "
+                               f"aligned to the {self.array.bus_bits}-bit bus")
+        return buf
+
+    def _free(self, buf: PynqBuffer) -> None:
+        if self._owned.pop(id(buf), None) is not None:
+            buf.freebuffer()
+
+    def _scratch_buffer(self, role: str, nbytes: int) -> PynqBuffer:
+        """A reused buffer per role, grown to a power of two when a call needs more."""
+        buf = self._scratch.get(role)
+        if buf is None or buf.nbytes < nbytes:
+            if buf is not None:
+                self._free(buf)
+            buf = self._scratch[role] = self._allocate(max(PAGE, 1 << (max(nbytes, 1) - 1).bit_length()))
+        return buf
+
+    def _check_usable(self) -> None:
+        if self._closed:
+            raise RuntimeError("this AntOverlay is closed")
+        if self._fault:
+            raise RuntimeError(f"the accelerator failed earlier ({self._fault}) and may still be running; "
+                               "close() this overlay and load it again")
+
+    def _pack_into(self, buf: PynqBuffer, t: QuantizedTensor, side: str) -> int:
+        layout = pack.accelerator_layout(side, self.array)
+        packed = pack.pack(t.codes, t.bits, layout)
+        buf[:packed.size] = packed
+        return packed.size
+
+    def load(self, t: QuantizedTensor, side: str = "w") -> DeviceTensor:
+        """Pack ``t`` once into its own device buffer (flushed) for reuse across calls."""
+        self._check_usable()
+        t = self._checked(t, side)
+        nbytes = pack.accelerator_layout(side, self.array).nbytes(t.shape, t.bits)
+        buf = self._allocate(nbytes)
+        self._pack_into(buf, t, side)
+        buf.flush()
+        h = DeviceTensor(self, buf, t.fmt, t.shape, side, t.scale, t.channel_axis, owned=True)
+        self._handles.append(h)
+        return h
+
+    def load_weights(self, w: QuantizedTensor) -> DeviceTensor:
+        """Weights (N, K) packed once and kept in device memory: pass the result to :meth:`gemm`."""
+        return self.load(w, "w")
+
+    def wrap(self, buffer: PynqBuffer, fmt: formats.Format, shape: tuple[int, int], side: str,
+             scale: float | np.ndarray | None = None, channel_axis: int | None = None) -> DeviceTensor:
+        """Use a buffer you allocated and packed yourself (accelerator layout, flushed) as an operand."""
+        if not isinstance(buffer, PynqBuffer):
+            raise TypeError(f"expected a pynq.allocate'd buffer, got {type(buffer).__name__}")
+        if buffer.device is not self.device:
+            raise ValueError("foreign buffer: it was allocated on another device than this overlay's")
+        if buffer.dtype != np.uint8 or buffer.ndim != 1 or not buffer.flags.c_contiguous:
+            raise TypeError(f"packed buffer must be 1-D contiguous uint8, got {buffer.dtype} {buffer.shape}")
+        align = self.array.bus_bits // 8
+        if buffer.physical_address % align:
+            raise ValueError(f"misaligned buffer: physical address 0x{buffer.physical_address:x} is not a "
+                             f"multiple of {align} bytes (the bus width)")
+        if side not in ("a", "w"):
+            raise ValueError(f"side must be 'a' (activations) or 'w' (weights), got {side!r}")
+        if not regmap.supported(fmt):
+            raise ValueError(f"{fmt.name} is not an accelerator format")
+        rows, k = shape
+        self._check_dims(side, rows, k)
+        need = pack.accelerator_layout(side, self.array).nbytes((rows, k), fmt.bits)
+        if buffer.nbytes < need:
+            raise ValueError(f"buffer has {buffer.nbytes} bytes; {fmt.name} {shape} packed needs {need}")
+        sc = None if scale is None else np.asarray(scale, np.float32)
+        return DeviceTensor(self, buffer, fmt, shape, side, sc, channel_axis, owned=False)
+
+    def close(self) -> None:
+        """Free every device buffer this overlay holds (scratch and loaded tensors)."""
+        for h in self._handles:
+            h.free()
+        self._handles.clear()
+        for buf in list(self._owned.values()):
+            self._free(buf)
+        self._scratch.clear()
+        self._closed = True
+
+    def __enter__(self) -> AntOverlay:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ---- GEMM ---------------------------------------------------------------------------------
+
+    @staticmethod
+    def _check_dims(side: str, rows: int, k: int) -> None:
+        for what, v in (("M" if side == "a" else "N", rows), ("K", k)):
+            if not 1 <= v <= regmap.MAX_DIM:
+                raise ValueError(f"{what} = {v} is out of range: the IP takes 1..{regmap.MAX_DIM}")
+
+    def _checked(self, t: QuantizedTensor, side: str) -> QuantizedTensor:
+        name = "a" if side == "a" else "w"
+        if not isinstance(t, QuantizedTensor):
+            raise TypeError(f"{name} must be a QuantizedTensor or a DeviceTensor, got {type(t).__name__} "
+                            "(quantize it first, e.g. antq.quantize_tensor)")
+        if t.ndim != 2:
+            raise ValueError(f"{name} must be 2-D ({'M' if side == 'a' else 'N'}, K), got shape {t.shape}")
+        self._check_dims(side, *t.shape)
+        return _hardware_tensor(t, name)
+
+    def _operand(self, t: QuantizedTensor | DeviceTensor, side: str) -> tuple[DeviceTensor, bool]:
+        """(device tensor, packed by this call) for an operand given either way."""
+        if isinstance(t, DeviceTensor):
+            if t.freed:
+                raise RuntimeError(f"{t!r} was freed")
+            if t._overlay is not self:
+                raise ValueError("that DeviceTensor belongs to another AntOverlay")
+            if t.side != side:
+                raise ValueError(f"a DeviceTensor packed as {t.side!r} cannot be used as {side!r}")
+            return t, False
+        t = self._checked(t, side)
+        layout = pack.accelerator_layout(side, self.array)
+        buf = self._scratch_buffer(side, layout.nbytes(t.shape, t.bits))
+        self._pack_into(buf, t, side)
+        return DeviceTensor(self, buf, t.fmt, t.shape, side, t.scale, t.channel_axis, owned=False), True
+
+    def gemm(self, a: QuantizedTensor | DeviceTensor, w: QuantizedTensor | DeviceTensor, *, passes: int = 0,
+             return_cycles: bool = False) -> np.ndarray | tuple[np.ndarray, int]:
+        """int64 (M, N) accumulators of ``a`` (M, K) times ``w`` (N, K) transposed, bit-exact.
+
+        ``passes`` selects int8 nibble passes (bit ``a_hi * 2 + w_hi``; 0 = all the types need).
+        With ``return_cycles`` the IP's cycle count comes back too (it is also ``last_cycles``).
+        """
+        y, _, _ = self._run(a, w, passes)
+        return (y, self.last_cycles) if return_cycles else y
+
+    def gemm_float(self, a: QuantizedTensor | DeviceTensor, w: QuantizedTensor | DeviceTensor) -> np.ndarray:
+        """Rescaled float32 (M, N): ``gemm * scale_a[m] * scale_w[n]``, as antq.core.reference.gemm_float."""
+        y, A, W = self._run(a, w, 0)
+        t = time.perf_counter()
+        scales = []
+        for name, op, shape in (("a", A, (-1, 1)), ("w", W, (1, -1))):
+            if op.scale is None:
+                raise ValueError(f"{name} has no scale (wrap() it with scale=...)")
+            if op.channel_axis not in (None, 0):
+                raise ValueError(f"{name} must be scaled per tensor or along axis 0, not {op.channel_axis}")
+            scales.append(op.scale.astype(np.float64).reshape(shape))
+        out = (y.astype(np.float64) * scales[0] * scales[1]).astype(np.float32)
+        self.last_timing.unpack_s += time.perf_counter() - t
+        self.last_timing.total_s += time.perf_counter() - t
+        return out
+
+    def _run(self, a, w, passes: int) -> tuple[np.ndarray, DeviceTensor, DeviceTensor]:
+        self._check_usable()
+        t0 = time.perf_counter()
+        A, fresh_a = self._operand(a, "a")
+        W, fresh_w = self._operand(w, "w")
+        if A.shape[1] != W.shape[1]:
+            raise ValueError(f"K mismatch: a is {A.shape} (M, K) and w is {W.shape} (N, K)")
+        m, k = A.shape
+        n = W.shape[0]
+        if not 0 <= passes < 16:
+            raise ValueError(f"passes must be a 4-bit mask, got {passes}")
+        ybuf = self._scratch_buffer("y", m * n * 8)
+        t1 = time.perf_counter()
+        for op, fresh in ((A, fresh_a), (W, fresh_w)):
+            if fresh:
+                op.buffer[:op.nbytes].flush()
+        t2 = time.perf_counter()
+        self.accel.start(a=A.address, w=W.address, y=int(ybuf.physical_address), m=m, n=n, k=k,
+                         a_type=regmap.encode_type(A.fmt), w_type=regmap.encode_type(W.fmt), passes=passes)
+        t3 = time.perf_counter()
+        try:
+            self.accel.wait(self.timeout)
+        except TimeoutError as e:
+            self._fault = str(e)
+            raise
+        status, cycles = self.accel.output("status"), self.accel.cycles
+        if status != regmap.ST_OK:
+            why = regmap.STATUS.get(status, f"status {status}")
+            raise RuntimeError(f"{regmap.TOP} refused the call: {why}")
+        t4 = time.perf_counter()
+        yv = ybuf[:m * n * 8]
+        yv.invalidate()
+        t5 = time.perf_counter()
+        y = np.array(yv.view("<i8"), dtype=np.int64).reshape(m, n)
+        t6 = time.perf_counter()
+        self.last_cycles = cycles
+        self.last_timing = GemmTiming(t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4, t6 - t5, t6 - t0, cycles,
+                                      self.clock_mhz)
+        return y, A, W
+

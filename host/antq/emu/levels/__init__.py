@@ -1,0 +1,68 @@
+"""The emulator's compute levels, one file each, looked up by name from :data:`REGISTRY`.
+
+A level is what computes an ``ant_gemm`` call behind the emulated registers: it reads the packed
+operands from device memory, writes the int64 result and returns the cycles the IP counts.
+
+========  ============================================================  ======================
+level     what computes                                                 cycle count
+========  ============================================================  ======================
+``ref``   :func:`antq.core.reference.gemm` (numpy) on the unpacked       the data mover's model
+          buffers                                                        (:func:`ref.model_cycles`)
+``csim``  the HLS C++ (``hls/``) built with g++ with its C++ core model   the same model, counted
+``rtl``   the same HLS data mover linked with the Verilated ``ant_core``  core cycles are real
+========  ============================================================  ======================
+
+The names are :data:`antq.core.backends.LEVELS` (a test checks that the two agree).
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from ...core import arch
+from ...core.formats import Format
+
+REGISTRY: dict[str, str] = {"ref": "ref:RefLevel", "csim": "csim:CsimLevel", "rtl": "rtl:RtlLevel"}
+"""Level name -> ``module:class`` in this package (imported on first use: csim and rtl build C++)."""
+
+
+@dataclass
+class Call:
+    """One accepted ``ant_gemm`` call: its arguments, decoded formats, pass mask and memory views."""
+
+    m: int
+    n: int
+    k: int
+    a_type: int
+    w_type: int
+    passes: int
+    fa: Format
+    fw: Format
+    sel: int
+    """The passes the call runs (the ``passes`` argument, or every pass the types need)."""
+    mem_a: np.ndarray
+    mem_w: np.ndarray
+    y: np.ndarray
+    """The result buffer as int64, M * N long."""
+
+
+class Level(Protocol):
+    name: str
+
+    def __init__(self, cfg: arch.ArrayConfig) -> None: ...
+
+    def run(self, call: Call) -> int:
+        """Compute ``call`` into ``call.y``; return the cycles the IP counts for it."""
+        ...
+
+
+def get(name: str) -> type[Level]:
+    """The level class called ``name``."""
+    if name not in REGISTRY:
+        raise ValueError(f"unknown emulation level {name!r}; expected one of {', '.join(REGISTRY)}")
+    module, cls = REGISTRY[name].split(":")
+    return getattr(importlib.import_module(f".{module}", __name__), cls)

@@ -1,0 +1,36 @@
+"""The ``csim`` level: the HLS top function compiled with g++ against its C++ core model."""
+
+from __future__ import annotations
+
+import ctypes
+
+from ...core import arch, regmap
+from ...toolchain import hls
+from ..errors import SimulationError
+from . import Call
+
+
+class CsimLevel:
+    name = "csim"
+    target = "csim"
+    """The g++ build of :mod:`antq.toolchain.hls` this level loads."""
+
+    def __init__(self, cfg: arch.ArrayConfig) -> None:
+        self.cfg = cfg
+        self.lib = hls.load(self.target, cfg)
+        if self.lib.antgemm_id_word() != regmap.ID_WORD or self.lib.antgemm_geometry() != \
+                regmap.encode_geometry(cfg):
+            raise SimulationError(f"the {self.name} library was built for another register map or array")
+
+    def run(self, call: Call) -> int:
+        c = call
+        res = (ctypes.c_uint32 * 5)()
+        rc = self.lib.antgemm_call(c.mem_a.ctypes.data, c.mem_w.ctypes.data, c.y.ctypes.data,
+                                   c.m, c.n, c.k, c.a_type, c.w_type, c.passes, res)
+        if rc:
+            raise SimulationError(self.lib.antgemm_error().decode())
+        want = (regmap.ID_WORD, regmap.encode_geometry(self.cfg), regmap.ST_OK)
+        if (res[0], res[1], res[2]) != want:
+            raise SimulationError(f"the {self.name} library disagrees with the model on id/geometry/status: "
+                                  f"{tuple(res)[:3]}")
+        return res[3] | res[4] << 32

@@ -1,0 +1,390 @@
+"""Fake quantization of Conv2d/Linear layers with ANT: the quantizer, the layers, the eval-mode arithmetic.
+
+Every ``nn.Conv2d`` and ``nn.Linear`` of a quantized model is a :class:`QuantConv2d` /
+:class:`QuantLinear` with two :class:`Quantizer` s: a signed weight quantizer with one clip value
+per output channel, and an input-activation quantizer with one clip value per tensor, unsigned
+unless the calibration data has a negative value. Each calibrates once, on the data reaching it
+(:mod:`antq.model.calibrate`); then type, signedness and grid are frozen and alpha stays a
+learnable parameter for QAT.
+
+Both modes round exactly like :func:`antq.core.quantize.quantize_as` (float32 ``u = x / scale``,
+nearest grid point, ties up). **Train mode** returns ``q * scale`` and conv/matmul in float32, with
+ANT's straight-through estimator: ``dy/dx = 1`` and ``dy/dscale = q - u`` per element, so
+``dy/dalpha = (q - u) / max_value``. **Eval mode** computes what the exported integer model
+computes: the exact integer GEMM of the codes (float64 on integer values), rescaled with
+:func:`antq.model.graph.rescale`'s operations, and antq's definitions of the host ops whose
+float32 result depends on the implementation (:data:`antq.model.hostops.ROUNDED_OPS`, routed by
+:class:`HostOps`). So eval-mode outputs equal the integer model's, and the accelerator's, bit
+for bit (docs/contracts.md §11). Software-only baselines keep float fake quantization in both modes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..core import quantize
+from ..core.formats import Format
+from ..core.quantize import QuantizedTensor, quantize_as
+from .baselines import BASELINES
+from .configs import CANDIDATES, LayerSpec
+from .hostops import HOST_OPS
+from .torchops import routed
+
+_TINY = 1e-30
+
+
+class ExportError(ValueError):
+    """The quantized torch model cannot be turned into an integer model (raised by export)."""
+
+
+def _grid_index(u: torch.Tensor, mids: torch.Tensor) -> torch.Tensor:
+    """Index of the nearest grid point: the number of midpoints <= u (``bucketize(right=True)``).
+
+    For the short grids of 2-5 bits, counting comparisons in uint8 is ~3x faster than bucketize's
+    binary search on CPU, and exactly equal to it.
+    """
+    if len(mids) > 32:
+        return torch.bucketize(u, mids, right=True)
+    idx = torch.zeros(u.shape, dtype=torch.uint8, device=u.device)
+    for m in mids:
+        idx.add_(u >= m)
+    return idx.long()
+
+
+class _FakeQuant(torch.autograd.Function):
+    """q * scale with q = nearest grid point of fl32(x / scale); ANT's STE in backward."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, scale: torch.Tensor, grid: torch.Tensor, mids: torch.Tensor):
+        u = x.float() / scale
+        q = grid[_grid_index(u, mids)]
+        ctx.save_for_backward(q - u)
+        ctx.scale_shape = scale.shape
+        return q.to(x.dtype) * scale.to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, g: torch.Tensor):
+        (d,) = ctx.saved_tensors
+        prod = g * d.to(g.dtype)
+        gs = prod.sum() if len(ctx.scale_shape) == 0 else prod.sum_to_size(ctx.scale_shape)
+        return g, gs.float(), None, None
+
+
+class Quantizer(nn.Module):
+    """Fake quantizer of one tensor: frozen type, signedness and grid; learnable clip value alpha.
+
+    ``role`` is ``"weight"`` (signed, alpha per output channel, or per block for NF4/FP4) or
+    ``"input"`` (alpha per tensor). Calibrate it with :meth:`calibrate`; before that it refuses
+    to run, and after it nothing but alpha changes.
+    """
+
+    def __init__(self, spec: LayerSpec, role: str, owner: str = "") -> None:
+        super().__init__()
+        if role not in ("weight", "input"):
+            raise ValueError(f"role must be 'weight' or 'input', got {role!r}")
+        self.spec, self.role, self.owner = spec, role, owner
+        self.alpha = nn.Parameter(torch.zeros(0))
+        self.register_buffer("grid", torch.zeros(0))
+        self.register_buffer("mids", torch.zeros(0))
+        self.max_value = 1.0
+        self.group = "tensor"
+        self.block = 0
+        self.signed = True
+        self.fmt: Format | None = None
+        self.stats: dict[str, Any] = {}
+        self.calibrating = False
+        self.on_calibrated: Callable[[], object] | None = None
+
+    @property
+    def calibrated(self) -> bool:
+        return self.grid.numel() > 0
+
+    @property
+    def label(self) -> str:
+        """The chosen type: an antq format name (``flint4s``) or a baseline name."""
+        if self.fmt is not None:
+            return self.fmt.name
+        return self.spec.scheme + ("" if self.signed else "u")
+
+    def reset(self) -> None:
+        """Forget the calibration (the next calibration chooses type and alpha afresh)."""
+        self.alpha = nn.Parameter(torch.zeros(0, device=self.alpha.device))
+        self.grid, self.mids = self.grid[:0], self.mids[:0]
+        self.fmt, self.stats = None, {}
+
+    def calibrate(self, x: torch.Tensor) -> None:
+        """Choose signedness, type and alpha for ``x`` (by MSE for ANT, absmax for baselines), then freeze."""
+        a = x.detach().float().cpu().numpy()
+        where = f"{self.owner} {self.role}".strip()
+        try:
+            if self.spec.baseline:
+                grid, alpha, self.group, self.signed = BASELINES[self.spec.scheme].fit(a, self.role)
+                self.block = BASELINES[self.spec.scheme].block or 0
+                self.fmt, max_value, scores = None, float(np.abs(grid).max()), {}
+            else:
+                q = quantize.quantize_tensor(
+                    a, self.spec.bits, CANDIDATES[self.spec.scheme],
+                    channel_axis=0 if self.role == "weight" else None,
+                    signed=True if self.role == "weight" else None)
+                sel = q.selection
+                self.fmt, grid, max_value = sel.fmt, sel.fmt.grid, float(sel.fmt.max_value)
+                alpha = np.where(sel.alpha > 0, sel.alpha, max_value)  # an all-zero channel: scale 1
+                self.group = "channel" if self.role == "weight" else "tensor"
+                self.signed, scores = sel.fmt.signed, sel.scores
+        except ValueError as e:
+            raise ValueError(f"{where}: {e}") from e
+        dev = self.alpha.device
+        self.max_value = max_value
+        self.grid = torch.tensor(grid, dtype=torch.float32, device=dev)
+        self.mids = torch.tensor((grid[:-1] + grid[1:]) / 2, dtype=torch.float32, device=dev)
+        alpha = torch.tensor(np.asarray(alpha).reshape(-1), dtype=torch.float32, device=dev)
+        self.alpha = nn.Parameter(alpha)
+        with torch.no_grad():
+            err = (self._fake(x.float()) - x.float()).double()
+            mse = float(err.pow(2).mean())
+            power = float(x.double().pow(2).mean())
+        self.stats = {"type": self.label, "signed": self.signed, "mse": mse, "scores": scores,
+                      "sqnr_db": 10 * math.log10(power / mse) if mse > 0 and power > 0 else math.inf}
+        if self.on_calibrated is not None:
+            self.on_calibrated()
+
+    def scale(self) -> torch.Tensor:
+        """float32 scale(s) alpha / max_value: the canonical value that export writes."""
+        return self.alpha.float().clamp_min(_TINY) / self.max_value
+
+    def _ready(self, x: torch.Tensor) -> None:
+        if not self.calibrated:
+            if not self.calibrating:
+                raise RuntimeError(f"{self.owner} {self.role} quantizer is not calibrated; build the model "
+                                   "with antq.quantize_model(model, calib_data, ...)")
+            self.calibrate(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self._ready(x)
+        return self._fake(x)
+
+    def integers(self, x: torch.Tensor) -> torch.Tensor:
+        """The grid value (integer units) of every element's code, as float64: the integer model's operand.
+
+        The same float32 division and midpoint comparisons as the fake quantizer and
+        :func:`antq.core.quantize.quantize_as`, so the codes are the ones export writes.
+        """
+        self._ready(x)
+        if self.fmt is None:
+            raise RuntimeError(f"{self.owner}: {self.spec.scheme} is a software-only codebook without "
+                               "integer codes")
+        u = x.float() / self._broadcast_scale(x)
+        return self.grid[_grid_index(u, self.mids)].double()
+
+    def _broadcast_scale(self, x: torch.Tensor) -> torch.Tensor:
+        s = self.scale()
+        if self.group == "tensor":
+            return s.reshape(())
+        if x.shape[0] != s.numel():
+            raise ValueError(f"{self.owner} weight has {x.shape[0]} output channels, calibrated for "
+                             f"{s.numel()}")
+        return s.reshape((-1,) + (1,) * (x.dim() - 1))
+
+    def _fake(self, x: torch.Tensor) -> torch.Tensor:
+        if self.group in ("tensor", "channel"):
+            return _FakeQuant.apply(x, self._broadcast_scale(x), self.grid.float(), self.mids.float())
+        flat = x.reshape(-1)
+        n = flat.numel()
+        flat = F.pad(flat, (0, -n % self.block)).view(-1, self.block)
+        out = _FakeQuant.apply(flat, self.scale().reshape(-1, 1), self.grid.float(), self.mids.float())
+        return out.reshape(-1)[:n].view_as(x)
+
+    def quantize_numpy(self, x: torch.Tensor, channel_axis: int | None) -> QuantizedTensor:
+        """The codes this quantizer produces for ``x``, via :func:`antq.core.quantize.quantize_as`."""
+        if self.fmt is None:
+            raise ExportError(f"{self.owner}: {self.spec.scheme} is a software-only baseline; only ANT "
+                              "formats export")
+        s = self.scale().detach().cpu().numpy()
+        a = x.detach().float().cpu().numpy()
+        return quantize_as(a, self.fmt, s if channel_axis is not None else s[0], channel_axis)
+
+    def extra_repr(self) -> str:
+        if not self.calibrated:
+            return f"{self.role}, {self.spec}, not calibrated"
+        return f"{self.role}, {self.label}, alpha per {self.group}"
+
+
+class QuantConv2d(nn.Conv2d):
+    """nn.Conv2d computing ``conv(Q_a(x), Q_w(W)) + b`` with ANT fake quantization."""
+
+    def __init__(self, conv: nn.Conv2d, spec: LayerSpec, name: str = "") -> None:
+        super().__init__(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
+                         conv.dilation, conv.groups, conv.bias is not None, conv.padding_mode,
+                         device=conv.weight.device, dtype=conv.weight.dtype)
+        self.weight, self.bias = conv.weight, conv.bias
+        _attach(self, spec, name)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _record_shape(self, x)
+        with _native():
+            if self.training or self.spec.baseline:
+                return self._conv_forward(self.input_quant(x), self.weight_quant(self.weight), self.bias)
+            a, w = _exact_operands(self, x)
+            return _rescale(self, self._conv_forward(a, w, None), channel_dim=1)
+
+    def to_float(self) -> nn.Conv2d:
+        m = nn.Conv2d(self.in_channels, self.out_channels, self.kernel_size, self.stride, self.padding,
+                      self.dilation, self.groups, self.bias is not None, self.padding_mode,
+                      device=self.weight.device, dtype=self.weight.dtype)
+        return _copy_params(self, m)
+
+
+class QuantLinear(nn.Linear):
+    """nn.Linear computing ``Q_a(x) Q_w(W)^T + b`` with ANT fake quantization."""
+
+    def __init__(self, linear: nn.Linear, spec: LayerSpec, name: str = "") -> None:
+        super().__init__(linear.in_features, linear.out_features, linear.bias is not None,
+                         device=linear.weight.device, dtype=linear.weight.dtype)
+        self.weight, self.bias = linear.weight, linear.bias
+        _attach(self, spec, name)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _record_shape(self, x)
+        with _native():
+            if self.training or self.spec.baseline:
+                return F.linear(self.input_quant(x), self.weight_quant(self.weight), self.bias)
+            a, w = _exact_operands(self, x)
+            return _rescale(self, F.linear(a, w), channel_dim=-1)
+
+    def to_float(self) -> nn.Linear:
+        m = nn.Linear(self.in_features, self.out_features, self.bias is not None,
+                      device=self.weight.device, dtype=self.weight.dtype)
+        return _copy_params(self, m)
+
+
+QuantLayer = QuantConv2d | QuantLinear
+
+
+def _attach(m: QuantLayer, spec: LayerSpec, name: str) -> None:
+    m.spec, m.layer_name, m.in_shape = spec, name, None
+    m.weight_quant = Quantizer(spec, "weight", name)
+    m.input_quant = Quantizer(spec, "input", name)
+
+
+def _exact_operands(m: QuantLayer, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Integer-valued float64 activations and weights; their conv/matmul in float64 is exact.
+
+    Every partial sum is an integer of magnitude at most K * max|a| * max|w|; below 2^53 float64
+    holds all of them exactly, whatever the summation order, so the result is the integer GEMM.
+    """
+    a, w = m.input_quant.integers(x), m.weight_quant.integers(m.weight)
+    k = m.weight[0].numel()
+    bound = k * float(m.input_quant.grid.abs().max()) * float(m.weight_quant.grid.abs().max())
+    if bound >= 2.0**53:
+        raise OverflowError(f"{m.layer_name}: {m.input_quant.label} x {m.weight_quant.label} with K={k} can "
+                            f"reach {bound:.3g}, beyond the 2^53 that float64 (and the int64 reference) "
+                            "accumulate exactly")
+    return a, w
+
+
+def _rescale(m: QuantLayer, acc: torch.Tensor, channel_dim: int) -> torch.Tensor:
+    """float32 output from exact float64 accumulators: the operations of :func:`antq.model.graph.rescale`."""
+    shape = [1] * acc.dim()
+    shape[channel_dim] = -1
+    scale = m.input_quant.scale().double() * m.weight_quant.scale().double()
+    y = acc * scale.reshape(shape)
+    if m.bias is not None:
+        y = y + m.bias.float().double().reshape(shape)
+    return y.float()
+
+
+def _record_shape(m: QuantLayer, x: torch.Tensor) -> None:
+    if m.input_quant.calibrating:
+        m.in_shape = tuple(x.shape[1:])
+
+
+def _copy_params(src: QuantLayer, dst: nn.Module) -> nn.Module:
+    with torch.no_grad():
+        dst.weight.copy_(src.weight)
+        if src.bias is not None:
+            dst.bias.copy_(src.bias)
+    return dst
+
+
+def _set_spec(m: QuantLayer, spec: LayerSpec) -> None:
+    dev = m.weight.device
+    _attach(m, spec, m.layer_name)
+    m.weight_quant.to(dev)
+    m.input_quant.to(dev)
+
+
+def _is_quantizable(name: str, m: nn.Module, parents: dict[str, nn.Module]) -> bool:
+    parent = parents.get(name.rpartition(".")[0])
+    # nn.MultiheadAttention uses its out_proj weight directly, never calling the Linear module.
+    return isinstance(m, (nn.Conv2d, nn.Linear)) and not isinstance(parent, nn.MultiheadAttention)
+
+
+_ROUTED = routed()
+
+
+def _to_numpy(v: Any, fn: Any) -> Any:
+    if isinstance(v, torch.Tensor):
+        if v.is_floating_point() and v.dtype != torch.float32:
+            raise TypeError(f"{getattr(fn, '__name__', fn)}: the eval-mode forward computes in float32, as "
+                            f"the integer model does; got a {v.dtype} tensor")
+        return v.detach().cpu().numpy()
+    if isinstance(v, (list, tuple)):
+        return type(v)(_to_numpy(x, fn) for x in v)
+    return v
+
+
+def _device(args: Sequence[Any]) -> torch.device:
+    return next((a.device for a in args if isinstance(a, torch.Tensor)), torch.device("cpu"))
+
+
+_NATIVE = threading.local()
+
+
+@contextlib.contextmanager
+def _native() -> Iterator[None]:
+    """antq's own torch code inside a quantized layer (calibration, GEMMs) is not routed."""
+    _NATIVE.depth = getattr(_NATIVE, "depth", 0) + 1
+    try:
+        yield
+    finally:
+        _NATIVE.depth -= 1
+
+
+class HostOps(torch.overrides.TorchFunctionMode):
+    """Routes the torch calls of :data:`antq.model.hostops.ROUNDED_OPS` to antq's numpy definitions.
+
+    Everything else (the exact float32 ops, the quantized layers' float64 GEMMs) runs in torch;
+    those give the same bits in torch and numpy by IEEE 754, so the eval-mode torch model then
+    computes exactly what the exported integer model computes.
+    """
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if getattr(_NATIVE, "depth", 0):
+            return func(*args, **kwargs)
+        op = _ROUTED.get(func)
+        if func is F.batch_norm:
+            if kwargs.get("training", args[5] if len(args) > 5 else False):
+                return func(*args, **kwargs)
+            op, args, kwargs = "batch_norm", _batch_norm_args(*args, **kwargs), {}
+        if op is None:
+            return func(*args, **kwargs)
+        out = HOST_OPS[op](*_to_numpy(args, func), **{k: _to_numpy(v, func) for k, v in kwargs.items()})
+        return torch.from_numpy(np.ascontiguousarray(out)).to(_device(args))
+
+
+def _batch_norm_args(x, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1,
+                     eps=1e-5) -> tuple:
+    """F.batch_norm's arguments in the order of the host op (x, mean, var, weight, bias, eps)."""
+    ones = torch.ones_like(running_mean)
+    return (x, running_mean, running_var, ones if weight is None else weight,
+            ones * 0 if bias is None else bias, eps)

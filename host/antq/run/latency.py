@@ -1,0 +1,193 @@
+"""``antq bench``: where the time of a model's inference on the overlay goes, layer by layer.
+
+Host-side parts are wall times measured here; the accelerator's part comes from the IP's cycle
+counter (on a board the hardware's; in emulation a projection, and labelled so).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..core import regmap
+from ..core.quantize import QuantizedTensor
+from .runtime import Runtime
+
+PARTS = ("quantize_pack_s", "flush_s", "compute_s", "invalidate_s", "unpack_rescale_s", "host_s")
+"""Wall-time parts of each layer, in the order of the stacked bars."""
+
+
+def _gemm_row(rec, call, ov, clock_mhz: float, ddr_gbps: float) -> dict:
+    """One GEMM layer's breakdown: host-side wall times, compute from the IP's cycle counter."""
+    t = call.timing
+    cfg = ov.array
+    layer_a, layer_w = rec.layer_fmts
+    a_bytes, w_bytes, y_bytes = regmap.footprint(call.m, call.n, call.k, layer_a, layer_w, cfg)
+    ddr_bytes = a_bytes + w_bytes * -(-call.m // cfg.rows) + y_bytes
+    cycle_s = t.cycles / (clock_mhz * 1e6)
+    ddr_s = ddr_bytes / (ddr_gbps * 1e9) if ddr_gbps else 0.0
+    return {
+        "name": rec.name, "kind": "gemm", "m": call.m, "n": call.n, "k": call.k,
+        "a_fmt": layer_a.name, "w_fmt": layer_w.name, "macs": call.m * call.n * call.k,
+        "cycles": int(t.cycles), "macs_per_cycle": call.m * call.n * call.k / max(t.cycles, 1),
+        "ddr_bytes": int(ddr_bytes),
+        "quantize_pack_s": rec.times["quantize"] + t.pack_s, "flush_s": t.flush_s,
+        "compute_s": max(cycle_s, ddr_s), "compute_wall_s": t.start_s + t.compute_s,
+        "invalidate_s": t.invalidate_s,
+        "unpack_rescale_s": t.unpack_s + rec.times["rescale"] + max(0.0, rec.times["gemm"] - t.total_s),
+        "host_s": 0.0,
+    }
+
+
+class _Rec:
+    def __init__(self, record, layer) -> None:
+        self.name, self.times = record.name, record.times
+        self.layer_fmts = (layer.act_fmt, layer.w_fmt)
+
+
+def bench_model(model, overlay, x: np.ndarray, *, clock_mhz: float | None = None, ddr_gbps: float = 1.2,
+                repeats: int = 3, int8_cost: bool = True, progress: bool = True) -> dict:
+    """Per-layer and end-to-end latency of ``model`` on ``overlay`` for the batch ``x``.
+
+    Host-side parts (quantize+pack, flush, invalidate, unpack+rescale, host-only layers) are wall
+    times measured here (best of ``repeats``). Compute comes from the IP's cycle counter at
+    ``clock_mhz`` (default: the overlay's PL clock), or the DDR time of the layer's traffic at
+    ``ddr_gbps`` if that is longer. In emulation the result is a projection of the board and is
+    labelled so; on a board the cycles are the hardware's own.
+    """
+    from tqdm import tqdm
+
+    clock = float(clock_mhz or overlay.clock_mhz)
+    if not clock > 0:
+        raise ValueError(f"clock must be positive MHz, got {clock}")
+    layers = {layer.name: layer for layer in model.gemm_layers}
+    projected = getattr(overlay.device, "level", None) is not None
+    best: list[dict] | None = None
+    with Runtime(model, overlay) as rt:
+        rt.run(x)  # warm-up: scratch buffers allocated, caches filled
+        for _ in tqdm(range(repeats), desc="bench", unit="run", disable=not progress):
+            _, records = rt.run(x, trace=True)
+            calls = iter(rt.calls)
+            rows: list[dict] = []
+            pending: list[str] = []
+            host_s = 0.0
+            for r in records:
+                if r.op == "gemm":
+                    if pending:
+                        rows.append(_host_row(pending, host_s))
+                        pending, host_s = [], 0.0
+                    rows.append(_gemm_row(_Rec(r, layers[r.name]), next(calls), overlay, clock, ddr_gbps))
+                elif r.op not in ("input", "output"):
+                    pending.append(r.op)
+                    host_s += r.seconds
+            if pending:
+                rows.append(_host_row(pending, host_s))
+            if best is None:
+                best = rows
+            else:
+                for b, row in zip(best, rows, strict=True):
+                    for key in (*PARTS, "compute_wall_s"):
+                        if key in row:
+                            b[key] = min(b[key], row[key])
+        if int8_cost:
+            for row in best:
+                if row["kind"] == "gemm":
+                    row["int8_cycles"] = _int8_cycles(overlay, row, layers[row["name"]])
+    total = {p: sum(r[p] for r in best) for p in PARTS}
+    total_s = sum(total.values())
+    gemm_rows = [r for r in best if r["kind"] == "gemm"]
+    macs, cycles = sum(r["macs"] for r in gemm_rows), sum(r["cycles"] for r in gemm_rows)
+    out = {
+        "model": model.name, "backend": getattr(overlay.device, "level", "board"), "projected": projected,
+        "clock_mhz": clock, "ddr_gbps": ddr_gbps, "batch": int(len(x)), "repeats": repeats,
+        "array": {"rows": overlay.array.rows, "cols": overlay.array.cols},
+        "layers": best, "totals": total, "total_s": total_s, "macs": macs, "cycles": cycles,
+        "macs_per_cycle": macs / max(cycles, 1), "peak_macs_per_cycle": overlay.array.peak_macs_per_cycle,
+        "images_per_s": len(x) / total_s,
+    }
+    if int8_cost:
+        c8 = sum(r["int8_cycles"] for r in gemm_rows)
+        out["int8_cycles"], out["int8_vs_ant4"] = c8, c8 / max(cycles, 1)
+    return out
+
+
+def _host_row(ops: list[str], seconds: float) -> dict:
+    name = "host: " + ", ".join(dict.fromkeys(ops))
+    return {"name": name, "kind": "host", "macs": 0, "cycles": 0, **dict.fromkeys(PARTS, 0.0),
+            "host_s": seconds}
+
+
+def _int8_cycles(overlay, row: dict, layer) -> int:
+    """IP cycles of the same GEMM shape with int8 operands (four nibble passes on the same array).
+
+    The array's cycle count depends only on the shapes and the formats, not the values, so random
+    int8 codes of the layer's shape give the layer's int8 cost.
+    """
+    rng = np.random.default_rng(0)
+    a = QuantizedTensor(rng.integers(0, 256, (row["m"], row["k"])), kind="int", bits=8,
+                        signed=layer.act_fmt.signed)
+    w = QuantizedTensor(rng.integers(0, 256, (row["n"], row["k"])), kind="int", bits=8, signed=True)
+    overlay.gemm(a, w)
+    return int(overlay.last_cycles)
+
+
+def print_latency(res: dict) -> None:
+    """The latency table: one row per layer, then totals, MACs/cycle, int8 cost and images/s."""
+    label = "projected" if res["projected"] else "measured"
+    print(f"{res['model'] or 'model'}: batch {res['batch']} on the {res['backend']} overlay, "
+          f"{res['array']['rows']}x{res['array']['cols']} array; compute from IP cycles at "
+          f"{res['clock_mhz']:g} MHz ({label}); other parts are wall time on this host (ms, best of "
+          f"{res['repeats']})")
+    head = (f"{'layer':<34} {'MACs':>9} {'cycles':>9} {'MAC/cyc':>7} {'q+pack':>7} {'flush':>6} "
+            f"{'compute':>8} {'inval':>6} {'unpack':>7} {'host':>6} {'int8 x':>6}")
+    print(head)
+    print("-" * len(head))
+
+    def ms(v: float) -> str:
+        return f"{1e3 * v:.3f}"
+
+    for r in res["layers"]:
+        ratio = f"{r['int8_cycles'] / r['cycles']:.2f}" if r.get("int8_cycles") else ""
+        mpc = f"{r['macs_per_cycle']:.2f}" if r["kind"] == "gemm" else ""
+        print(f"{r['name'][:34]:<34} {r['macs']:>9} {r['cycles']:>9} {mpc:>7} {ms(r['quantize_pack_s']):>7} "
+              f"{ms(r['flush_s']):>6} {ms(r['compute_s']):>8} {ms(r['invalidate_s']):>6} "
+              f"{ms(r['unpack_rescale_s']):>7} {ms(r['host_s']):>6} {ratio:>6}")
+    t = res["totals"]
+    print("-" * len(head))
+    print(f"{'total':<34} {res['macs']:>9} {res['cycles']:>9} {res['macs_per_cycle']:>7.2f} "
+          f"{ms(t['quantize_pack_s']):>7} {ms(t['flush_s']):>6} {ms(t['compute_s']):>8} "
+          f"{ms(t['invalidate_s']):>6} {ms(t['unpack_rescale_s']):>7} {ms(t['host_s']):>6}")
+    print(f"achieved {res['macs_per_cycle']:.2f} MACs/cycle of a peak {res['peak_macs_per_cycle']} "
+          f"({100 * res['macs_per_cycle'] / res['peak_macs_per_cycle']:.1f} %)")
+    if "int8_cycles" in res:
+        print(f"int8 nibble passes on the same array: {res['int8_cycles']} cycles, "
+              f"{res['int8_vs_ant4']:.2f}x the 4-bit ANT cost")
+    print(f"end to end {1e3 * res['total_s']:.2f} ms ({label} compute): {res['images_per_s']:.0f} images/s")
+
+
+def plot_latency(res: dict, path: str) -> None:
+    """A stacked horizontal bar per layer: where each layer's time goes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = res["layers"]
+    fig, ax = plt.subplots(figsize=(9, 0.45 * len(rows) + 1.6))
+    left = np.zeros(len(rows))
+    names = {"quantize_pack_s": "quantize + pack", "flush_s": "copy in (flush)",
+             "compute_s": f"compute ({'projected' if res['projected'] else 'IP cycles'})",
+             "invalidate_s": "copy out (invalidate)", "unpack_rescale_s": "unpack + rescale",
+             "host_s": "host-only layers"}
+    for part in PARTS:
+        vals = np.array([1e3 * r[part] for r in rows])
+        ax.barh(range(len(rows)), vals, left=left, label=names[part])
+        left += vals
+    ax.set_yticks(range(len(rows)), [r["name"] for r in rows])
+    ax.invert_yaxis()
+    ax.set_xlabel("milliseconds")
+    ax.set_title(f"{res['model'] or 'model'}: batch {res['batch']}, {res['backend']} overlay, "
+                 f"{res['clock_mhz']:g} MHz")
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

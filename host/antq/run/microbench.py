@@ -1,0 +1,219 @@
+"""Micro-benchmarks that print ratios against a baseline measured in the same run.
+
+``bench-quant`` (the vectorized type/clip search vs. a loop), ``bench-pack`` (packing vs.
+``np.copy``), ``bench-gemm`` (GEMMs through the driver vs. numpy) and ``bench-rtl`` (the Verilated
+core under the C harness vs. a cocotb driver). Timings are the best of a few repeats (wall clock),
+because the machine is shared and noisy; the figures are printed, never asserted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import re
+import sys
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from ..core import formats, pack, quantize, reference
+from ..core.quantize import QuantizedTensor
+from ..core.stream import config_word, job_beats
+from ..emu.antcore import AntCore
+from ..toolchain import verilator
+from ..toolchain.paths import build_dir, file_lock, makeflags
+from ..toolchain.verilator import RTLError
+from .backends import open_overlay
+
+
+def best_time(fn: Callable[[], object], repeats: int = 3) -> float:
+    """Shortest wall time of ``repeats`` calls."""
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def _weight(rows: int, cols: int, rng: np.random.Generator) -> np.ndarray:
+    w = rng.standard_normal((rows, cols)).astype(np.float32) * rng.uniform(0.02, 0.2, (rows, 1))
+    w[rng.random(w.shape) < 1e-3] *= 8  # a few outliers, as trained weights have
+    return w
+
+
+def bench_quant(weight_shape: tuple[int, int] = (4096, 4096), act_elems: int = 8 << 20,
+                seed: int = 0) -> list[dict]:
+    """Vectorized type/clip search against the per-(type, ratio) loop on the same tensors."""
+    rng = np.random.default_rng(seed)
+    cases = [
+        ("weight", _weight(*weight_shape, rng), 0, True),
+        ("activation", np.maximum(rng.standard_normal(act_elems).astype(np.float32), 0)
+         * rng.gamma(2.0, 1.0, act_elems).astype(np.float32), None, False),
+    ]
+    rows = []
+    for name, x, axis, signed in cases:
+        fmts, _ = quantize._candidate_formats(quantize.DEFAULT_CANDIDATES, 4, signed)
+        r = quantize.ratios_for(4)
+        x2d = quantize._to_2d(x.astype(np.float64), axis)
+        t0 = time.perf_counter()
+        fast = quantize.search(x2d, fmts, r)
+        t_fast = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        slow = quantize.search_loop(x2d, fmts, r)
+        t_loop = time.perf_counter() - t0
+        same = all(np.array_equal(fast[f][1], slow[f][1]) for f in fmts)
+        rel = max(float(np.max(np.abs(fast[f][0] - slow[f][0]) / np.maximum(slow[f][0], 1e-300)))
+                  for f in fmts)
+        rows.append({"tensor": name, "shape": list(x.shape), "elements": int(x.size),
+                     "fast_s": t_fast, "loop_s": t_loop, "speedup": t_loop / t_fast,
+                     "same_choice": same, "max_rel_mse_diff": rel})
+    print(f"{'tensor':<11} {'elements':>10} {'vectorized s':>13} {'loop s':>9} {'speedup':>8}  same choice")
+    for row in rows:
+        print(f"{row['tensor']:<11} {row['elements']:>10} {row['fast_s']:>13.2f} {row['loop_s']:>9.2f} "
+              f"{row['speedup']:>7.1f}x  {'yes' if row['same_choice'] else 'NO'} "
+              f"(MSE rel. diff {row['max_rel_mse_diff']:.1e})")
+    return rows
+
+
+def bench_pack(shape: tuple[int, int] = (4096, 4096), seed: int = 0) -> list[dict]:
+    """Pack/unpack throughput in GB/s of codes, against ``np.copy`` of the same code bytes."""
+    rng = np.random.default_rng(seed)
+    codes = rng.integers(0, 16, size=shape, dtype=np.uint8)
+    t_copy = best_time(lambda: np.copy(codes), 5)
+    gb = codes.nbytes / 1e9
+    rows = []
+    for label, layout in [("container", pack.Layout()), ("accel-a", pack.accelerator_layout("a")),
+                          ("accel-w", pack.accelerator_layout("w"))]:
+        buf = pack.pack(codes, 4, layout)
+        t_pack = best_time(lambda layout=layout: pack.pack(codes, 4, layout))
+        t_unpack = best_time(lambda layout=layout, buf=buf: pack.unpack(buf, 4, shape, layout))
+        rows.append({"layout": label, "tile": layout.tile, "bus_bits": layout.bus_bits,
+                     "pack_GBps": gb / t_pack, "unpack_GBps": gb / t_unpack, "copy_GBps": gb / t_copy,
+                     "pack_vs_copy": t_copy / t_pack, "unpack_vs_copy": t_copy / t_unpack})
+    print(f"{shape[0]}x{shape[1]} 4-bit codes ({gb * 1e3:.0f} MB of codes); np.copy: {gb / t_copy:.2f} GB/s")
+    print(f"{'layout':<10} {'tile':>4} {'pack GB/s':>10} {'x copy':>7} {'unpack GB/s':>12} {'x copy':>7}")
+    for r in rows:
+        print(f"{r['layout']:<10} {r['tile']:>4} {r['pack_GBps']:>10.2f} {r['pack_vs_copy']:>7.2f} "
+              f"{r['unpack_GBps']:>12.2f} {r['unpack_vs_copy']:>7.2f}")
+    return rows
+
+
+def _random_tensor(rng: np.random.Generator, fmt: formats.Format, shape: tuple[int, int]) -> QuantizedTensor:
+    codes = rng.integers(0, fmt.ncodes, size=shape).astype(np.uint8)
+    return QuantizedTensor(codes, kind=fmt.kind, bits=fmt.bits, signed=fmt.signed)
+
+
+def _parse_format(name: str) -> formats.Format:
+    """``"flint4s"`` -> the Format (kind, bits, u/s)."""
+    hit = re.fullmatch(r"(int|pot|flint|float)(\d)([us])", name)
+    if not hit:
+        raise ValueError(f"format {name!r} is not <kind><bits><u|s>, e.g. flint4u or int8s")
+    return formats.get(hit[1], int(hit[2]), hit[3] == "s")
+
+
+def bench_gemm(shape: tuple[int, int, int] = (256, 256, 256), backends: tuple[str, ...] = ("csim", "rtl"),
+               a_fmt: str = "flint4u", w_fmt: str = "flint4s", repeats: int = 3, seed: int = 0) -> list[dict]:
+    """GEMM throughput (MAC/s) of each backend through the driver, against numpy's int32 matmul
+    on the same shape measured in the same run. Weights are resident; every result is checked."""
+    m, n, k = shape
+    rng = np.random.default_rng(seed)
+    fa, fw = _parse_format(a_fmt), _parse_format(w_fmt)
+    a, w = _random_tensor(rng, fa, (m, k)), _random_tensor(rng, fw, (n, k))
+    want = reference.gemm(a, w)
+    va = a.values().astype(np.int32)
+    vwt = np.ascontiguousarray(w.values().astype(np.int32).T)
+    t_np = best_time(lambda: va @ vwt, repeats)
+    macs = m * n * k
+    exact_np = bool(np.array_equal((va @ vwt).astype(np.int64), want))
+    rows = [{"backend": "numpy int32", "seconds": t_np, "macs_per_s": macs / t_np, "vs_numpy": 1.0,
+             "cycles": None, "board_s": None, "exact": exact_np}]
+    for be in backends:
+        with open_overlay(be, **({} if be == "board" else {"pace": 0})) as ov:
+            hw = ov.load_weights(w)
+            y = ov.gemm(a, hw)
+            t = best_time(lambda ov=ov, hw=hw: ov.gemm(a, hw), repeats)
+            rows.append({"backend": be, "seconds": t, "macs_per_s": macs / t, "vs_numpy": t_np / t,
+                         "cycles": ov.last_cycles, "board_s": ov.last_timing.device_s,
+                         "exact": bool(np.array_equal(y, want))})
+    print(f"GEMM {m}x{n}x{k} {fa.name} x {fw.name} ({macs / 1e6:.1f} M MACs), best of {repeats}")
+    print(f"{'backend':<12} {'seconds':>9} {'MAC/s':>10} {'x numpy':>8} {'IP cycles':>11} "
+          f"{'board s @clk':>12}  exact")
+    for r in rows:
+        cyc = f"{r['cycles']:>11,}" if r["cycles"] is not None else f"{'-':>11}"
+        board = f"{r['board_s']:>12.4f}" if r["board_s"] is not None else f"{'-':>12}"
+        print(f"{r['backend']:<12} {r['seconds']:>9.4f} {r['macs_per_s'] / 1e6:>8.1f} M "
+              f"{r['vs_numpy']:>8.3f} {cyc} {board}  {'yes' if r['exact'] else 'NO'}")
+    return rows
+
+
+def _bench_jobs(rows: int, cols: int, k: int, jobs: int, seed: int) -> np.ndarray:
+    """(jobs, K + 1, words) beats of random flint4u x flint4s jobs, each emitting."""
+    rng = np.random.default_rng(seed)
+    f = formats.get("flint", 4, False), formats.get("flint", 4, True)
+    return np.stack([job_beats(rng.integers(0, 16, (rows, k)), rng.integers(0, 16, (cols, k)),
+                               config_word(k, *f), rows, cols) for _ in range(jobs)])
+
+
+def bench_rtl(rows: int = 16, cols: int = 16, k: int = 4096, jobs: int = 100, seed: int = 0) -> dict:
+    """Array cycles per second of the -O3 Verilated core under the C harness (random 4-bit jobs)."""
+    t0 = time.perf_counter()
+    path = verilator.build(rows, cols)
+    build_s = time.perf_counter() - t0
+    work = _bench_jobs(rows, cols, k, jobs, seed)
+    with AntCore(rows, cols, lib=path) as core:
+        start_cycles = core.cycles
+        t0 = time.perf_counter()
+        for b in work:
+            core.job(b)
+        wall = time.perf_counter() - t0
+        cycles = core.cycles - start_cycles
+    return {"rows": rows, "cols": cols, "k": k, "jobs": jobs, "cycles": cycles, "seconds": wall,
+            "cycles_per_s": cycles / wall, "macs_per_s": rows * cols * k * jobs / wall,
+            "build_s": build_s}
+
+
+def bench_cocotb(rows: int = 16, cols: int = 16, k: int = 4096, jobs: int = 2, seed: int = 0) -> dict:
+    """The same kind of jobs through cocotb (lean driver, overlay/harness/cocotb_bench.py) on the
+    same Verilated model (-O3, no tracing): the baseline the C harness is compared with."""
+    import warnings
+
+    with warnings.catch_warnings():  # "Python runners ... are an experimental feature"
+        warnings.simplefilter("ignore", UserWarning)
+        from cocotb.runner import get_runner  # only the benchmark needs cocotb
+
+    out_dir = build_dir() / "rtl" / f"cocotb_{rows}x{cols}"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    runner = get_runner("verilator")
+    t0 = time.perf_counter()
+    quiet = contextlib.redirect_stdout(io.StringIO())  # the runner prints every command it runs
+    with file_lock(out_dir.with_suffix(".lock")), quiet:
+        try:
+            with makeflags(verilator.MAKE_FLAGS):
+                runner.build(verilog_sources=verilator.sources(), hdl_toplevel="ant_core", build_dir=out_dir,
+                             parameters={"ROWS": rows, "COLS": cols}, build_args=["-O3"],
+                             timescale=("1ns", "1ps"), log_file=out_dir / "build.log")
+        except SystemExit as e:
+            raise RTLError(f"cocotb Verilator build failed ({e}); see {out_dir / 'build.log'}") from None
+    build_s = time.perf_counter() - t0
+    beats, result = out_dir / "beats.npy", out_dir / "result.json"
+    np.save(beats, _bench_jobs(rows, cols, k, jobs, seed))
+    result.unlink(missing_ok=True)
+    harness = str(verilator.harness_dir())
+    if harness not in sys.path:
+        sys.path.insert(0, harness)  # the runner hands sys.path to the simulator
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            runner.test(hdl_toplevel="ant_core", test_module="cocotb_bench", build_dir=out_dir,
+                        test_dir=out_dir, log_file=out_dir / "test.log",
+                        extra_env={"ANTQ_BENCH": json.dumps({"beats": str(beats), "out": str(result),
+                                                             "rows": rows, "cols": cols})})
+    except SystemExit as e:
+        raise RTLError(f"cocotb run failed ({e}); see {out_dir / 'test.log'}") from None
+    if not result.exists():
+        raise RTLError(f"the cocotb run wrote no result; see {out_dir / 'test.log'}")
+    r = json.loads(result.read_text())
+    r.update(rows=rows, cols=cols, k=k, jobs=jobs, cycles_per_s=r["cycles"] / r["seconds"], build_s=build_s)
+    return r
