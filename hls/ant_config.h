@@ -5,23 +5,31 @@
 
 #include <stdint.h>
 
-#define ANT_ROWS 8
-#define ANT_COLS 8
+#define ANT_ROWS 16
+#define ANT_COLS 16
 #define ANT_BUS_BITS 64
 #define ANT_ACC_BITS 32
 #define ANT_CODE_BITS 4
-#define ANT_DATA_W 64
+#define ANT_DATA_W 128
 #define ANT_KBUF_STEPS 4096
+#define ANT_WRES_WORDS 32768
+#define ANT_MAX_BURST 16
 #define ANT_MEM_LATENCY 32
 #define ANT_CALL_OVERHEAD 8
-#define ANT_CORE_LATENCY 15
+#define ANT_CORE_LATENCY 34
 #define ANT_MAX_DIM 16777215u
-#define ANT_ID_WORD 0x414E5401u
-#define ANT_GEOMETRY 0x20080808u
+#define ANT_ID_WORD 0x414E5402u
+#define ANT_GEOMETRY 0x20081010u
 #define ANT_CFG_A_SIDE 24
 #define ANT_CFG_W_SIDE 28
 #define ANT_CFG_ACC 32
 #define ANT_CFG_EMIT 33
+#define ANT_CFG_STATS 34
+#define ANT_WORDS_DEPTH 1024
+#define ANT_STEPS_DEPTH 4
+#define ANT_Y_DEPTH 512
+#define ANT_CORE_IN_DEPTH 16
+#define ANT_CORE_OUT_DEPTH 256
 #define ANT_KIND_INT 0
 #define ANT_KIND_POT 1
 #define ANT_KIND_FLINT 2
@@ -41,5 +49,28 @@ static const int32_t ANT_VALUES4[4][2][16] = {
     {{0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384}, {0, 1, 2, 4, 8, 16, 32, 64, 0, -1, -2, -4, -8, -16, -32, -64}},
     {{0, 1, 2, 3, 4, 5, 6, 7, 64, 32, 16, 24, 8, 10, 12, 14}, {0, 1, 2, 3, 16, 8, 4, 6, 0, -1, -2, -3, -16, -8, -4, -6}},
     {{0, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192}, {0, 1, 2, 4, 8, 16, 32, 64, 0, -1, -2, -4, -8, -16, -32, -64}}};
+// Type index (antq.core.regmap.type_index): int4u, int4s, pot4u, pot4s, flint4u, flint4s, float4u, float4s, int8u, int8s.
+// Largest K of one job without overflow (antq.core.arch.max_k), [a index][w index].
+static const uint32_t ANT_MAX_K[10][10] = {{9544371u, 17895697u, 8738u, 2236962u, 2236962u, 8947848u, 745654u, 2236962u, 561433u, 1001157u},
+    {17895697u, 33554431u, 16383u, 4194303u, 4194303u, 16777215u, 1398101u, 4194303u, 1052688u, 1877171u},
+    {8738u, 16383u, 7u, 2047u, 2047u, 8191u, 682u, 2047u, 514u, 916u},
+    {2236962u, 4194303u, 2047u, 524287u, 524287u, 2097151u, 174762u, 524287u, 131586u, 234646u},
+    {2236962u, 4194303u, 2047u, 524287u, 524287u, 2097151u, 174762u, 524287u, 131586u, 234646u},
+    {8947848u, 16777215u, 8191u, 2097151u, 2097151u, 8388607u, 699050u, 2097151u, 526344u, 938585u},
+    {745654u, 1398101u, 682u, 174762u, 174762u, 699050u, 58254u, 174762u, 43862u, 78215u},
+    {2236962u, 4194303u, 2047u, 524287u, 524287u, 2097151u, 174762u, 524287u, 131586u, 234646u},
+    {561433u, 1052688u, 514u, 131586u, 131586u, 526344u, 43862u, 131586u, 33025u, 58891u},
+    {1001157u, 1877171u, 916u, 234646u, 234646u, 938585u, 78215u, 234646u, 58891u, 105016u}};
+// Steps per job: min(max_k, ANT_KBUF_STEPS), 0 for a pair that cannot run.
+static const uint32_t ANT_JOB_STEPS[10][10] = {{4096u, 4096u, 4096u, 4096u, 4096u, 4096u, 4096u, 4096u, 4096u, 4096u},
+    {4096u, 4096u, 4096u, 4096u, 4096u, 4096u, 4096u, 4096u, 4096u, 4096u},
+    {4096u, 4096u, 7u, 2047u, 2047u, 4096u, 682u, 2047u, 514u, 916u},
+    {4096u, 4096u, 2047u, 4096u, 4096u, 4096u, 4096u, 4096u, 4096u, 4096u},
+    {4096u, 4096u, 2047u, 4096u, 4096u, 4096u, 4096u, 4096u, 4096u, 4096u},
+    {4096u, 4096u, 4096u, 4096u, 4096u, 4096u, 4096u, 4096u, 4096u, 4096u},
+    {4096u, 4096u, 682u, 4096u, 4096u, 4096u, 4096u, 4096u, 4096u, 4096u},
+    {4096u, 4096u, 2047u, 4096u, 4096u, 4096u, 4096u, 4096u, 4096u, 4096u},
+    {4096u, 4096u, 514u, 4096u, 4096u, 4096u, 4096u, 4096u, 4096u, 4096u},
+    {4096u, 4096u, 916u, 4096u, 4096u, 4096u, 4096u, 4096u, 4096u, 4096u}};
 
 #endif

@@ -4,8 +4,11 @@
 // ant_core in overlay/rtl). For g++ builds one of two C++ implementations is linked in:
 //   ant_core_model.cpp  a C++ model of the core (the csim level, make csim);
 //   ant_core_rtl.cpp    the Verilated ant_core through overlay/harness/antcore.h (the rtl level).
-// Both consume exactly one job per call: the config beat, k step beats (tlast on the last), and
-// produce ROWS*COLS accumulator beats (tlast on the last) when the job has emit = 1.
+// One call of ant_core() serves one ant_gemm call: a stats request (config bit ANT_CFG_STATS,
+// k = 0), the jobs (config beat + k step beats each, tlast on the last step), and a closing stats
+// request; it answers each stats request with 4 counter beats and each emitting job with
+// ROWS*COLS accumulator beats (tlast on the last beat of each), and returns after the closing
+// stats answer.
 #ifndef ANT_CORE_H
 #define ANT_CORE_H
 
@@ -22,14 +25,16 @@ typedef ap_uint<33> core_out_t;
 #define ANT_IN_LAST ANT_DATA_W
 #define ANT_OUT_LAST 32
 
-void ant_core(hls::stream<core_in_t> &s_axis, hls::stream<core_out_t> &m_axis);
+typedef hls::stream<core_in_t, ANT_CORE_IN_DEPTH> core_in_stream;
+typedef hls::stream<core_out_t, ANT_CORE_OUT_DEPTH> core_out_stream;
+
+void ant_core(core_in_stream &s_axis, core_out_stream &m_axis);
 
 #ifndef __SYNTHESIS__
-// Simulation-only side channel of the g++ builds: clock cycles the core has used so far, and the
-// first error it hit (NULL when none). In hardware the IP counts cycles itself (see ant_gemm.cpp).
-uint64_t ant_core_cycles(void);
+// Simulation-only side channel of the g++ builds: the first error the core hit (NULL when none).
 const char *ant_core_error(void);
 void ant_core_clear_error(void);
+void ant_core_fail(const char *msg);
 #endif
 
 #endif

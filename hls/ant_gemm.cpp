@@ -3,31 +3,45 @@
 // Y (M x N, int64) = A (M x K) times W (N x K) transposed, on codes of any accelerator format:
 // every 4-bit int/pot/flint/float, and int8 as nibble passes (docs/contracts.md sections 4-6).
 //
-// Tiling (docs/overlay.md): output tiles of ANT_ROWS x ANT_COLS; K is cut into jobs of
-// J = min(max_k, ANT_KBUF_STEPS) steps, so no 32-bit accumulator can overflow and every job's
-// operands fit the on-chip buffers. Per (tile, job): burst the job's steps of each needed
-// activation and weight nibble plane from DDR into BRAM, then run one core job per nibble pass
-// (int8 x int8: (hi,hi), (hi,lo), (lo,hi), (lo,lo), chained with acc = 1 and emit on the last).
-// Each job's R x C int32 accumulators are added into int64 and written back once per tile.
-// When K fits one job the activation tile stays on chip while the weight tiles go by.
+// One call is one DATAFLOW region of eight processes that run concurrently (docs/overlay.md §2):
 //
-// Cycle counter: the IP counts its own cycles per call: ANT_CALL_OVERHEAD, one per bus word read
-// or written plus ANT_MEM_LATENCY per burst, and each core job's cycles. In g++ builds the core's
-// share comes from the linked core (the C++ model charges k + 1 + ANT_CORE_LATENCY, + R*C + 1 when
-// it emits; the Verilated RTL reports its real cycles); in synthesis the same model is counted.
+//   fetch_a (m_axi gmem_a) -> a_words -> serve_a -> a_steps -+
+//                                                            +-> feed -> to_core -> ant_core
+//   fetch_w (m_axi gmem_w) -> w_words -> serve_w -> w_steps -+                          |
+//   store_y (m_axi gmem_y) <- y_vals <- drain <-------------- from_core <---------------+
+//
+// Output tiles are R x C (ANT_ROWS x ANT_COLS), row tiles outermost; K is cut into jobs of
+// J = min(max_k, ANT_KBUF_STEPS) steps (a lookup table, no divider) so no 32-bit accumulator can
+// overflow; an int8 operand is two nibble planes, run as chained passes (acc = 1, the last
+// emits). Reuse: when K fits one job the activation row tile stays in serve_a's BRAM for all the
+// column tiles, and the whole weight matrix stays in serve_w's BRAM (if it fits ANT_WRES_WORDS)
+// for all the row tiles, so DDR reads each operand once. A first use streams the words through
+// (storing them for reuse) at one step per cycle, so loads overlap the core instead of preceding
+// it. The core (RTL, stall-free) takes one beat per cycle; drain adds the K jobs of a tile in
+// int64 and store_y writes each row in bursts of at most ANT_MAX_BURST words on its own port.
+//
+// Counters: the call starts and ends with a stats request to the core (config bit 34, k = 0),
+// whose answer is the core's own cycle counters (total, busy, input stalls, output stalls), so a
+// board reports the hardware, not a model. g++ builds (csim, rtl levels) report the same
+// counters from the linked core and, in cycles_lo/hi, the per-stage model of this dataflow
+// (ant_model_cycles below; antq.emu.levels.ref computes the same numbers).
 #include "ant_gemm.h"
 
 #include "ant_core.h"
+#include "ant_dataflow.h"
 
 namespace {
 
 constexpr uint32_t kRows = ANT_ROWS, kCols = ANT_COLS, kBus = ANT_BUS_BITS;
 constexpr uint32_t kStepA = 4 * kRows, kStepW = 4 * kCols;  // bits of one k-step of a tile block
-constexpr uint32_t kBufA = (ANT_KBUF_STEPS * kStepA + kBus - 1) / kBus + 1;
-constexpr uint32_t kBufW = (ANT_KBUF_STEPS * kStepW + kBus - 1) / kBus + 1;
+constexpr uint32_t kBufAWords = (ANT_KBUF_STEPS * kStepA + kBus - 1) / kBus + 1;   // one plane, one job
+constexpr uint32_t kBufWWords = (ANT_KBUF_STEPS * kStepW + kBus - 1) / kBus + 1;
+
+typedef ap_uint<kStepA> a_step_t;
+typedef ap_uint<kStepW> w_step_t;
 
 struct Fmt {
-    uint32_t kind, sgn, bits, planes;
+    uint32_t kind, sgn, bits, planes, index;
     bool ok;
 };
 
@@ -39,66 +53,80 @@ Fmt decode_type(uint32_t t) {
     f.planes = f.bits > ANT_CODE_BITS ? 2 : 1;
     f.ok = (t >> 8) == 0 && ((t >> 3) & 1u) == 0 &&
            (f.bits == ANT_CODE_BITS || (f.bits == 8 && f.kind == ANT_KIND_INT));
+    f.index = f.bits == ANT_CODE_BITS ? f.kind * 2 + f.sgn : 8 + f.sgn;  // ANT_TYPE_INDEX order
     return f;
 }
 
-// Largest |value| of each nibble plane, scaled by its pass shift (antq.core.arch.nibble_pass_bound).
-uint32_t plane_max(const Fmt &f, uint32_t plane) {
-    if (f.bits == ANT_CODE_BITS) return ANT_MAX_ABS4[f.kind][f.sgn];
-    return plane ? (f.sgn ? 8u : 15u) << 4 : 15u;
-}
-
-uint32_t max_k_of(const Fmt &a, const Fmt &w) {
-    uint64_t bound = 0;
-    for (uint32_t pa = 0; pa < a.planes; ++pa)
-        for (uint32_t pw = 0; pw < w.planes; ++pw) bound += uint64_t{plane_max(a, pa)} * plane_max(w, pw);
-    return static_cast<uint32_t>(((uint64_t{1} << (ANT_ACC_BITS - 1)) - 1) / bound);
-}
+// The call, worked out once from the arguments and read by every process.
+struct Plan {
+    uint32_t m, n, k, J;        // J: steps per job
+    uint32_t sel;               // passes to run (bit a_hi * 2 + w_hi)
+    Fmt fa, fw;
+    bool use_a[2], use_w[2];    // nibble planes the passes read
+    bool a_reuse;               // the row tile's A stays on chip across the column tiles (one job)
+    bool w_resident;            // all of W stays on chip across the row tiles (one job, fits)
+    uint32_t a_block, w_block;  // bus words of one tile block (one plane, all of K padded)
+    uint32_t a_plane, w_plane;  // bus words of one plane
+};
 
 uint32_t gcd(uint32_t a, uint32_t b) {
     while (b) {
-        const uint32_t t = a % b;
+        const uint32_t t = a % b;  // constants of the array and bus only: folded at compile time
         a = b;
         b = t;
     }
     return a;
 }
 
-// One packed operand in the accelerator layout (antq.core.pack, tile T, bus kBus).
-struct Operand {
-    const bus_t *base;
-    uint32_t step_bits;
-    uint64_t block_words, plane_words;
-};
-
-Operand make_operand(const bus_t *base, uint32_t tile, uint32_t rows, uint32_t k) {
+uint32_t block_words(uint32_t tile, uint32_t k) {
     const uint32_t step = 4 * tile;
     const uint32_t k_align = (step / gcd(step, kBus) * kBus) / step;  // lcm(step, bus) / step
-    const uint64_t kpad = (uint64_t{k} + k_align - 1) / k_align * k_align;
-    const uint64_t ntiles = (uint64_t{rows} + tile - 1) / tile;
-    Operand op;
-    op.base = base;
-    op.step_bits = step;
-    op.block_words = uint64_t{tile} * kpad * 4 / kBus;
-    op.plane_words = ntiles * op.block_words;
-    return op;
+    const uint32_t kpad = (k + k_align - 1) / k_align * k_align;      // k_align: a power of two
+    return tile * kpad * 4 / kBus;
 }
 
-// Burst the bus words holding steps [k0, k0 + kl) of tile block t of nibble plane p into buf.
-// Returns the number of words; *bit0 is the position of step k0 in buf[0].
-uint32_t load_steps(const Operand &op, uint32_t t, uint32_t p, uint32_t k0, uint32_t kl, bus_t *buf,
-                    uint32_t *bit0) {
-    const uint64_t first = uint64_t{k0} * op.step_bits;
-    const uint64_t last = (uint64_t{k0} + kl) * op.step_bits;
-    const uint64_t w0 = first / kBus, w1 = (last + kBus - 1) / kBus;
-    const uint64_t base = p * op.plane_words + t * op.block_words;
-load:
-    for (uint64_t i = w0; i < w1; ++i) {
-#pragma HLS PIPELINE II = 1
-        buf[i - w0] = op.base[base + i];
-    }
-    *bit0 = static_cast<uint32_t>(first % kBus);
-    return static_cast<uint32_t>(w1 - w0);
+uint32_t tiles_of(uint32_t dim, uint32_t tile) {
+    uint32_t t = 0;
+    for (uint32_t d = 0; d < dim; d += tile) ++t;  // no divider: the tile count by counting
+    return t;
+}
+
+Plan make_plan(uint32_t m, uint32_t n, uint32_t k, const Fmt &fa, const Fmt &fw, uint32_t sel) {
+    Plan p;
+    p.m = m;
+    p.n = n;
+    p.k = k;
+    p.fa = fa;
+    p.fw = fw;
+    p.sel = sel;
+    p.J = ANT_JOB_STEPS[fa.index][fw.index];
+    p.use_a[0] = (sel & 0x3u) != 0;
+    p.use_a[1] = (sel & 0xCu) != 0;
+    p.use_w[0] = (sel & 0x5u) != 0;
+    p.use_w[1] = (sel & 0xAu) != 0;
+    p.a_block = block_words(kRows, k);
+    p.w_block = block_words(kCols, k);
+    p.a_plane = tiles_of(m, kRows) * p.a_block;
+    p.w_plane = tiles_of(n, kCols) * p.w_block;
+    const bool one_job = k <= p.J;
+    p.a_reuse = one_job;
+    const uint32_t w_need = (p.use_w[0] + p.use_w[1]) * p.w_plane;
+    p.w_resident = one_job && w_need <= ANT_WRES_WORDS;
+    return p;
+}
+
+// The bus words [w0, w1) holding steps [k0, k0 + kl) of one tile block, and the bit of step k0.
+struct Span {
+    uint32_t w0, w1, bit0;
+};
+
+Span span_of(uint32_t step_bits, uint32_t k0, uint32_t kl) {
+    const uint64_t first = uint64_t{k0} * step_bits, last = (uint64_t{k0} + kl) * step_bits;
+    Span s;
+    s.w0 = static_cast<uint32_t>(first / kBus);  // kBus is a power of two: shifts
+    s.w1 = static_cast<uint32_t>((last + kBus - 1) / kBus);
+    s.bit0 = static_cast<uint32_t>(first % kBus);
+    return s;
 }
 
 // n <= 32 bits of a word buffer starting at bit pos.
@@ -112,10 +140,21 @@ uint64_t bits_at(const bus_t *buf, uint64_t pos, uint32_t n) {
     return lo | (hi << n1);
 }
 
-void put_bits(core_in_t &beat, uint32_t dst, const bus_t *buf, uint64_t pos, uint32_t nbits) {
-    for (uint32_t b = 0; b < nbits; b += 32) {
-        const uint32_t n = nbits - b < 32 ? nbits - b : 32;
-        beat.range(dst + b + n - 1, dst + b) = bits_at(buf, pos + b, n);
+template <int W>
+ap_uint<W> field_at(const bus_t *buf, uint64_t pos) {
+    ap_uint<W> v = 0;
+    for (uint32_t b = 0; b < static_cast<uint32_t>(W); b += 32) {
+        const uint32_t n = W - b < 32 ? W - b : 32;
+        v.range(b + n - 1, b) = bits_at(buf, pos + b, n);
+    }
+    return v;
+}
+
+template <int W>
+void put_field(core_in_t &beat, uint32_t dst, const ap_uint<W> &v) {
+    for (uint32_t b = 0; b < static_cast<uint32_t>(W); b += 32) {
+        const uint32_t n = W - b < 32 ? W - b : 32;
+        beat.range(dst + b + n - 1, dst + b) = v.range(b + n - 1, b).to_uint64();
     }
 }
 
@@ -126,59 +165,202 @@ uint64_t side_bits(const Fmt &f, uint32_t hi) {
     return ANT_KIND_INT | ((hi ? f.sgn : 0u) << 2) | (uint64_t{hi} << 3);
 }
 
-void feed_job(hls::stream<core_in_t> &s, uint64_t cfg, uint32_t kl, const bus_t *abuf, uint32_t abit,
-              const bus_t *wbuf, uint32_t wbit) {
-    core_in_t head = 0;
-    head.range(63, 0) = cfg;
-    s.write(head);
-steps:
+// ---- the processes --------------------------------------------------------------------------
+
+// DDR -> a_words: the words of every A block the call needs, in the order serve_a first uses them.
+void fetch_a(const bus_t *a, const Plan &p, hls::stream<bus_t, ANT_WORDS_DEPTH> &out) {
+    for (uint32_t m0 = 0, tm = 0; m0 < p.m; m0 += kRows, ++tm)
+        for (uint32_t n0 = 0; n0 < p.n; n0 += kCols) {
+            if (p.a_reuse && n0 != 0) continue;
+            for (uint32_t k0 = 0; k0 < p.k; k0 += p.J) {
+                const uint32_t kl = p.k - k0 < p.J ? p.k - k0 : p.J;
+                const Span s = span_of(kStepA, k0, kl);
+                for (int pl = 1; pl >= 0; --pl) {  // passes run the high planes first
+                    if (!p.use_a[pl]) continue;
+                    const uint32_t base = pl * p.a_plane + tm * p.a_block;
+                read_a:
+                    for (uint32_t i = s.w0; i < s.w1; ++i) {
+#pragma HLS PIPELINE II = 1
+                        out.write(a[base + i]);
+                    }
+                }
+            }
+        }
+}
+
+void fetch_w(const bus_t *w, const Plan &p, hls::stream<bus_t, ANT_WORDS_DEPTH> &out) {
+    for (uint32_t m0 = 0; m0 < p.m; m0 += kRows) {
+        if (p.w_resident && m0 != 0) break;
+        for (uint32_t n0 = 0, tn = 0; n0 < p.n; n0 += kCols, ++tn)
+            for (uint32_t k0 = 0; k0 < p.k; k0 += p.J) {
+                const uint32_t kl = p.k - k0 < p.J ? p.k - k0 : p.J;
+                const Span s = span_of(kStepW, k0, kl);
+                for (int pl = 1; pl >= 0; --pl) {
+                    if (!p.use_w[pl]) continue;
+                    const uint32_t base = pl * p.w_plane + tn * p.w_block;
+                read_w:
+                    for (uint32_t i = s.w0; i < s.w1; ++i) {
+#pragma HLS PIPELINE II = 1
+                        out.write(w[base + i]);
+                    }
+                }
+            }
+    }
+}
+
+// The steps of one pass from a word buffer: on first use the words stream in (and are kept).
+template <int STEP, typename StepT>
+void serve_pass(hls::stream<bus_t, ANT_WORDS_DEPTH> &in, bus_t *buf, bool first_use, const Span &s, uint32_t kl,
+                hls::stream<StepT, ANT_STEPS_DEPTH> &out) {
+    uint32_t have = 0;  // words of the span in buf
+serve:
     for (uint32_t i = 0; i < kl; ++i) {
 #pragma HLS PIPELINE II = 1
-        core_in_t beat = 0;
-        put_bits(beat, 0, abuf, abit + uint64_t{i} * kStepA, kStepA);
-        put_bits(beat, kStepA, wbuf, wbit + uint64_t{i} * kStepW, kStepW);
-        beat.range(ANT_IN_LAST, ANT_IN_LAST) = (i == kl - 1);
-        s.write(beat);
+        const uint64_t pos = s.bit0 + uint64_t{i} * STEP;
+        const uint32_t need = static_cast<uint32_t>((pos + STEP + kBus - 1) / kBus);
+        while (first_use && have < need) buf[have++] = in.read();
+        out.write(field_at<STEP>(buf, pos));
     }
+    while (first_use && have < s.w1 - s.w0) buf[have++] = in.read();  // a span's last, unused word
 }
 
-void drain_job(hls::stream<core_out_t> &s, bool emit, int64_t acc[kRows][kCols]) {
-    if (!emit) return;
-results:
-    for (uint32_t i = 0; i < kRows * kCols; ++i) {
+// a_words -> a_steps: the activation field of every beat, pass by pass.
+void serve_a(const Plan &p, hls::stream<bus_t, ANT_WORDS_DEPTH> &in, hls::stream<a_step_t, ANT_STEPS_DEPTH> &out) {
+    static bus_t buf[2][kBufAWords];
+    for (uint32_t m0 = 0; m0 < p.m; m0 += kRows)
+        for (uint32_t n0 = 0; n0 < p.n; n0 += kCols)
+            for (uint32_t k0 = 0; k0 < p.k; k0 += p.J) {
+                const uint32_t kl = p.k - k0 < p.J ? p.k - k0 : p.J;
+                const Span s = span_of(kStepA, k0, kl);
+                bool loaded[2] = {p.a_reuse && n0 != 0, p.a_reuse && n0 != 0};
+                for (int ps = 3; ps >= 0; --ps) {
+                    if (!((p.sel >> ps) & 1u)) continue;
+                    const uint32_t pl = static_cast<uint32_t>(ps) >> 1;
+                    serve_pass<kStepA>(in, buf[pl], !loaded[pl], s, kl, out);
+                    loaded[pl] = true;
+                }
+            }
+}
+
+void serve_w(const Plan &p, hls::stream<bus_t, ANT_WORDS_DEPTH> &in, hls::stream<w_step_t, ANT_STEPS_DEPTH> &out) {
+    static bus_t job[2][kBufWWords];
+    static bus_t resident[ANT_WRES_WORDS];
+    for (uint32_t m0 = 0; m0 < p.m; m0 += kRows)
+        for (uint32_t n0 = 0, tn = 0; n0 < p.n; n0 += kCols, ++tn)
+            for (uint32_t k0 = 0; k0 < p.k; k0 += p.J) {
+                const uint32_t kl = p.k - k0 < p.J ? p.k - k0 : p.J;
+                const Span s = span_of(kStepW, k0, kl);
+                bool loaded[2] = {p.w_resident && m0 != 0, p.w_resident && m0 != 0};
+                for (int ps = 3; ps >= 0; --ps) {
+                    if (!((p.sel >> ps) & 1u)) continue;
+                    const uint32_t pl = static_cast<uint32_t>(ps) & 1u;
+                    const uint32_t slot = (p.use_w[1] && pl == 0 ? 1u : 0u) + (p.use_w[0] + p.use_w[1]) * tn;
+                    bus_t *buf = p.w_resident ? &resident[slot * p.w_block] : job[pl];
+                    serve_pass<kStepW>(in, buf, !loaded[pl], s, kl, out);
+                    loaded[pl] = true;
+                }
+            }
+}
+
+// a_steps + w_steps -> to_core: a stats request, then the config beat and steps of every job and
+// pass, then the closing stats request.
+void feed(const Plan &p, hls::stream<a_step_t, ANT_STEPS_DEPTH> &a_steps,
+          hls::stream<w_step_t, ANT_STEPS_DEPTH> &w_steps, core_in_stream &to_core) {
+    core_in_t stats = 0;
+    stats.range(63, 0) = uint64_t{1} << ANT_CFG_STATS;
+    to_core.write(stats);
+    uint32_t last_p = 0;
+    while (!((p.sel >> last_p) & 1u)) ++last_p;  // passes run from 3 down; the lowest one emits
+    for (uint32_t m0 = 0; m0 < p.m; m0 += kRows)
+        for (uint32_t n0 = 0; n0 < p.n; n0 += kCols)
+            for (uint32_t k0 = 0; k0 < p.k; k0 += p.J) {
+                const uint32_t kl = p.k - k0 < p.J ? p.k - k0 : p.J;
+                bool first = true;
+                for (int ps = 3; ps >= 0; --ps) {
+                    if (!((p.sel >> ps) & 1u)) continue;
+                    const uint32_t ah = static_cast<uint32_t>(ps) >> 1, wh = static_cast<uint32_t>(ps) & 1u;
+                    core_in_t head = 0;
+                    head.range(63, 0) = uint64_t{kl} | side_bits(p.fa, ah) << ANT_CFG_A_SIDE |
+                                        side_bits(p.fw, wh) << ANT_CFG_W_SIDE | uint64_t{!first} << ANT_CFG_ACC |
+                                        uint64_t{static_cast<uint32_t>(ps) == last_p} << ANT_CFG_EMIT;
+                    to_core.write(head);
+                steps:
+                    for (uint32_t i = 0; i < kl; ++i) {
 #pragma HLS PIPELINE II = 1
-        const core_out_t v = s.read();
-        acc[i / kCols][i % kCols] += static_cast<int32_t>(static_cast<uint32_t>(v.range(31, 0).to_uint64()));
-    }
+                        core_in_t beat = 0;
+                        put_field(beat, 0, a_steps.read());
+                        put_field(beat, kStepA, w_steps.read());
+                        beat.range(ANT_IN_LAST, ANT_IN_LAST) = (i == kl - 1);
+                        to_core.write(beat);
+                    }
+                    first = false;
+                }
+            }
+    to_core.write(stats);
 }
 
-void job_dataflow(uint64_t cfg, uint32_t kl, const bus_t *abuf, uint32_t abit, const bus_t *wbuf,
-                  uint32_t wbit, bool emit, int64_t acc[kRows][kCols]) {
-#pragma HLS DATAFLOW
-    hls::stream<core_in_t> to_core("to_core");
-    hls::stream<core_out_t> from_core("from_core");
-#pragma HLS STREAM variable = to_core depth = 16
-#pragma HLS STREAM variable = from_core depth = 16
-    feed_job(to_core, cfg, kl, abuf, abit, wbuf, wbit);
-    ant_core(to_core, from_core);
-    drain_job(from_core, emit, acc);
+// from_core -> y_vals: the int64 sum of a tile's jobs, then the closing stats answer.
+void drain(const Plan &p, core_out_stream &from_core, hls::stream<int64_t, ANT_Y_DEPTH> &y_vals,
+           uint32_t counters[4]) {
+    for (int i = 0; i < 4; ++i) from_core.read();  // the opening stats answer: cleared counters
+    for (uint32_t m0 = 0; m0 < p.m; m0 += kRows)
+        for (uint32_t n0 = 0; n0 < p.n; n0 += kCols) {
+            int64_t acc[kRows][kCols];
+            for (uint32_t r = 0; r < kRows; ++r)
+                for (uint32_t c = 0; c < kCols; ++c) acc[r][c] = 0;
+            for (uint32_t k0 = 0; k0 < p.k; k0 += p.J) {
+            results:
+                for (uint32_t i = 0; i < kRows * kCols; ++i) {
+#pragma HLS PIPELINE II = 1
+                    const core_out_t v = from_core.read();
+                    acc[i / kCols][i % kCols] +=  // kCols: a compile-time constant
+                        static_cast<int32_t>(static_cast<uint32_t>(v.range(31, 0).to_uint64()));
+                }
+            }
+            const uint32_t rows = p.m - m0 < kRows ? p.m - m0 : kRows, cols = p.n - n0 < kCols ? p.n - n0 : kCols;
+            for (uint32_t r = 0; r < rows; ++r)
+                for (uint32_t c = 0; c < cols; ++c) y_vals.write(acc[r][c]);
+        }
+    for (int i = 0; i < 4; ++i) counters[i] = static_cast<uint32_t>(from_core.read().range(31, 0).to_uint64());
 }
 
-// One core job; returns the cycles it took.
-uint64_t run_job(uint64_t cfg, uint32_t kl, const bus_t *abuf, uint32_t abit, const bus_t *wbuf,
-                 uint32_t wbit, bool emit, int64_t acc[kRows][kCols]) {
-#ifndef __SYNTHESIS__
-    const uint64_t before = ant_core_cycles();
-    job_dataflow(cfg, kl, abuf, abit, wbuf, wbit, emit, acc);
-    return ant_core_cycles() - before;
-#else
-    job_dataflow(cfg, kl, abuf, abit, wbuf, wbit, emit, acc);
-    return uint64_t{kl} + 1 + ANT_CORE_LATENCY + (emit ? kRows * kCols + 1 : 0);
-#endif
+// y_vals -> DDR: each tile row in bursts of at most ANT_MAX_BURST words.
+void store_y(int64_t *y, const Plan &p, hls::stream<int64_t, ANT_Y_DEPTH> &y_vals) {
+    for (uint32_t m0 = 0; m0 < p.m; m0 += kRows)
+        for (uint32_t n0 = 0; n0 < p.n; n0 += kCols) {
+            const uint32_t rows = p.m - m0 < kRows ? p.m - m0 : kRows, cols = p.n - n0 < kCols ? p.n - n0 : kCols;
+            for (uint32_t r = 0; r < rows; ++r) {
+                const uint64_t row = (uint64_t{m0} + r) * p.n + n0;
+            write_y:
+                for (uint32_t c = 0; c < cols; ++c) {
+#pragma HLS PIPELINE II = 1
+                    y[row + c] = y_vals.read();
+                }
+            }
+        }
 }
 
-uint32_t check_args(uint32_t m, uint32_t n, uint32_t k, const Fmt &fa, const Fmt &fw,
-                    uint32_t passes, uint32_t *sel) {
+void run_call(const bus_t *a, const bus_t *w, int64_t *y, const Plan &p, uint32_t counters[4]) {
+    hls::stream<bus_t, ANT_WORDS_DEPTH> a_words("a_words"), w_words("w_words");
+    hls::stream<a_step_t, ANT_STEPS_DEPTH> a_steps("a_steps");
+    hls::stream<w_step_t, ANT_STEPS_DEPTH> w_steps("w_steps");
+    core_in_stream to_core("to_core");
+    core_out_stream from_core("from_core");
+    hls::stream<int64_t, ANT_Y_DEPTH> y_vals("y_vals");
+    ANT_DATAFLOW_BEGIN("ant_gemm")
+    ANT_PROCESS("fetch_a", fetch_a(a, p, a_words))
+    ANT_PROCESS("fetch_w", fetch_w(w, p, w_words))
+    ANT_PROCESS("serve_a", serve_a(p, a_words, a_steps))
+    ANT_PROCESS("serve_w", serve_w(p, w_words, w_steps))
+    ANT_PROCESS("feed", feed(p, a_steps, w_steps, to_core))
+    ANT_PROCESS("ant_core", ant_core(to_core, from_core))
+    ANT_PROCESS("drain", drain(p, from_core, y_vals, counters))
+    ANT_PROCESS("store_y", store_y(y, p, y_vals))
+    ANT_DATAFLOW_END()
+}
+
+uint32_t check_args(uint32_t m, uint32_t n, uint32_t k, const Fmt &fa, const Fmt &fw, uint32_t passes,
+                    uint32_t *sel) {
     if (m == 0 && n == 0 && k == 0) return ANT_ST_OK;  // identification call
     if (!fa.ok) return ANT_ST_BAD_A;
     if (!fw.ok) return ANT_ST_BAD_W;
@@ -187,82 +369,36 @@ uint32_t check_args(uint32_t m, uint32_t n, uint32_t k, const Fmt &fa, const Fmt
         for (uint32_t wh = 0; wh < fw.planes; ++wh) need |= 1u << (ah * 2 + wh);
     *sel = passes ? passes : need;
     if (*sel & ~need) return ANT_ST_BAD_PASSES;
-    if (max_k_of(fa, fw) == 0) return ANT_ST_BAD_PAIR;
+    if (ANT_JOB_STEPS[fa.index][fw.index] == 0) return ANT_ST_BAD_PAIR;
     if (m == 0 || n == 0 || k == 0 || m > ANT_MAX_DIM || n > ANT_MAX_DIM || k > ANT_MAX_DIM)
         return ANT_ST_BAD_SIZE;
     return ANT_ST_OK;
-}
-
-uint64_t gemm(const bus_t *a, const bus_t *w, int64_t *y, uint32_t m, uint32_t n, uint32_t k,
-              const Fmt &fa, const Fmt &fw, uint32_t sel) {
-    static bus_t abuf[2][kBufA];
-    static bus_t wbuf[2][kBufW];
-    uint32_t abit[2] = {0, 0}, wbit[2] = {0, 0};
-    const Operand A = make_operand(a, kRows, m, k), W = make_operand(w, kCols, n, k);
-    const uint32_t max_k = max_k_of(fa, fw);
-    const uint32_t J = max_k < ANT_KBUF_STEPS ? max_k : ANT_KBUF_STEPS;
-    const uint32_t nj = (k + J - 1) / J, ntm = (m + kRows - 1) / kRows, ntn = (n + kCols - 1) / kCols;
-    const bool use_a[2] = {(sel & 0x3u) != 0, (sel & 0xCu) != 0};
-    const bool use_w[2] = {(sel & 0x5u) != 0, (sel & 0xAu) != 0};
-    uint32_t last_p = 0;
-    while (!((sel >> last_p) & 1u)) ++last_p;  // passes run from p = 3 down; the lowest emits
-    uint64_t cycles = 0;
-tiles_m:
-    for (uint32_t tm = 0; tm < ntm; ++tm) {
-    tiles_n:
-        for (uint32_t tn = 0; tn < ntn; ++tn) {
-            int64_t acc[kRows][kCols];
-            for (uint32_t r = 0; r < kRows; ++r)
-                for (uint32_t c = 0; c < kCols; ++c) acc[r][c] = 0;
-        jobs:
-            for (uint32_t j = 0; j < nj; ++j) {
-                const uint32_t k0 = j * J, kl = k - k0 < J ? k - k0 : J;
-                for (uint32_t p = 0; p < 2; ++p) {
-                    if (use_a[p] && (nj > 1 || tn == 0))
-                        cycles += ANT_MEM_LATENCY + load_steps(A, tm, p, k0, kl, abuf[p], &abit[p]);
-                    if (use_w[p])
-                        cycles += ANT_MEM_LATENCY + load_steps(W, tn, p, k0, kl, wbuf[p], &wbit[p]);
-                }
-                bool first = true;
-                for (int p = 3; p >= 0; --p) {
-                    if (!((sel >> p) & 1u)) continue;
-                    const uint32_t ah = static_cast<uint32_t>(p) >> 1, wh = static_cast<uint32_t>(p) & 1u;
-                    const bool emit = static_cast<uint32_t>(p) == last_p;
-                    const uint64_t cfg = uint64_t{kl} | side_bits(fa, ah) << ANT_CFG_A_SIDE |
-                                         side_bits(fw, wh) << ANT_CFG_W_SIDE |
-                                         uint64_t{!first} << ANT_CFG_ACC | uint64_t{emit} << ANT_CFG_EMIT;
-                    cycles += run_job(cfg, kl, abuf[ah], abit[ah], wbuf[wh], wbit[wh], emit, acc);
-                    first = false;
-                }
-            }
-            const uint32_t rows = m - tm * kRows < kRows ? m - tm * kRows : kRows;
-            const uint32_t cols = n - tn * kCols < kCols ? n - tn * kCols : kCols;
-        write_back:
-            for (uint32_t r = 0; r < rows; ++r) {
-                cycles += ANT_MEM_LATENCY + cols;
-                for (uint32_t c = 0; c < cols; ++c) {
-#pragma HLS PIPELINE II = 1
-                    y[(uint64_t{tm} * kRows + r) * n + uint64_t{tn} * kCols + c] = acc[r][c];
-                }
-            }
-        }
-    }
-    return cycles;
 }
 
 }  // namespace
 
 uint32_t ant_max_k(uint32_t a_type, uint32_t w_type) {
     const Fmt fa = decode_type(a_type), fw = decode_type(w_type);
-    return fa.ok && fw.ok ? max_k_of(fa, fw) : 0;
+    return fa.ok && fw.ok ? ANT_MAX_K[fa.index][fw.index] : 0;
 }
+
+#ifndef __SYNTHESIS__
+#include <ant_model.h>
+
+namespace {
+uint64_t last_stages_[3];
+}
+
+const uint64_t *ant_model_stages(void) { return last_stages_; }
+#endif
 
 void ant_gemm(const bus_t *a, const bus_t *w, int64_t *y, uint32_t m, uint32_t n, uint32_t k,
               uint32_t a_type, uint32_t w_type, uint32_t passes, uint32_t *id_version,
-              uint32_t *geometry, uint32_t *status, uint32_t *cycles_lo, uint32_t *cycles_hi) {
-#pragma HLS INTERFACE m_axi port = a offset = slave bundle = gmem max_read_burst_length = 256
-#pragma HLS INTERFACE m_axi port = w offset = slave bundle = gmem max_read_burst_length = 256
-#pragma HLS INTERFACE m_axi port = y offset = slave bundle = gmem max_write_burst_length = 256
+              uint32_t *geometry, uint32_t *status, uint32_t *cycles_lo, uint32_t *cycles_hi,
+              uint32_t *core_busy, uint32_t *stall_in, uint32_t *stall_out) {
+#pragma HLS INTERFACE m_axi port = a offset = slave bundle = gmem_a max_read_burst_length = ANT_MAX_BURST depth = 4096
+#pragma HLS INTERFACE m_axi port = w offset = slave bundle = gmem_w max_read_burst_length = ANT_MAX_BURST depth = 4096
+#pragma HLS INTERFACE m_axi port = y offset = slave bundle = gmem_y max_write_burst_length = ANT_MAX_BURST depth = 4096
 #pragma HLS INTERFACE s_axilite port = a bundle = control
 #pragma HLS INTERFACE s_axilite port = w bundle = control
 #pragma HLS INTERFACE s_axilite port = y bundle = control
@@ -277,15 +413,30 @@ void ant_gemm(const bus_t *a, const bus_t *w, int64_t *y, uint32_t m, uint32_t n
 #pragma HLS INTERFACE s_axilite port = status bundle = control
 #pragma HLS INTERFACE s_axilite port = cycles_lo bundle = control
 #pragma HLS INTERFACE s_axilite port = cycles_hi bundle = control
+#pragma HLS INTERFACE s_axilite port = core_busy bundle = control
+#pragma HLS INTERFACE s_axilite port = stall_in bundle = control
+#pragma HLS INTERFACE s_axilite port = stall_out bundle = control
 #pragma HLS INTERFACE s_axilite port = return bundle = control
     *id_version = ANT_ID_WORD;
     *geometry = ANT_GEOMETRY;
     const Fmt fa = decode_type(a_type), fw = decode_type(w_type);
     uint32_t sel = 0;
     const uint32_t st = check_args(m, n, k, fa, fw, passes, &sel);
+    uint32_t counters[4] = {0, 0, 0, 0};  // total, busy, input stalls, output stalls
     uint64_t cycles = ANT_CALL_OVERHEAD;
-    if (st == ANT_ST_OK && m != 0) cycles += gemm(a, w, y, m, n, k, fa, fw, sel);
+    if (st == ANT_ST_OK && m != 0) {
+        const Plan p = make_plan(m, n, k, fa, fw, sel);
+        run_call(a, w, y, p, counters);
+#ifdef __SYNTHESIS__
+        cycles += counters[0];
+#else
+        cycles = ant_model_cycles(p, last_stages_);
+#endif
+    }
     *status = st;
     *cycles_lo = static_cast<uint32_t>(cycles);
     *cycles_hi = static_cast<uint32_t>(cycles >> 32);
+    *core_busy = counters[1];
+    *stall_in = counters[2];
+    *stall_out = counters[3];
 }

@@ -13,10 +13,16 @@ typedef ap_uint<ANT_BUS_BITS> bus_t;
 
 void ant_gemm(const bus_t *a, const bus_t *w, int64_t *y, uint32_t m, uint32_t n, uint32_t k,
               uint32_t a_type, uint32_t w_type, uint32_t passes, uint32_t *id_version,
-              uint32_t *geometry, uint32_t *status, uint32_t *cycles_lo, uint32_t *cycles_hi);
+              uint32_t *geometry, uint32_t *status, uint32_t *cycles_lo, uint32_t *cycles_hi,
+              uint32_t *core_busy, uint32_t *stall_in, uint32_t *stall_out);
 
 // Largest K one job may reduce over without overflowing the ANT_ACC_BITS accumulators
 // (antq.core.arch.max_k); 0 if a type word is not an accelerator format.
 uint32_t ant_max_k(uint32_t a_type, uint32_t w_type);
+
+#ifndef __SYNTHESIS__
+// g++ builds: the cycle model's load, compute and store totals of the last call (ant_model.h).
+const uint64_t *ant_model_stages(void);
+#endif
 
 #endif

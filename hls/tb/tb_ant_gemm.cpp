@@ -89,7 +89,7 @@ std::vector<bus_t> to_words(const std::vector<uint8_t> &bytes) {
 
 struct Result {
     std::vector<int64_t> y;
-    uint32_t status, cycles_lo, cycles_hi, id, geometry;
+    uint32_t status, cycles_lo, cycles_hi, id, geometry, busy, stall_in, stall_out;
 };
 
 Result run(const std::vector<uint8_t> &pa, const std::vector<uint8_t> &pw, uint32_t m, uint32_t n,
@@ -98,7 +98,7 @@ Result run(const std::vector<uint8_t> &pa, const std::vector<uint8_t> &pw, uint3
     Result r;
     r.y.assign(uint64_t{m} * n + 1, -12345);  // one guard element past the end
     ant_gemm(wa.data(), ww.data(), r.y.data(), m, n, k, ta.word(), tw.word(), passes, &r.id, &r.geometry,
-             &r.status, &r.cycles_lo, &r.cycles_hi);
+             &r.status, &r.cycles_lo, &r.cycles_hi, &r.busy, &r.stall_in, &r.stall_out);
     return r;
 }
 

@@ -248,7 +248,7 @@ def test_hung_device_times_out_and_leaks_nothing(rng):
 
 
 @pytest.mark.parametrize("fault,match", [
-    (Faults(id_word=(regmap.ID_MAGIC << 8) | (regmap.IP_VERSION + 1)), "IP version 2"),
+    (Faults(id_word=(regmap.ID_MAGIC << 8) | (regmap.IP_VERSION + 1)), f"IP version {regmap.IP_VERSION + 1}"),
     (Faults(id_word=0x12345601), "not an antq IP"),
     (Faults(geometry=0), "invalid geometry"),
     (Faults(geometry=regmap.encode_geometry(arch.ArrayConfig(8, 8, 48))), "multiple of 64"),

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from antq import cli
-from antq.core import regmap
+from antq.core import arch, regmap
 from antq.toolchain import hls, verilator
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -125,7 +125,8 @@ def test_cli_bench_gemm_prints_ratio_against_numpy(capsys):
 def test_cli_overlay_info(capsys):
     assert cli.main(["overlay-info", "--backend", "ref"]) == 0
     out = capsys.readouterr().out
-    assert regmap.VLNV in out and "8x8 PEs" in out and "0x84  read-only   cycles_hi" in out
+    assert regmap.VLNV in out and f"{arch.ARRAY_ROWS}x{arch.ARRAY_COLS} PEs" in out
+    assert "0x84  read-only   cycles_hi" in out and "read-only   core_busy" in out
 
 
 def test_cli_reports_bad_backend(capsys):

@@ -18,7 +18,9 @@ def test_committed_config_header_is_fresh():
 
 def test_stale_config_header_is_refused(tmp_path, monkeypatch):
     stale = tmp_path / "ant_config.h"
-    stale.write_text(hls.config_header().replace("#define ANT_ROWS 8", "#define ANT_ROWS 4"))
+    fresh = hls.config_header()
+    stale.write_text(fresh.replace(f"#define ANT_ROWS {arch.ARRAY_ROWS}\n", "#define ANT_ROWS 4\n"))
+    assert stale.read_text() != fresh
     monkeypatch.setattr(hls, "config_path", lambda: stale)
     with pytest.raises(hls.BuildError, match="stale"):
         hls.build("csim")
@@ -40,7 +42,7 @@ def test_csim_testbench_other_geometries(cfg):
 
 def test_testbench_refuses_a_golden_file_for_another_array():
     r = hls.run_csim(golden=GOLDEN, random=0, cfg=arch.ArrayConfig(4, 4))
-    assert r.returncode == 2 and "golden file is for a 8x8 array" in r.stderr
+    assert r.returncode == 2 and f"golden file is for a {arch.ARRAY_ROWS}x{arch.ARRAY_COLS} array" in r.stderr
 
 
 def test_top_function_signature_is_the_register_map():
@@ -72,7 +74,7 @@ def test_status_decisions_match_the_python_model():
     import ctypes
 
     lib = hls.load("csim")
-    out = (ctypes.c_uint32 * 5)()
+    out, stages = (ctypes.c_uint32 * 8)(), (ctypes.c_uint64 * 3)()
     i4, i8 = regmap.encode_type(formats.get("int", 4, True)), regmap.encode_type(formats.get("int", 8, True))
     cases = [(0, 0, 0, 0, 0, 0), (1, 1, 1, 0x13, i4, 0), (1, 1, 1, i4, 0x9F, 0), (1, 1, 1, i4, i4, 2),
              (1, 1, 1, i8, i4, 0b1000), (0, 1, 1, i4, i4, 0), (1, 1, regmap.MAX_DIM + 1, i4, i4, 0),
@@ -80,7 +82,7 @@ def test_status_decisions_match_the_python_model():
     for m, n, k, at, wt, passes in cases:
         want = check_args(m, n, k, at, wt, passes)[0]
         assert want != regmap.ST_OK or m == 0
-        assert lib.antgemm_call(None, None, None, m, n, k, at, wt, passes, out) == 0
+        assert lib.antgemm_call(None, None, None, m, n, k, at, wt, passes, out, stages) == 0
         assert (out[0], out[1], out[2]) == (regmap.ID_WORD, regmap.encode_geometry(arch.DEFAULT), want), \
             (m, n, k, hex(at), hex(wt), passes)
 

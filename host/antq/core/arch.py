@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 from .formats import Format
 
-ARRAY_ROWS = 8
+ARRAY_ROWS = 16
 """R: PE rows. Each row owns one activation row (an output row m) of a tile."""
-ARRAY_COLS = 8
+ARRAY_COLS = 16
 """C: PE columns. Each column owns one weight row (an output column n) of a tile."""
 BUS_BITS = 64
 """Width of the accelerator's m_axi data bus (Zynq HP ports are 64-bit)."""
@@ -45,6 +45,27 @@ class ArrayConfig:
 
 
 DEFAULT = ArrayConfig()
+"""The PYNQ-Z2 / Pynq-Z1 configuration (xc7z020, a 64-bit HP port): what emulation runs."""
+
+
+@dataclass(frozen=True)
+class Board:
+    """A board the overlay is built for: its FPGA part, its array and bus, its AXI burst limit."""
+
+    name: str
+    part: str
+    array: ArrayConfig
+    max_burst: int
+    """Longest m_axi burst in beats: 16 on Zynq-7000 (AXI3 HP ports), 256 on Zynq UltraScale+."""
+
+
+BOARDS: dict[str, Board] = {b.name: b for b in [
+    Board("pynq-z2", "xc7z020clg400-1", DEFAULT, 16),
+    Board("pynq-z1", "xc7z020clg400-1", DEFAULT, 16),
+    Board("zcu104", "xczu7ev-ffvc1156-2-e", ArrayConfig(32, 32, 128), 256),
+    Board("kv260", "xck26-sfvc784-2LV-c", ArrayConfig(32, 32, 128), 256),
+]}
+"""One entry per board: the Makefile, the Vitis/Vivado flows and the docs read it."""
 
 
 def max_k(a: Format, w: Format, acc_bits: int = ACC_BITS) -> int:

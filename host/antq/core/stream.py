@@ -71,3 +71,40 @@ def job_beats(a_codes: np.ndarray, w_codes: np.ndarray, config: int, rows: int, 
     beats[0, 0] = config
     beats[1:] = packed.view("<u8").reshape(k, words)
     return beats
+
+
+# ---- timing (docs/contracts.md §10): when the core takes each beat and emits each result ----------
+
+def core_latency(rows: int, cols: int) -> int:
+    """Cycles from a job's last accepted step to its first result beat."""
+    return rows + cols + 2
+
+
+class CoreTiming:
+    """The core's timing rules per job, in closed form (hls/ant_core_timing.h is the same in C++).
+
+    Input is taken one beat per cycle, back to back across jobs, except that the last step of an
+    emitting job waits until its results can follow the previous job's without overlap (its
+    readout starts ``core_latency`` cycles after that step and takes R*C cycles). A stats
+    request answers after the results still pending and clears the counters.
+    """
+
+    def __init__(self, rows: int, cols: int) -> None:
+        self.rows, self.cols, self.latency = rows, cols, core_latency(rows, cols)
+        self.t = self.out_end = self.busy = self.stall_in = self.stall_out = 0
+
+    def job(self, k: int, emit: bool) -> None:
+        cfg = self.t
+        last = cfg + k
+        if emit:
+            last = max(last, self.out_end - self.latency)
+            self.out_end = last + self.latency + self.rows * self.cols
+        self.busy += last + 1 - cfg
+        self.t = last + 1
+
+    def stats(self) -> tuple[int, int, int, int]:
+        """(total, busy, stall_in, stall_out) since the last stats request; clears them."""
+        at = max(self.t, self.out_end)
+        out = (at, self.busy + max(0, self.out_end - self.t), self.stall_in, self.stall_out)
+        self.t, self.out_end, self.busy, self.stall_in, self.stall_out = 1, 0, 0, 0, 0
+        return out

@@ -69,6 +69,14 @@ class GemmTiming:
     """The IP's cycle counter for this call."""
     clock_mhz: float = 0.0
     """PL clock the IP runs at (FCLK0)."""
+    core_busy: int = 0
+    """Cycles the core had steps in its array or results on the way out (its own counter)."""
+    stall_in: int = 0
+    """Cycles the core waited for a beat inside a job: the data mover starved it."""
+    stall_out: int = 0
+    """Cycles a result waited for the data mover (backpressure)."""
+    timeout_s: float = 0.0
+    """The wait this call allowed (the overlay's timeout, or more for a large call)."""
 
     @property
     def device_s(self) -> float:
@@ -304,6 +312,16 @@ class AntOverlay(pynq.Overlay):
 
     # ---- GEMM ---------------------------------------------------------------------------------
 
+    def call_timeout(self, m: int, n: int, k: int, fa: formats.Format, fw: formats.Format) -> float:
+        """Seconds to wait for one call: the overlay's timeout, or ten times a generous estimate of
+        the call's cycles at the PL clock when that is longer (a large int8 GEMM takes a while)."""
+        cfg = self.array
+        tiles = -(-m // cfg.rows) * -(-n // cfg.cols)
+        passes = bin(regmap.pass_mask(fa, fw)).count("1")
+        words = (m + n * -(-m // cfg.rows)) * k * 8 // cfg.bus_bits
+        estimate = tiles * (passes * (k + 1) + 2 * cfg.rows * cfg.cols) + words + m * n
+        return max(self.timeout, 10 * estimate / (self.clock_mhz * 1e6))
+
     @staticmethod
     def _check_dims(side: str, rows: int, k: int) -> None:
         for what, v in (("M" if side == "a" else "N", rows), ("K", k)):
@@ -382,12 +400,14 @@ class AntOverlay(pynq.Overlay):
         self.accel.start(a=A.address, w=W.address, y=int(ybuf.physical_address), m=m, n=n, k=k,
                          a_type=regmap.encode_type(A.fmt), w_type=regmap.encode_type(W.fmt), passes=passes)
         t3 = time.perf_counter()
+        wait_s = self.call_timeout(m, n, k, A.fmt, W.fmt)
         try:
-            self.accel.wait(self.timeout)
+            self.accel.wait(wait_s)
         except TimeoutError as e:
             self._fault = str(e)
             raise
         status, cycles = self.accel.output("status"), self.accel.cycles
+        counters = [self.accel.output(r) for r in ("core_busy", "stall_in", "stall_out")]
         if status != regmap.ST_OK:
             why = regmap.STATUS.get(status, f"status {status}")
             raise RuntimeError(f"{regmap.TOP} refused the call: {why}")
@@ -399,6 +419,6 @@ class AntOverlay(pynq.Overlay):
         t6 = time.perf_counter()
         self.last_cycles = cycles
         self.last_timing = GemmTiming(t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4, t6 - t5, t6 - t0, cycles,
-                                      self.clock_mhz)
+                                      self.clock_mhz, *counters, wait_s)
         return y, A, W
 

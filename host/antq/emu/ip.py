@@ -66,6 +66,8 @@ class AntGemmModel:
         self.started_at = 0
         self._pending: dict[str, int] = {}
         self.calls = 0
+        self.last_stages: tuple[int, int, int] = (0, 0, 0)
+        """The cycle model's load, compute and store totals of the last call (emulation only)."""
 
     def _update(self) -> None:
         if self.done_at is None or self.device.faults.hang or self.device.now() < self.done_at:
@@ -145,6 +147,8 @@ class AntGemmModel:
         status, sel = check_args(m, n, k, at, wt, passes, dev.cfg)
         out = {"id_version": regmap.ID_WORD, "geometry": regmap.encode_geometry(dev.cfg), "status": status}
         cycles = regmap.CALL_OVERHEAD
+        out |= {"core_busy": 0, "stall_in": 0, "stall_out": 0}
+        self.last_stages = (0, 0, 0)
         if status == regmap.ST_OK and m:
             fa, fw = regmap.decode_type(at), regmap.decode_type(wt)
             na, nw, ny = regmap.footprint(m, n, k, fa, fw, dev.cfg)
@@ -153,9 +157,11 @@ class AntGemmModel:
             mem_y = dev.memory(self._ptr("y"), ny, f"{self.name} writing y")
             call = Call(m, n, k, at, wt, passes, fa, fw, sel, mem_a, mem_w, mem_y.view(np.int64))
             try:
-                cycles = dev.compute.run(call)
+                outcome = dev.compute.run(call)
             except SimulationError as e:
                 raise SimulationError(f"{self.name} ({dev.level}): {e}") from None
+            cycles, self.last_stages = outcome.cycles, outcome.stages
+            out |= {"core_busy": outcome.busy, "stall_in": outcome.stall_in, "stall_out": outcome.stall_out}
         if dev.faults.id_word is not None:
             out["id_version"] = dev.faults.id_word
         if dev.faults.geometry is not None:

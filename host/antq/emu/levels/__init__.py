@@ -6,10 +6,11 @@ operands from device memory, writes the int64 result and returns the cycles the 
 ========  ============================================================  ======================
 level     what computes                                                 cycle count
 ========  ============================================================  ======================
-``ref``   :func:`antq.core.reference.gemm` (numpy) on the unpacked       the data mover's model
+``ref``   :func:`antq.core.reference.gemm` (numpy) on the unpacked       the dataflow model
           buffers                                                        (:func:`ref.model_cycles`)
-``csim``  the HLS C++ (``hls/``) built with g++ with its C++ core model   the same model, counted
-``rtl``   the same HLS data mover linked with the Verilated ``ant_core``  core cycles are real
+``csim``  the HLS C++ (``hls/``) built with g++ with its C++ core model   the same model in C++
+``rtl``   the same HLS data mover linked with the Verilated ``ant_core``  the model; the core's
+                                                                         counters are the RTL's
 ========  ============================================================  ======================
 
 The names are :data:`antq.core.backends.LEVELS` (a test checks that the two agree).
@@ -50,13 +51,25 @@ class Call:
     """The result buffer as int64, M * N long."""
 
 
+@dataclass
+class Outcome:
+    """What a call reports besides its result: the IP's cycles, the core's counters and the
+    cycle model's per-stage totals (load, compute, store; emulation only)."""
+
+    cycles: int
+    busy: int
+    stall_in: int
+    stall_out: int
+    stages: tuple[int, int, int]
+
+
 class Level(Protocol):
     name: str
 
     def __init__(self, cfg: arch.ArrayConfig) -> None: ...
 
-    def run(self, call: Call) -> int:
-        """Compute ``call`` into ``call.y``; return the cycles the IP counts for it."""
+    def run(self, call: Call) -> Outcome:
+        """Compute ``call`` into ``call.y``; return its cycles and counters."""
         ...
 
 

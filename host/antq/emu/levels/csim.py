@@ -7,7 +7,7 @@ import ctypes
 from ...core import arch, regmap
 from ...toolchain import hls
 from ..errors import SimulationError
-from . import Call
+from . import Call, Outcome
 
 
 class CsimLevel:
@@ -22,15 +22,15 @@ class CsimLevel:
                 regmap.encode_geometry(cfg):
             raise SimulationError(f"the {self.name} library was built for another register map or array")
 
-    def run(self, call: Call) -> int:
+    def run(self, call: Call) -> Outcome:
         c = call
-        res = (ctypes.c_uint32 * 5)()
+        res, stages = (ctypes.c_uint32 * 8)(), (ctypes.c_uint64 * 3)()
         rc = self.lib.antgemm_call(c.mem_a.ctypes.data, c.mem_w.ctypes.data, c.y.ctypes.data,
-                                   c.m, c.n, c.k, c.a_type, c.w_type, c.passes, res)
+                                   c.m, c.n, c.k, c.a_type, c.w_type, c.passes, res, stages)
         if rc:
             raise SimulationError(self.lib.antgemm_error().decode())
         want = (regmap.ID_WORD, regmap.encode_geometry(self.cfg), regmap.ST_OK)
         if (res[0], res[1], res[2]) != want:
             raise SimulationError(f"the {self.name} library disagrees with the model on id/geometry/status: "
                                   f"{tuple(res)[:3]}")
-        return res[3] | res[4] << 32
+        return Outcome(res[3] | res[4] << 32, res[5], res[6], res[7], tuple(stages))

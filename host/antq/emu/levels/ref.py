@@ -1,39 +1,87 @@
-"""The ``ref`` level: numpy on the unpacked buffers, cycles from the data mover's model."""
+"""The ``ref`` level: numpy on the unpacked buffers, cycles from the dataflow model.
+
+:func:`model_cycles` is hls/ant_model.h in Python: the same plan (tiles, jobs, passes, operand
+reuse) and the same per-stage costs, so the ref and csim levels report identical cycles (a test
+checks it), and the core's counters come from :class:`antq.core.stream.CoreTiming`, the rules
+the RTL follows.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
 from ...core import arch, pack, reference, regmap, tiling
 from ...core.formats import Format
 from ...core.quantize import QuantizedTensor
-from . import Call
+from ...core.stream import CoreTiming
+from . import Call, Outcome
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How the data mover runs one call (hls/ant_gemm.cpp, make_plan)."""
+
+    m: int
+    n: int
+    k: int
+    fa: Format
+    fw: Format
+    sel: int
+    jobs: list[tuple[int, int]]
+    use_a: tuple[bool, bool]
+    use_w: tuple[bool, bool]
+    a_reuse: bool
+    w_resident: bool
+
+    @classmethod
+    def of(cls, m: int, n: int, k: int, fa: Format, fw: Format, sel: int, cfg: arch.ArrayConfig) -> Plan:
+        jobs = tiling.job_ranges(k, fa, fw, cfg)
+        use_a, use_w = (bool(sel & 0x3), bool(sel & 0xC)), (bool(sel & 0x5), bool(sel & 0xA))
+        one_job = len(jobs) == 1
+        w_words = pack.accelerator_layout("w", cfg).nbytes((n, k), 4) * 8 // cfg.bus_bits
+        w_resident = one_job and (use_w[0] + use_w[1]) * w_words <= regmap.WRES_BYTES * 8 // cfg.bus_bits
+        return cls(m, n, k, fa, fw, sel, jobs, use_a, use_w, one_job, w_resident)
+
+
+def _span_cost(step_bits: int, k0: int, kl: int, bus: int) -> int:
+    first, last = k0 * step_bits, (k0 + kl) * step_bits
+    return regmap.MEM_LATENCY + -(-last // bus) - first // bus
 
 
 def model_cycles(m: int, n: int, k: int, fa: Format, fw: Format, sel: int,
-                 cfg: arch.ArrayConfig = arch.DEFAULT) -> int:
-    """Cycles the IP counts for one call with the C++ core model (the schedule of hls/ant_gemm.cpp)."""
+                 cfg: arch.ArrayConfig = arch.DEFAULT) -> tuple[int, tuple[int, int, int], CoreTiming]:
+    """(cycles, (load, compute, store) totals, the core's timing after the call) of one call.
+
+    A call costs the fill (CALL_OVERHEAD and one DDR latency), per output tile the slowest of its
+    stages (fetch of A and W on their own ports, the core's cycles for the tile's beats, the store
+    of its int64 results), and the drain of the last tile (docs/overlay.md §2).
+    """
+    p = Plan.of(m, n, k, fa, fw, sel, cfg)
     R, C, B = cfg.rows, cfg.cols, cfg.bus_bits
-    use_a = [bool(sel & 0x3), bool(sel & 0xC)]
-    use_w = [bool(sel & 0x5), bool(sel & 0xA)]
-    npasses = bin(sel).count("1")
-    jobs = tiling.job_ranges(k, fa, fw, cfg)
-    ntm, ntn = -(-m // R), -(-n // C)
-
-    def words(k0: int, kl: int, tile: int) -> int:
-        return -(-(k0 + kl) * 4 * tile // B) - (k0 * 4 * tile) // B
-
-    per_tile_jobs = 0  # loads and core cycles of one (tm, tn) tile, A counted separately
-    a_cost = 0
-    for k0, kl in jobs:
-        a_cost += sum(regmap.MEM_LATENCY + words(k0, kl, R) for p in range(2) if use_a[p])
-        per_tile_jobs += sum(regmap.MEM_LATENCY + words(k0, kl, C) for p in range(2) if use_w[p])
-        per_tile_jobs += npasses * (kl + 1 + regmap.CORE_LATENCY) + R * C + 1  # one emitting pass per job
-    a_loads = ntm * (ntn if len(jobs) > 1 else 1)
-    cycles = regmap.CALL_OVERHEAD + ntm * ntn * per_tile_jobs + a_loads * a_cost
-    for _, rows, _, cols in tiling.tiles(m, n, cfg):
-        cycles += rows * (regmap.MEM_LATENCY + cols)
-    return cycles
+    core = CoreTiming(R, C)
+    core.stats()  # the opening stats request
+    passes = tiling.pass_list(fa, fw, sel)
+    cycles = regmap.CALL_OVERHEAD + regmap.MEM_LATENCY
+    load = compute = store = 0
+    last_store = 0
+    for m0, rows, n0, cols in tiling.tiles(m, n, cfg):
+        fetch_a = fetch_w = 0
+        before = core.t
+        for k0, kl in p.jobs:
+            for plane in (1, 0):
+                if p.use_a[plane] and (not p.a_reuse or n0 == 0):
+                    fetch_a += _span_cost(4 * R, k0, kl, B)
+                if p.use_w[plane] and (not p.w_resident or m0 == 0):
+                    fetch_w += _span_cost(4 * C, k0, kl, B)
+            for i in range(len(passes)):
+                core.job(kl, emit=i == len(passes) - 1)
+        fetch, comp, st = max(fetch_a, fetch_w), core.t - before, rows * cols
+        cycles += max(fetch, comp, st)
+        load, compute, store, last_store = load + fetch, compute + comp, store + st, st
+    tail = max(0, core.out_end - core.t) + last_store + regmap.MEM_LATENCY
+    return cycles + tail, (load, compute, store), core
 
 
 class RefLevel:
@@ -42,7 +90,7 @@ class RefLevel:
     def __init__(self, cfg: arch.ArrayConfig) -> None:
         self.cfg = cfg
 
-    def run(self, call: Call) -> int:
+    def run(self, call: Call) -> Outcome:
         c, cfg = call, self.cfg
         la, lw = pack.accelerator_layout("a", cfg), pack.accelerator_layout("w", cfg)
         a = pack.unpack(np.ascontiguousarray(c.mem_a), c.fa.bits, (c.m, c.k), la)
@@ -55,4 +103,6 @@ class RefLevel:
             for a_hi, w_hi in tiling.pass_list(c.fa, c.fw, c.sel):
                 y += tiling.plane_values(a, c.fa, a_hi) @ tiling.plane_values(w, c.fw, w_hi).T
         c.y[:] = y.ravel()
-        return model_cycles(c.m, c.n, c.k, c.fa, c.fw, c.sel, cfg)
+        cycles, stages, core = model_cycles(c.m, c.n, c.k, c.fa, c.fw, c.sel, cfg)
+        _, busy, stall_in, stall_out = core.stats()
+        return Outcome(cycles, busy, stall_in, stall_out, stages)

@@ -1,0 +1,62 @@
+// ant_model.h: the cycle model of one ant_gemm call in the g++ builds (csim and rtl levels).
+//
+// The dataflow overlaps its stages, so a call costs the fill (CALL_OVERHEAD and one DDR latency),
+// then per output tile the slowest of its four stages, then the drain of the last tile:
+//   fetch_a  bus words of A this tile reads from DDR (first uses only) + MEM_LATENCY per span
+//   fetch_w  the same for W (port gmem_w, in parallel with fetch_a on gmem_a)
+//   compute  the core's cycles for the tile's beats (ant_core_timing.h, exact)
+//   store    rows * cols int64 words on gmem_y (outstanding writes hide the latency)
+//   drain    the last results leaving the core, the last tile's store, one write latency.
+// antq.emu.levels.ref.model_cycles computes the same numbers; docs/overlay.md §2 explains it.
+// Included by ant_gemm.cpp after its Plan (g++ builds only).
+#ifndef ANT_MODEL_H
+#define ANT_MODEL_H
+
+#include "ant_core_timing.h"
+
+namespace {
+
+uint64_t span_cost(const Span &s) { return ANT_MEM_LATENCY + (s.w1 - s.w0); }
+
+// Cycles of the call; stages[] receives the load, compute and store totals over the tiles.
+uint64_t ant_model_cycles(const Plan &p, uint64_t stages[3]) {
+    ant_timing::Core core;
+    uint64_t opening[4];
+    core.stats(opening);  // the opening stats request
+    uint64_t cycles = ANT_CALL_OVERHEAD + ANT_MEM_LATENCY, load = 0, compute = 0, store = 0;
+    uint32_t last_p = 0;
+    while (!((p.sel >> last_p) & 1u)) ++last_p;
+    uint64_t last_store = 0;
+    for (uint32_t m0 = 0; m0 < p.m; m0 += kRows)
+        for (uint32_t n0 = 0; n0 < p.n; n0 += kCols) {
+            uint64_t fa = 0, fw = 0;
+            const uint64_t before = core.t;
+            for (uint32_t k0 = 0; k0 < p.k; k0 += p.J) {
+                const uint32_t kl = p.k - k0 < p.J ? p.k - k0 : p.J;
+                for (int pl = 1; pl >= 0; --pl) {
+                    if (p.use_a[pl] && (!p.a_reuse || n0 == 0)) fa += span_cost(span_of(kStepA, k0, kl));
+                    if (p.use_w[pl] && (!p.w_resident || m0 == 0)) fw += span_cost(span_of(kStepW, k0, kl));
+                }
+                for (int ps = 3; ps >= 0; --ps)
+                    if ((p.sel >> ps) & 1u) core.job(kl, static_cast<uint32_t>(ps) == last_p);
+            }
+            const uint32_t rows = p.m - m0 < kRows ? p.m - m0 : kRows, cols = p.n - n0 < kCols ? p.n - n0 : kCols;
+            const uint64_t fetch = fa > fw ? fa : fw, comp = core.t - before, st = uint64_t{rows} * cols;
+            uint64_t slowest = fetch > comp ? fetch : comp;
+            slowest = slowest > st ? slowest : st;
+            cycles += slowest;
+            load += fetch;
+            compute += comp;
+            store += st;
+            last_store = st;
+        }
+    const uint64_t tail = (core.out_end > core.t ? core.out_end - core.t : 0) + last_store + ANT_MEM_LATENCY;
+    stages[0] = load;
+    stages[1] = compute;
+    stages[2] = store;
+    return cycles + tail;
+}
+
+}  // namespace
+
+#endif
