@@ -1,31 +1,28 @@
 // hls_stream.h: a g++ stand-in for Xilinx's hls::stream<T, DEPTH> that can deadlock like hardware.
 //
-// Inside a DATAFLOW region run by ant_sim::Region (ant_dataflow.h), every process is a thread
-// and every stream is a FIFO of DEPTH elements (default 2, as in Vitis HLS): a write to a full
-// stream and a read from an empty one block. When every process of the region is blocked, the
-// region has deadlocked: that is reported (which process waits on which stream, how full it
-// is) and every blocked call throws ant_sim::Deadlock, so the C simulation fails with a message
-// instead of hanging. A region also gives up after ANT_SIM_STALL_S seconds without progress.
+// Inside a DATAFLOW region run by ant_sim::Region (ant_sim_region.h, used by ant_dataflow.h)
+// every stream is a FIFO of DEPTH elements (default 2, as in Vitis HLS): a write to a full stream
+// and a read from an empty one block the process, and the region runs another. When no process
+// can go on, the region has deadlocked: that is reported (which process waits on which stream,
+// how full it is) and every blocked call throws ant_sim::Deadlock, so the C simulation fails
+// with a message instead of hanging.
 //
 // Outside a region (sequential code, as Vitis C simulation runs everything) the stream is an
 // unbounded FIFO and reading an empty one is reported and aborts.
 #ifndef ANTQ_SHIM_HLS_STREAM_H
 #define ANTQ_SHIM_HLS_STREAM_H
 
-#include <chrono>
-#include <condition_variable>
+#include <ucontext.h>
+
+#include <cstddef>
 #include <cstdio>
 #include <cstdlib>
 #include <deque>
+#include <exception>
 #include <functional>
-#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <vector>
-
-#ifndef ANT_SIM_STALL_S
-#define ANT_SIM_STALL_S 120
-#endif
 
 namespace ant_sim {
 
@@ -33,48 +30,42 @@ struct Deadlock : std::runtime_error {
     explicit Deadlock(const std::string &what) : std::runtime_error(what) {}
 };
 
-// What one process of a region is doing right now (for the deadlock report).
+// One process of a region: its coroutine and what it is waiting for.
 struct Process {
     std::string name;
+    std::function<void()> body;
     std::string waiting;          // empty while it runs
     std::function<bool()> ready;  // while blocked: whether it could go on now
     bool finished = false;
+    std::exception_ptr error;
+    ucontext_t ctx;
+    void *stack = nullptr;
 };
 
 // The state shared by the processes of one running DATAFLOW region.
 struct RegionState {
-    std::mutex mu;
-    std::condition_variable cv;
     std::vector<Process *> procs;
-    int running = 0;  // processes neither blocked nor finished
+    ucontext_t scheduler;
     bool failed = false;
     std::string report;
-    std::chrono::steady_clock::time_point progress = std::chrono::steady_clock::now();
+    unsigned long long moves = 0;  // elements written or read in the region so far
 
-    void deadlock_check() {  // mu held
-        if (running > 0 || failed) return;
-        std::string r = "DATAFLOW deadlock: every process is blocked:";
-        bool any = false;
-        for (const Process *p : procs)
-            if (!p->finished) {
-                if (p->ready && p->ready()) return;  // woken, not yet running again
-                r += "\n  " + p->name + " " + p->waiting;
-                any = true;
-            }
-        if (!any) return;
-        failed = true;
-        report = r;
-        cv.notify_all();
-    }
+    void resume(Process *p);  // scheduler -> p, back when p blocks or ends
+    void yield(Process *p) { swapcontext(&p->ctx, &scheduler); }
 };
 
+inline Process *&current_process() {
+    static thread_local Process *p = nullptr;
+    return p;
+}
 inline RegionState *&current_region() {
     static thread_local RegionState *r = nullptr;
     return r;
 }
-inline Process *&current_process() {
-    static thread_local Process *p = nullptr;
-    return p;
+inline void RegionState::resume(Process *p) {
+    current_process() = p;
+    swapcontext(&scheduler, &p->ctx);
+    current_process() = nullptr;
 }
 
 }  // namespace ant_sim
@@ -97,10 +88,9 @@ class stream {
             q_.push_back(v);
             return;
         }
-        std::unique_lock<std::mutex> lock(r->mu);
-        wait(r, lock, [&] { return q_.size() < static_cast<size_t>(DEPTH); }, "writing");
+        wait(r, [&] { return q_.size() < static_cast<size_t>(DEPTH); }, "writing");
         q_.push_back(v);
-        touch(r);
+        ++r->moves;
     }
     T read() {
         ant_sim::RegionState *r = ant_sim::current_region();
@@ -114,32 +104,37 @@ class stream {
             q_.pop_front();
             return v;
         }
-        std::unique_lock<std::mutex> lock(r->mu);
-        wait(r, lock, [&] { return !q_.empty(); }, "reading");
+        wait(r, [&] { return !q_.empty(); }, "reading");
         T v = q_.front();
         q_.pop_front();
-        touch(r);
+        ++r->moves;
         return v;
     }
     void read(T &v) { v = read(); }
+    // Non-blocking access: a process that polls lets the others run first, so it cannot spin
+    // the region forever (the shim's processes never poll; these keep the stream API whole).
     bool read_nb(T &v) {
-        ant_sim::RegionState *r = ant_sim::current_region();
-        std::unique_lock<std::mutex> lock = r ? std::unique_lock<std::mutex>(r->mu) : std::unique_lock<std::mutex>();
+        poll();
         if (q_.empty()) return false;
         v = q_.front();
         q_.pop_front();
-        if (r) touch(r);
+        moved();
+        return true;
+    }
+    bool write_nb(const T &v) {
+        poll();
+        if (ant_sim::current_region() && q_.size() >= static_cast<size_t>(DEPTH)) return false;
+        q_.push_back(v);
+        moved();
         return true;
     }
     bool empty() {
-        ant_sim::RegionState *r = ant_sim::current_region();
-        std::unique_lock<std::mutex> lock = r ? std::unique_lock<std::mutex>(r->mu) : std::unique_lock<std::mutex>();
+        poll();
         return q_.empty();
     }
     bool full() {
-        ant_sim::RegionState *r = ant_sim::current_region();
-        std::unique_lock<std::mutex> lock = r ? std::unique_lock<std::mutex>(r->mu) : std::unique_lock<std::mutex>();
-        return r && q_.size() >= static_cast<size_t>(DEPTH);
+        poll();
+        return ant_sim::current_region() && q_.size() >= static_cast<size_t>(DEPTH);
     }
     std::size_t size() const { return q_.size(); }
     void operator<<(const T &v) { write(v); }
@@ -147,31 +142,30 @@ class stream {
 
    private:
     template <typename Ready>
-    void wait(ant_sim::RegionState *r, std::unique_lock<std::mutex> &lock, Ready ready, const char *what) {
+    void wait(ant_sim::RegionState *r, Ready ready, const char *what) {
         if (ready()) return;
         ant_sim::Process *me = ant_sim::current_process();
         me->waiting = std::string(what) + " '" + name_ + "' (depth " + std::to_string(DEPTH) + ", holds " +
                       std::to_string(q_.size()) + ")";
         me->ready = ready;
-        --r->running;
-        r->deadlock_check();
-        while (!ready() && !r->failed) {
-            if (r->cv.wait_for(lock, std::chrono::seconds(1)) == std::cv_status::timeout &&
-                std::chrono::steady_clock::now() - r->progress > std::chrono::seconds(ANT_SIM_STALL_S)) {
-                r->failed = true;
-                r->report = "DATAFLOW stall: no stream moved for " + std::to_string(ANT_SIM_STALL_S) +
-                            " s; " + me->name + " is " + me->waiting;
-                r->cv.notify_all();
-            }
-        }
-        ++r->running;
+        while (!ready() && !r->failed) r->yield(me);
         me->waiting.clear();
         me->ready = nullptr;
         if (r->failed) throw ant_sim::Deadlock(r->report);
     }
-    void touch(ant_sim::RegionState *r) {
-        r->progress = std::chrono::steady_clock::now();
-        r->cv.notify_all();
+    static void moved() {
+        if (ant_sim::RegionState *r = ant_sim::current_region()) ++r->moves;
+    }
+    void poll() {
+        ant_sim::RegionState *r = ant_sim::current_region();
+        ant_sim::Process *me = ant_sim::current_process();
+        if (!r || !me) return;
+        me->waiting = "polling '" + name_ + "'";
+        me->ready = [] { return true; };
+        r->yield(me);
+        me->waiting.clear();
+        me->ready = nullptr;
+        if (r->failed) throw ant_sim::Deadlock(r->report);
     }
 
     std::string name_;

@@ -25,6 +25,16 @@ CALIB_DEFAULT = "256"
 
 # ---- formats ------------------------------------------------------------------------------------
 
+def _positive(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"{v} is not a positive integer")
+    return v
+
+
 def _cmd_formats(a: argparse.Namespace) -> int:
     for f in formats.all_formats():
         if (a.kind is None or f.kind == a.kind) and (a.bits == 0 or f.bits == a.bits):
@@ -259,7 +269,14 @@ def _cmd_bench_pack(a: argparse.Namespace) -> int:
 def _cmd_bench_gemm(a: argparse.Namespace) -> int:
     from .run.microbench import bench_gemm
 
-    rows = bench_gemm(tuple(a.shape), tuple(a.backends.split(",")), a.a_fmt, a.w_fmt, a.repeats)
+    board = arch.BOARDS[a.board].array
+    rows_, cols = a.array or (board.rows, board.cols)
+    cfg = arch.ArrayConfig(rows_, cols, board.bus_bits, board.acc_bits)
+    rows = bench_gemm(tuple(a.shape), tuple(a.backends.split(",")), a.a_fmt, a.w_fmt, a.repeats, cfg=cfg)
+    if a.json:
+        a.json.parent.mkdir(parents=True, exist_ok=True)
+        a.json.write_text(json.dumps(rows, indent=1) + "\n")
+        print(f"wrote {a.json}")
     return 0 if all(r["exact"] for r in rows) else 1
 
 
@@ -300,7 +317,11 @@ def _cmd_hls(a: argparse.Namespace) -> int:
         r = hls.run_csim(golden=a.golden, random=a.random, seed=a.seed)
         sys.stdout.write(r.stdout)
         sys.stderr.write(r.stderr)
-        return r.returncode
+        ok, report = hls.run_deadlock_check()
+        print("dataflow shim: a deep FIFO finishes, a too-shallow one is reported as a deadlock"
+              if ok else "dataflow shim: FAILED to show a deadlock with a too-shallow FIFO")
+        print("  " + report.replace("\n", "\n  "))
+        return r.returncode or (0 if ok else 1)
     return 0
 
 
@@ -500,6 +521,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--a-fmt", default="flint4u", help="activation format, e.g. int4s, flint4u, int8s")
     p.add_argument("--w-fmt", default="flint4s", help="weight format")
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--board", choices=sorted(arch.BOARDS), default="pynq-z2",
+                   help="board whose array and bus the emulation levels model (default pynq-z2)")
+    p.add_argument("--array", type=_positive, nargs=2, metavar=("R", "C"),
+                   help="emulated array rows and columns (default: the board's)")
+    p.add_argument("--json", type=Path, metavar="FILE",
+                   help="also write one row per backend (macs, cycles, utilization = "
+                   "macs/(cycles*R*C), peak_macs_per_cycle, stages, clock_mhz, counters) to FILE")
     p.set_defaults(func=_cmd_bench_gemm)
     p = sub.add_parser("bench-rtl", help="array cycles/s of the Verilated core: C harness vs. cocotb",
                        description="Stream random flint jobs through the -O3 Verilated ant_core, "

@@ -121,11 +121,11 @@ def test_board_backend_off_board_says_why():
 # ---- ap_ctrl_hs ---------------------------------------------------------------------------------
 
 def _slow_call(ov, rng):
-    """Start a call that takes ~0.3 M cycles and return its tensors (the IP is busy afterwards)."""
-    a, w = random_tensor(rng, I4S, (96, 1024)), random_tensor(rng, I4S, (96, 1024))
+    """Start a call that takes ~0.6 M cycles and return its tensors (the IP is busy afterwards)."""
+    a, w = random_tensor(rng, I4S, (192, 4096)), random_tensor(rng, I4S, (192, 4096))
     la, lw = ov.load(a, "a"), ov.load_weights(w)
-    y = ov._scratch_buffer("y", 96 * 96 * 8)
-    ov.accel.start(a=la.address, w=lw.address, y=int(y.physical_address), m=96, n=96, k=1024,
+    y = ov._scratch_buffer("y", 192 * 192 * 8)
+    ov.accel.start(a=la.address, w=lw.address, y=int(y.physical_address), m=192, n=192, k=4096,
                    a_type=regmap.encode_type(I4S), w_type=regmap.encode_type(I4S))
     return a, w, y
 
@@ -153,7 +153,8 @@ def test_ap_ctrl_hs_handshake_is_exact(rng):
     assert ov.accel.register_map.IP_ISR[0] == 0
     assert ov.accel.output("status_ap_vld") == 1 and ov.accel.output("status_ap_vld") == 0
     y.invalidate()
-    np.testing.assert_array_equal(np.array(y[:96 * 96 * 8]).view("<i8").reshape(96, 96), reference.gemm(a, w))
+    got = np.array(y[:192 * 192 * 8]).view("<i8").reshape(192, 192)
+    np.testing.assert_array_equal(got, reference.gemm(a, w))
     ov.close()
 
 

@@ -122,6 +122,29 @@ def test_cli_bench_gemm_prints_ratio_against_numpy(capsys):
         assert re.search(rf"^{be}\s+\d", out, re.M), be
 
 
+def test_cli_bench_gemm_json_contract(tmp_path, capsys):
+    out = tmp_path / "bench" / "gemm.json"
+    assert cli.main(["bench-gemm", "--shape", "40", "24", "72", "--backends", "ref,rtl", "--a-fmt", "int4s",
+                     "--w-fmt", "int4s", "--array", "8", "4", "--repeats", "1", "--json", str(out)]) == 0
+    rows = {r["backend"]: r for r in json.loads(out.read_text())}
+    assert set(rows) == {"numpy int32", "ref", "rtl"}
+    for be in ("ref", "rtl"):
+        r = rows[be]
+        assert r["array"] == [8, 4] and r["peak_macs_per_cycle"] == 32 and r["macs"] == 40 * 24 * 72
+        assert r["utilization"] == r["macs"] / (r["cycles"] * 32) and 0 < r["utilization"] <= 1
+        assert set(r["stages"]) == {"load", "compute", "store"} and r["stages_source"] == "model"
+        assert r["clock_mhz"] == 100 and r["exact"]
+        assert r["counters"]["core_busy"] <= r["cycles"]
+    assert rows["ref"]["cycles"] == rows["rtl"]["cycles"]
+    assert "8x4 PEs" in capsys.readouterr().out
+
+
+def test_cli_bench_gemm_refuses_a_bad_array(capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.main(["bench-gemm", "--array", "0", "8"])
+    assert e.value.code == 2 and "0 is not a positive integer" in capsys.readouterr().err
+
+
 def test_cli_overlay_info(capsys):
     assert cli.main(["overlay-info", "--backend", "ref"]) == 0
     out = capsys.readouterr().out

@@ -18,10 +18,11 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..core import formats, pack, quantize, reference
+from ..core import arch, formats, pack, quantize, reference, regmap
 from ..core.quantize import QuantizedTensor
 from ..core.stream import config_word, job_beats
 from ..emu.antcore import AntCore
+from ..emu.levels.ref import model_cycles
 from ..toolchain import verilator
 from ..toolchain.paths import build_dir, file_lock, makeflags
 from ..toolchain.verilator import RTLError
@@ -115,9 +116,16 @@ def _parse_format(name: str) -> formats.Format:
 
 
 def bench_gemm(shape: tuple[int, int, int] = (256, 256, 256), backends: tuple[str, ...] = ("csim", "rtl"),
-               a_fmt: str = "flint4u", w_fmt: str = "flint4s", repeats: int = 3, seed: int = 0) -> list[dict]:
+               a_fmt: str = "flint4u", w_fmt: str = "flint4s", repeats: int = 3, seed: int = 0,
+               cfg: arch.ArrayConfig = arch.DEFAULT) -> list[dict]:
     """GEMM throughput (MAC/s) of each backend through the driver, against numpy's int32 matmul
-    on the same shape measured in the same run. Weights are resident; every result is checked."""
+    on the same shape measured in the same run, and the IP's cycles and utilization
+    (``macs / (cycles * rows * cols)``). Weights are resident; every result is checked.
+
+    ``stages`` are the per-stage totals of the dataflow model (``antq.emu.levels.ref``), labelled
+    as modelled; ``cycles`` and ``counters`` are what the IP reports (the core's own counters at
+    the rtl level and on a board). ``cfg`` sets the emulated array; a board reports its own.
+    """
     m, n, k = shape
     rng = np.random.default_rng(seed)
     fa, fw = _parse_format(a_fmt), _parse_format(w_fmt)
@@ -128,24 +136,39 @@ def bench_gemm(shape: tuple[int, int, int] = (256, 256, 256), backends: tuple[st
     t_np = best_time(lambda: va @ vwt, repeats)
     macs = m * n * k
     exact_np = bool(np.array_equal((va @ vwt).astype(np.int64), want))
-    rows = [{"backend": "numpy int32", "seconds": t_np, "macs_per_s": macs / t_np, "vs_numpy": 1.0,
-             "cycles": None, "board_s": None, "exact": exact_np}]
+    common = {"shape": [m, n, k], "a_fmt": fa.name, "w_fmt": fw.name, "macs": macs}
+    rows = [common | {"backend": "numpy int32", "seconds": t_np, "macs_per_s": macs / t_np, "vs_numpy": 1.0,
+                      "cycles": None, "board_s": None, "exact": exact_np}]
     for be in backends:
-        with open_overlay(be, **({} if be == "board" else {"pace": 0})) as ov:
+        with open_overlay(be, **({} if be == "board" else {"pace": 0, "cfg": cfg})) as ov:
             hw = ov.load_weights(w)
             y = ov.gemm(a, hw)
             t = best_time(lambda ov=ov, hw=hw: ov.gemm(a, hw), repeats)
-            rows.append({"backend": be, "seconds": t, "macs_per_s": macs / t, "vs_numpy": t_np / t,
-                         "cycles": ov.last_cycles, "board_s": ov.last_timing.device_s,
-                         "exact": bool(np.array_equal(y, want))})
+            tm, arr = ov.last_timing, ov.array
+            _, stages, _ = model_cycles(m, n, k, fa, fw, regmap.pass_mask(fa, fw), arr)
+            rows.append(common | {
+                "backend": be, "seconds": t, "macs_per_s": macs / t, "vs_numpy": t_np / t,
+                "cycles": tm.cycles, "board_s": tm.device_s, "exact": bool(np.array_equal(y, want)),
+                "array": [arr.rows, arr.cols], "peak_macs_per_cycle": arr.peak_macs_per_cycle,
+                "utilization": macs / (tm.cycles * arr.peak_macs_per_cycle), "clock_mhz": tm.clock_mhz,
+                "counters": {"core_busy": tm.core_busy, "stall_in": tm.stall_in, "stall_out": tm.stall_out},
+                "stages": dict(zip(("load", "compute", "store"), stages, strict=True)),
+                "stages_source": "model"})
     print(f"GEMM {m}x{n}x{k} {fa.name} x {fw.name} ({macs / 1e6:.1f} M MACs), best of {repeats}")
-    print(f"{'backend':<12} {'seconds':>9} {'MAC/s':>10} {'x numpy':>8} {'IP cycles':>11} "
+    print(f"{'backend':<12} {'seconds':>9} {'MAC/s':>10} {'x numpy':>8} {'IP cycles':>11} {'util':>6} "
           f"{'board s @clk':>12}  exact")
     for r in rows:
         cyc = f"{r['cycles']:>11,}" if r["cycles"] is not None else f"{'-':>11}"
+        util = f"{r['utilization']:>6.3f}" if "utilization" in r else f"{'-':>6}"
         board = f"{r['board_s']:>12.4f}" if r["board_s"] is not None else f"{'-':>12}"
         print(f"{r['backend']:<12} {r['seconds']:>9.4f} {r['macs_per_s'] / 1e6:>8.1f} M "
-              f"{r['vs_numpy']:>8.3f} {cyc} {board}  {'yes' if r['exact'] else 'NO'}")
+              f"{r['vs_numpy']:>8.3f} {cyc} {util} {board}  {'yes' if r['exact'] else 'NO'}")
+    for r in rows[1:]:
+        st = r["stages"]
+        print(f"{r['backend']}: {r['array'][0]}x{r['array'][1]} PEs at {r['clock_mhz']:g} MHz; stages "
+              f"(modelled cycles) load {st['load']:,}, compute {st['compute']:,}, store {st['store']:,}; "
+              f"core busy {r['counters']['core_busy']:,}, stalled on input {r['counters']['stall_in']:,}, "
+              f"on output {r['counters']['stall_out']:,}")
     return rows
 
 

@@ -10,7 +10,9 @@
     default compute level);
   - ``rtl``: the same data mover linked with the -O3 Verilated ``ant_core``
     (:mod:`antq.toolchain.verilator`);
-  - ``tb``: the C-simulation testbench ``hls/tb`` (``make csim``).
+  - ``tb``: the C-simulation testbench ``hls/tb`` (``make csim``);
+  - ``tb_deadlock``: a two-process region that must deadlock with a shallow FIFO, which shows
+    that the shim's DATAFLOW regions (bounded streams, concurrent processes) can.
 
   Builds are cached under ``<build_dir>/hls`` by a hash of their sources and flags, behind a file
   lock, so parallel test workers build once.
@@ -23,6 +25,7 @@ import hashlib
 import os
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from ..core import arch, formats, regmap, stream
@@ -43,9 +46,18 @@ class BuildError(RuntimeError):
     """A g++ build of the HLS code failed (the message carries the compiler output)."""
 
 
+def stream_depths(cfg: arch.ArrayConfig = arch.DEFAULT) -> dict[str, int]:
+    """Depths of the dataflow's streams (docs/overlay.md §2): a word FIFO holds one tile block of
+    K = 1024 at R = 16, so the fetches run a tile ahead; the core's output FIFO one readout."""
+    return {"ANT_WORDS_DEPTH": 1024, "ANT_STEPS_DEPTH": 4, "ANT_Y_DEPTH": 2 * cfg.rows * cfg.cols,
+            "ANT_CORE_IN_DEPTH": 16, "ANT_CORE_OUT_DEPTH": cfg.rows * cfg.cols}
+
+
 def config_header(cfg: arch.ArrayConfig = arch.DEFAULT,
-                  max_burst: int = arch.BOARDS["pynq-z2"].max_burst) -> str:
-    """The text of ``hls/ant_config.h`` for an array configuration and a board's burst limit."""
+                  max_burst: int = arch.BOARDS["pynq-z2"].max_burst,
+                  depths: Mapping[str, int] | None = None) -> str:
+    """The text of ``hls/ant_config.h`` for an array configuration and a board's burst limit;
+    ``depths`` overrides stream depths (how the tests show the dataflow needs no deep FIFO)."""
     data_w = max(64, 32 * -(-4 * (cfg.rows + cfg.cols) // 32))
     hw = {(f.kind, f.signed): f for f in regmap.array_formats()}
     kinds = sorted(formats.KIND_IDS, key=formats.KIND_IDS.get)
@@ -64,11 +76,14 @@ def config_header(cfg: arch.ArrayConfig = arch.DEFAULT,
         "ANT_GEOMETRY": f"0x{regmap.encode_geometry(cfg):08X}u",
         "ANT_CFG_A_SIDE": regmap.CFG_A_SIDE, "ANT_CFG_W_SIDE": regmap.CFG_W_SIDE,
         "ANT_CFG_ACC": regmap.CFG_ACC, "ANT_CFG_EMIT": regmap.CFG_EMIT, "ANT_CFG_STATS": regmap.CFG_STATS,
-        # stream depths of the dataflow (docs/overlay.md §2): a word FIFO holds one tile block of
-        # K = 1024 at R = 16, so the fetches run a tile ahead; the core's output FIFO one readout
-        "ANT_WORDS_DEPTH": 1024, "ANT_STEPS_DEPTH": 4, "ANT_Y_DEPTH": 2 * cfg.rows * cfg.cols,
-        "ANT_CORE_IN_DEPTH": 16, "ANT_CORE_OUT_DEPTH": cfg.rows * cfg.cols,
     }
+    own = stream_depths(cfg)
+    unknown = set(depths or {}) - set(own)
+    if unknown:
+        raise ValueError(f"unknown stream depth(s) {sorted(unknown)}; the streams are {sorted(own)}")
+    if any(not isinstance(v, int) or v < 1 for v in (depths or {}).values()):
+        raise ValueError(f"stream depths must be positive ints, got {dict(depths or {})}")
+    defines |= own | dict(depths or {})
     defines |= {f"ANT_KIND_{k.upper()}": formats.KIND_IDS[k] for k in kinds}
     status = ("OK", "BAD_A", "BAD_W", "BAD_PASSES", "BAD_SIZE", "BAD_PAIR")
     defines |= {f"ANT_ST_{n}": v for n, v in zip(status, range(len(regmap.STATUS)), strict=True)}
@@ -152,13 +167,13 @@ def _headers() -> list[Path]:
     return sorted(hls_dir().glob("*.h")) + sorted((hls_dir() / "shim").glob("*.h"))
 
 
-def _config_dir(cfg: arch.ArrayConfig) -> Path:
+def _config_dir(cfg: arch.ArrayConfig, depths: Mapping[str, int] | None = None) -> Path:
     """Include directory holding ant_config.h for ``cfg``: hls/ itself for the default array,
-    else a generated header under build/hls (how tests build other geometries)."""
-    if cfg == arch.DEFAULT:
+    else a generated header under build/hls (how tests build other geometries and depths)."""
+    if cfg == arch.DEFAULT and not depths:
         check_config()
         return hls_dir()
-    text = config_header(cfg)
+    text = config_header(cfg, depths=depths)
     d = _build_dir() / f"config-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
     if not (d / "ant_config.h").is_file():
         with file_lock(_build_dir() / ".lock"):
@@ -169,11 +184,12 @@ def _config_dir(cfg: arch.ArrayConfig) -> Path:
     return d
 
 
-def build(target: str = "csim", cfg: arch.ArrayConfig = arch.DEFAULT) -> Path:
-    """Compile ``csim`` / ``rtl`` (shared libraries) or ``tb`` (executable); return the cached path."""
+def build(target: str = "csim", cfg: arch.ArrayConfig = arch.DEFAULT,
+          depths: Mapping[str, int] | None = None) -> Path:
+    """Compile ``csim`` / ``rtl`` (shared libraries) or ``tb*`` (executables); return the cached path."""
     if target not in SOURCES:
         raise ValueError(f"unknown HLS build target {target!r}; expected one of {sorted(SOURCES)}")
-    conf = _config_dir(cfg)
+    conf = _config_dir(cfg, depths)
     hls = hls_dir()
     sources = [hls / s for s in SOURCES[target]]
     flags = CXXFLAGS + [f"-I{conf}", f"-I{hls}", f"-I{hls / 'shim'}"]
@@ -230,11 +246,21 @@ def load(target: str = "csim", cfg: arch.ArrayConfig = arch.DEFAULT) -> ctypes.C
 
 
 def run_csim(golden: Path | None = None, random: int = 200, seed: int = 1,
-             cfg: arch.ArrayConfig = arch.DEFAULT) -> subprocess.CompletedProcess:
+             cfg: arch.ArrayConfig = arch.DEFAULT,
+             depths: Mapping[str, int] | None = None) -> subprocess.CompletedProcess:
     """Build and run the C-simulation testbench; returns the finished process (output captured).
 
     ``golden`` is a golden-vector file (:mod:`antq.core.golden`, written for the default array);
     None checks random GEMMs only."""
-    exe = build("tb", cfg)
+    exe = build("tb", cfg, depths)
     return subprocess.run([str(exe), str(golden or "none"), "--random", str(random), "--seed", str(seed)],
                           capture_output=True, text=True)
+
+
+def run_deadlock_check() -> tuple[bool, str]:
+    """Run ``tb_deadlock`` deep and shallow: (both ended as they must, the shallow run's report)."""
+    exe = build("tb_deadlock")
+    deep = subprocess.run([str(exe), "deep"], capture_output=True, text=True, timeout=60)
+    shallow = subprocess.run([str(exe), "shallow"], capture_output=True, text=True, timeout=60)
+    ok = deep.returncode == 0 and shallow.returncode == 0 and "DATAFLOW deadlock" in shallow.stdout
+    return ok, shallow.stdout.strip()
