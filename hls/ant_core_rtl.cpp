@@ -43,7 +43,7 @@ void ant_core_fail(const char *msg) {
     if (!error_) error_ = msg;
 }
 
-void ant_core(core_in_stream &s_axis, core_out_stream &m_axis) {
+void ant_core_bb(core_in_stream &s_axis, core_out_stream &m_axis) {
     ant_timing::Core timing;  // the stats answer, until the RTL counts itself (issue 12)
     int stats_seen = 0;
     while (stats_seen < 2) {

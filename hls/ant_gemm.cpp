@@ -353,7 +353,7 @@ void run_call(const bus_t *a, const bus_t *w, int64_t *y, const Plan &p, uint32_
     ANT_PROCESS("serve_a", serve_a(p, a_words, a_steps))
     ANT_PROCESS("serve_w", serve_w(p, w_words, w_steps))
     ANT_PROCESS("feed", feed(p, a_steps, w_steps, to_core))
-    ANT_PROCESS("ant_core", ant_core(to_core, from_core))
+    ANT_PROCESS("ant_core", ant_core_bb(to_core, from_core))
     ANT_PROCESS("drain", drain(p, from_core, y_vals, counters))
     ANT_PROCESS("store_y", store_y(y, p, y_vals))
     ANT_DATAFLOW_END()
@@ -396,9 +396,9 @@ void ant_gemm(const bus_t *a, const bus_t *w, int64_t *y, uint32_t m, uint32_t n
               uint32_t a_type, uint32_t w_type, uint32_t passes, uint32_t *id_version,
               uint32_t *geometry, uint32_t *status, uint32_t *cycles_lo, uint32_t *cycles_hi,
               uint32_t *core_busy, uint32_t *stall_in, uint32_t *stall_out) {
-#pragma HLS INTERFACE m_axi port = a offset = slave bundle = gmem_a max_read_burst_length = ANT_MAX_BURST depth = 4096
-#pragma HLS INTERFACE m_axi port = w offset = slave bundle = gmem_w max_read_burst_length = ANT_MAX_BURST depth = 4096
-#pragma HLS INTERFACE m_axi port = y offset = slave bundle = gmem_y max_write_burst_length = ANT_MAX_BURST depth = 4096
+#pragma HLS INTERFACE m_axi port = a offset = slave bundle = gmem_a max_read_burst_length = ANT_MAX_BURST depth = ANT_COSIM_DEPTH
+#pragma HLS INTERFACE m_axi port = w offset = slave bundle = gmem_w max_read_burst_length = ANT_MAX_BURST depth = ANT_COSIM_DEPTH
+#pragma HLS INTERFACE m_axi port = y offset = slave bundle = gmem_y max_write_burst_length = ANT_MAX_BURST depth = ANT_COSIM_DEPTH
 #pragma HLS INTERFACE s_axilite port = a bundle = control
 #pragma HLS INTERFACE s_axilite port = w bundle = control
 #pragma HLS INTERFACE s_axilite port = y bundle = control

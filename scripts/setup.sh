@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Idempotent setup: system tools (Verilator, Icarus, Yosys, g++) and the pinned .venv.
+# Idempotent setup: system tools (Verilator, Icarus, Yosys, g++, tclsh) and the pinned .venv.
 # Re-running is a no-op (about a second) when nothing changed; a changed requirements.lock or
 # pyproject.toml re-syncs the venv.
 set -euo pipefail
@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 started=$(date +%s)
 
 need_apt=()
-for tool in verilator:verilator iverilog:iverilog yosys:yosys g++:g++ make:make; do
+for tool in verilator:verilator iverilog:iverilog yosys:yosys g++:g++ make:make tclsh:tcl; do
     cmd=${tool%%:*}; pkg=${tool##*:}
     command -v "$cmd" >/dev/null 2>&1 || need_apt+=("$pkg")
 done

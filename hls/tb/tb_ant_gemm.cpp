@@ -95,6 +95,10 @@ struct Result {
 Result run(const std::vector<uint8_t> &pa, const std::vector<uint8_t> &pw, uint32_t m, uint32_t n,
            uint32_t k, const Type &ta, const Type &tw, uint32_t passes = 0) {
     const std::vector<bus_t> wa = to_words(pa), ww = to_words(pw);
+    if (wa.size() > ANT_COSIM_DEPTH || ww.size() > ANT_COSIM_DEPTH || uint64_t{m} * n + 1 > ANT_COSIM_DEPTH)
+        fail("a " + std::to_string(m) + "x" + std::to_string(n) + "x" + std::to_string(k) +
+             " GEMM needs more than the m_axi depth of " + std::to_string(ANT_COSIM_DEPTH) +
+             " elements that cosim models (ANT_COSIM_DEPTH)");
     Result r;
     r.y.assign(uint64_t{m} * n + 1, -12345);  // one guard element past the end
     ant_gemm(wa.data(), ww.data(), r.y.data(), m, n, k, ta.word(), tw.word(), passes, &r.id, &r.geometry,

@@ -325,6 +325,19 @@ def _cmd_hls(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_vitis(a: argparse.Namespace) -> int:
+    from .toolchain import vitis
+
+    if a.prepare_only:
+        print(vitis.prepare(a.board, step=a.step))
+        return 0
+    try:
+        return vitis.run(a.board, a.step)
+    except vitis.VitisError as e:
+        print(f"antq vitis: {e}", file=sys.stderr)
+        return 1
+
+
 def _cmd_hwh(a: argparse.Namespace) -> int:
     from .toolchain import hwh
 
@@ -553,12 +566,23 @@ def build_parser() -> argparse.ArgumentParser:
     hsub = p.add_subparsers(dest="hls_cmd", metavar="ACTION", required=True)
     hsub.add_parser("config", help="write hls/ant_config.h from antq.core.arch/formats/regmap")
     hp = hsub.add_parser("build", help="build a g++ target and print its path")
-    hp.add_argument("target", choices=("csim", "rtl", "tb"))
+    hp.add_argument("target", choices=("csim", "rtl", "tb", "tb_deadlock"))
     hp = hsub.add_parser("csim", help="build and run the C-simulation testbench")
     hp.add_argument("--golden", default=None, help="a golden-vector file (e.g. tests/golden/gemm.txt)")
     hp.add_argument("--random", type=int, default=200, help="random GEMMs to check (default 200)")
     hp.add_argument("--seed", type=int, default=1)
     p.set_defaults(func=_cmd_hls)
+    p = sub.add_parser("vitis", help="Vitis HLS flow of the ant_gemm IP for a board (2022.1-2024.2)",
+                       description="Write the board's Vitis inputs into <build>/vitis/<board> (its "
+                       "ant_config.h, the RTL-blackbox JSON with absolute paths and the core's Yosys "
+                       "resources, the wrapper, golden vectors, settings.tcl) and run hls/run_hls.tcl with "
+                       "vitis_hls -f (2022.1-2024.1) or vitis-run --mode hls --tcl (2024.2) up to STEP.")
+    p.add_argument("--board", choices=sorted(arch.BOARDS), default="pynq-z2")
+    p.add_argument("--step", choices=("csim", "synth", "cosim", "export"), default="export",
+                   help="last step to run (default export: csim, synth, cosim, export)")
+    p.add_argument("--prepare-only", action="store_true",
+                   help="write the inputs and print their folder; do not run Vitis")
+    p.set_defaults(func=_cmd_vitis)
     p = sub.add_parser("hwh", help="write the emulation overlay's .hwh from antq.core.regmap",
                        description="Write the .hwh the emulator loads (overlay/emulation/ant.hwh by "
                        "default).")

@@ -57,6 +57,8 @@ class Board:
     array: ArrayConfig
     max_burst: int
     """Longest m_axi burst in beats: 16 on Zynq-7000 (AXI3 HP ports), 256 on Zynq UltraScale+."""
+    clock_mhz: float = 100.0
+    """PL clock (FCLK0) the overlay is built for: the HLS clock target and the block design's."""
 
 
 BOARDS: dict[str, Board] = {b.name: b for b in [

@@ -40,6 +40,9 @@ SOURCES = {
     "tb": ["ant_gemm.cpp", "ant_core_model.cpp", "tb/tb_ant_gemm.cpp"],
     "tb_deadlock": ["tb/tb_deadlock.cpp"],
 }
+COSIM_DEPTH = 16384
+"""Elements of each m_axi buffer C/RTL co-simulation models (the pragmas' ``depth=``); the
+testbench refuses a GEMM whose buffers are larger, so csim proves cosim will fit."""
 
 
 class BuildError(RuntimeError):
@@ -69,7 +72,7 @@ def config_header(cfg: arch.ArrayConfig = arch.DEFAULT,
         "ANT_ROWS": cfg.rows, "ANT_COLS": cfg.cols, "ANT_BUS_BITS": cfg.bus_bits,
         "ANT_ACC_BITS": cfg.acc_bits, "ANT_CODE_BITS": arch.CODE_BITS, "ANT_DATA_W": data_w,
         "ANT_KBUF_STEPS": regmap.KBUF_STEPS, "ANT_WRES_WORDS": regmap.WRES_BYTES * 8 // cfg.bus_bits,
-        "ANT_MAX_BURST": max_burst, "ANT_MEM_LATENCY": regmap.MEM_LATENCY,
+        "ANT_MAX_BURST": max_burst, "ANT_COSIM_DEPTH": COSIM_DEPTH, "ANT_MEM_LATENCY": regmap.MEM_LATENCY,
         "ANT_CALL_OVERHEAD": regmap.CALL_OVERHEAD,
         "ANT_CORE_LATENCY": stream.core_latency(cfg.rows, cfg.cols),
         "ANT_MAX_DIM": f"{regmap.MAX_DIM}u", "ANT_ID_WORD": f"0x{regmap.ID_WORD:08X}u",
