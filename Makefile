@@ -29,8 +29,8 @@ test-board: setup ## on a PYNQ board: the board-marked tests
 lint: setup ## ruff
 	$(PY) -m ruff check host tests scripts setup.py
 
-golden: setup ## regenerate tests/golden/gemm.txt (shared by Python, HLS and RTL tests)
-	$(PY) -m antq golden -o tests/golden/gemm.txt
+golden: setup ## regenerate tests/golden/gemm.txt and epilogue.txt (shared by Python, HLS and RTL tests)
+	$(PY) -m antq golden -o tests/golden/gemm.txt --epilogue tests/golden/epilogue.txt
 
 bench-quant: setup ## vectorized type/clip search vs. a straightforward loop (prints the ratio)
 	$(PY) -m antq bench-quant

@@ -303,6 +303,9 @@ def _cmd_golden(a: argparse.Namespace) -> int:
 
     path = golden.write(a.output)
     print(f"wrote {len(golden.generate())} cases to {path}")
+    epi = Path(a.epilogue) if a.epilogue else Path(a.output).with_name("epilogue.txt")
+    path = golden.write_epilogue(epi)
+    print(f"wrote {len(golden.generate_epilogue())} epilogue cases to {path}")
     return 0
 
 
@@ -555,10 +558,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_bench_rtl)
 
     # toolchain
-    p = sub.add_parser("golden", help="write the golden GEMM vectors shared by the Python, HLS and RTL tests",
-                       description="Write the fixed golden GEMM cases (antq.core.golden) to a file.")
+    p = sub.add_parser("golden", help="write the golden GEMM and epilogue vectors shared by the Python, HLS "
+                       "and RTL tests",
+                       description="Write the fixed golden GEMM cases and the requantization-epilogue cases "
+                       "(antq.core.golden) to two files.")
     p.add_argument("-o", "--output", required=True,
-                   help="file to write (the tests read tests/golden/gemm.txt)")
+                   help="GEMM file to write (the tests read tests/golden/gemm.txt)")
+    p.add_argument("--epilogue", default=None,
+                   help="epilogue file to write (default: epilogue.txt next to --output; the tests read "
+                   "tests/golden/epilogue.txt)")
     p.set_defaults(func=_cmd_golden)
     p = sub.add_parser("hls", help="the HLS C++ without Vitis: generated header, g++ builds, C simulation",
                        description="config: write hls/ant_config.h from antq.core; build: compile a g++ "

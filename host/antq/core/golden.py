@@ -13,6 +13,24 @@ one record per line, whitespace separated (trivial to parse from C++)::
     pw  hex bytes of w packed with the accelerator layout (tile C)
     y   M*N exact accumulators, row-major (decimal)
     end
+
+The requantization epilogue (:mod:`antq.core.epilogue`, docs/contracts.md section 12) has its own
+file, ``tests/golden/epilogue.txt``, written by the same command (:func:`write_epilogue`). Same
+conventions; every integer is decimal and fits in int64 (``strtoll``)::
+
+    array R C BUS_BITS
+    case NAME KIND BITS SIGNED ROWS COLS S L H ACC_MAX
+    mult   COLS multipliers M[n]          (0 <= M[n] < 2^31)
+    bias   COLS biases B[n]
+    thr    the q-1 thresholds T_j = (G_j + G_{j+1}) << (S-1) of the output format (derived; a check)
+    acc    ROWS*COLS accumulators, row-major (|acc| <= ACC_MAX)
+    codes  ROWS*COLS expected output codes, row-major
+    packed hex bytes of the codes in the accelerator activation layout (tile R, K = COLS; int8:
+           low nibble plane, then high nibble plane)
+    end
+
+KIND BITS SIGNED name the output format (int/pot/flint/float 4-bit, or int 8); L and H may be
+-2^63 and 2^63-1 (no clamp). ``codes[m, n] = epilogue(acc[m, n], M[n], B[n], S, L, H)``.
 """
 
 from __future__ import annotations
@@ -23,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import arch, formats, pack, reference, regmap
+from . import arch, epilogue, formats, pack, reference, regmap
 from .quantize import QuantizedTensor
 
 SHAPES = [(5, 3, 7), (1, 1, 1), (9, 10, 13), (3, 17, 5), (8, 8, 16), (2, 9, 33), (11, 4, 2)]
@@ -139,6 +157,156 @@ def read(path: str | Path) -> tuple[arch.ArrayConfig, list[Case]]:
                 _qt(cur["w"].reshape(n, k).astype(np.uint8), fw),
                 cur["y"].reshape(m, n), cur["pa"], cur["pw"],
             ))
+        else:
+            raise ValueError(f"{path}:{lineno}: unknown record {tag!r}")
+    if cfg is None:
+        raise ValueError(f"{path}: no 'array' record")
+    return cfg, cases
+
+
+# ---- requantization epilogue ------------------------------------------------------------------
+
+EPI_SHAPES = [(37, 35), (1, 1), (17, 33), (5, 3), (16, 16), (33, 17), (3, 49), (31, 2), (20, 9)]
+"""(ROWS, COLS) of the cases from scales: odd sizes, one element, several 16x16 tiles each way."""
+EPI_INPUTS = [("int4u", "int4s", 64), ("flint4u", "flint4s", 576), ("pot4u", "pot4s", 2047),
+              ("int8u", "int8s", 1000), ("int8s", "int8s", 300_000), ("float4u", "pot4s", 5000)]
+"""(a, w, K) whose accumulator bound acc_bound(a, w, K) a case is made for; int8s x int8s at
+K = 300000 (many jobs) makes the 2^62 overflow bound, not 2^31, limit M."""
+
+
+@dataclass
+class EpilogueCase:
+    name: str
+    params: epilogue.Params
+    acc: np.ndarray
+    codes: np.ndarray
+    packed: np.ndarray
+
+
+def _fmt_named(name: str) -> formats.Format:
+    return next(f for f in formats.all_formats() if f.name == name)
+
+
+def _epi_case(name: str, p: epilogue.Params, acc: np.ndarray, cfg: arch.ArrayConfig) -> EpilogueCase:
+    acc = np.asarray(acc, dtype=np.int64)
+    return EpilogueCase(name, p, acc, epilogue.apply(acc, p), epilogue.apply_packed(acc, p, cfg))
+
+
+def _scaled_cases(rng: np.random.Generator, cfg: arch.ArrayConfig) -> list[EpilogueCase]:
+    """Every output format x activation, parameters from float scales (epilogue.params)."""
+    cases = []
+    for i, (fmt, act) in enumerate(itertools.product(epilogue.output_formats(), epilogue.ACTS)):
+        rows, cols = EPI_SHAPES[i % len(EPI_SHAPES)]
+        an, wn, k = EPI_INPUTS[i % len(EPI_INPUTS)]
+        acc_max = epilogue.acc_bound(_fmt_named(an), _fmt_named(wn), k)
+        s_a = float(np.float32(rng.uniform(0.005, 0.05)))
+        s_w = rng.uniform(0.002, 0.02, cols).astype(np.float32)
+        top = fmt.max_value
+        s_out = float(np.float32(6 / (0.6 * top) if act == "relu6" else rng.uniform(0.01, 1.0)))
+        bias = (rng.uniform(-0.5, 0.5, cols) * s_out * top).astype(np.float32)
+        # accumulators spread over 1.25x the grid's range, so both ends saturate
+        spread = int(min(acc_max, max(1, 1.25 * top * s_out / (s_a * float(np.median(s_w))))))
+        acc = rng.integers(-spread, spread, size=(rows, cols), endpoint=True)
+        acc[0, ::2] = acc_max
+        if rows > 1:
+            acc[1, 1::2] = -acc_max
+            acc[-1, :] = 0
+        p = epilogue.params(fmt=fmt, s_a=s_a, s_w=s_w, s_out=s_out, acc_max=acc_max, bias=bias, act=act)
+        cases.append(_epi_case(f"scaled_{fmt.name}_{act}_{an}x{wn}k{k}_{rows}x{cols}", p, acc, cfg))
+    return cases
+
+
+def _tie_cases(rng: np.random.Generator, cfg: arch.ArrayConfig) -> list[EpilogueCase]:
+    """t exactly on, one below and one above every threshold (ties go up), both ends beyond the grid,
+    and clamp bounds that are thresholds themselves."""
+    cases = []
+    for i, fmt in enumerate(epilogue.output_formats()):
+        s = 1 + i % 6
+        thr = epilogue.thresholds(fmt, s)
+        for act in ("none", "relu", "clamp"):
+            js = range(len(thr))
+            if fmt.bits == 8 and act != "none":
+                js = sorted(set(range(0, len(thr), 8)) | {0, 1, 2, 126, 127, 128, len(thr) - 3,
+                                                          len(thr) - 2, len(thr) - 1})
+            targets = [thr[0] - 1000, thr[-1] + 1000] + [thr[j] + d for j in js for d in (-1, 0, 1)]
+            odd = int(rng.integers(1, 1 << 20)) | 1
+            # (M, B) per column: M = 1 puts t exactly on the targets; 2^S and an odd M land near them
+            cols = [(1, 0), (1, 5), (1, -(7 << (s - 1)))]
+            cols += [(1 << s, 0), (odd, int(rng.integers(-999, 999)))] if fmt.bits == 4 else [(odd, 3)]
+            acc = np.array([[(t - b) // m for m, b in cols] for t in targets], dtype=np.int64)
+            lo, hi = {"none": (epilogue.INT64_MIN, epilogue.INT64_MAX), "relu": (0, epilogue.INT64_MAX),
+                      "clamp": (thr[1], thr[-2])}[act]
+            p = epilogue.Params(fmt, s, tuple(m for m, _ in cols), tuple(b for _, b in cols), lo, hi,
+                                int(np.abs(acc).max()))
+            cases.append(_epi_case(f"ties_{fmt.name}_{act}_s{s}", p, acc, cfg))
+    return cases
+
+
+def _extreme_cases(rng: np.random.Generator, cfg: arch.ArrayConfig) -> list[EpilogueCase]:
+    """acc = +-acc_max with acc_max * M + |B| at 2^62: the largest t the contract allows."""
+    cases = []
+    for name, s, rows, cols in [("int4s", 59, 7, 19), ("int8s", 55, 18, 5), ("pot4u", 49, 3, 17),
+                                ("float4s", 56, 5, 5)]:
+        fmt = _fmt_named(name)
+        acc_max = (1 << 31) - 1
+        bias = [int(v) for v in rng.integers(-(1 << 40), 1 << 40, size=cols)]
+        m_top = (epilogue.T_BOUND - max(abs(b) for b in bias)) // acc_max
+        mult = [m_top] + [int(v) for v in rng.integers(m_top // 4, m_top, size=cols - 1, endpoint=True)]
+        acc = rng.integers(-acc_max, acc_max, size=(rows, cols), endpoint=True)
+        acc[0], acc[1] = acc_max, -acc_max
+        p = epilogue.Params(fmt, s, tuple(mult), tuple(bias), acc_max=acc_max)
+        cases.append(_epi_case(f"extreme_{name}_s{s}_{rows}x{cols}", p, acc, cfg))
+    return cases
+
+
+def generate_epilogue(cfg: arch.ArrayConfig = arch.DEFAULT, seed: int = 13) -> list[EpilogueCase]:
+    """The fixed epilogue case list: from scales (every format x none/relu/relu6), ties, extremes."""
+    rng = np.random.default_rng(seed)
+    return [*_scaled_cases(rng, cfg), *_tie_cases(rng, cfg), *_extreme_cases(rng, cfg)]
+
+
+def write_epilogue(path: str | Path, cfg: arch.ArrayConfig = arch.DEFAULT) -> Path:
+    lines = ["# antq golden requantization-epilogue vectors: generated by `make golden`; do not edit by hand",
+             f"array {cfg.rows} {cfg.cols} {cfg.bus_bits}"]
+    for c in generate_epilogue(cfg):
+        p, (rows, cols) = c.params, c.acc.shape
+        lines += [
+            f"case {c.name} {p.fmt.kind} {p.fmt.bits} {int(p.fmt.signed)} {rows} {cols} {p.shift} "
+            f"{p.lo} {p.hi} {p.acc_max}",
+            _fmt_line("mult", p.m), _fmt_line("bias", p.b), _fmt_line("thr", p.thresholds),
+            _fmt_line("acc", c.acc), _fmt_line("codes", c.codes), "packed " + c.packed.tobytes().hex(), "end",
+        ]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def read_epilogue(path: str | Path) -> tuple[arch.ArrayConfig, list[EpilogueCase]]:
+    """Parse an epilogue golden file (array config, list of :class:`EpilogueCase`); checks ``thr``."""
+    cfg, cases, cur = None, [], {}
+    for lineno, line in enumerate(Path(path).read_text().splitlines(), 1):
+        if not line or line.startswith("#"):
+            continue
+        tag, *rest = line.split()
+        if tag == "array":
+            r, c, b = map(int, rest)
+            cfg = arch.ArrayConfig(rows=r, cols=c, bus_bits=b)
+        elif tag == "case":
+            cur = {"head": rest}
+        elif tag in ("mult", "bias", "thr", "acc", "codes"):
+            cur[tag] = [int(v) for v in rest]
+        elif tag == "packed":
+            cur[tag] = np.frombuffer(bytes.fromhex(rest[0]) if rest else b"", np.uint8)
+        elif tag == "end":
+            name, kind, bits, signed, rows, cols, s, lo, hi, acc_max = cur["head"]
+            rows, cols = int(rows), int(cols)
+            p = epilogue.Params(formats.get(kind, int(bits), bool(int(signed))), int(s), tuple(cur["mult"]),
+                                tuple(cur["bias"]), int(lo), int(hi), int(acc_max))
+            if tuple(cur["thr"]) != epilogue.thresholds(p.fmt, p.shift):
+                raise ValueError(f"{path}:{lineno}: case {name}: thr does not match the format and S")
+            cases.append(EpilogueCase(name, p, np.array(cur["acc"], np.int64).reshape(rows, cols),
+                                      np.array(cur["codes"], np.uint8).reshape(rows, cols), cur["packed"]))
         else:
             raise ValueError(f"{path}:{lineno}: unknown record {tag!r}")
     if cfg is None:
