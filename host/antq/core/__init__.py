@@ -1,2 +1,3 @@
 """The contracts, numpy only: formats, accelerator geometry, register map, stream format, tiling,
-quantizer, packing, the exact reference GEMM, the .antq container and the golden vectors."""
+quantizer, packing, the exact reference GEMM, the requantization epilogue, the .antq container
+and the golden vectors."""
