@@ -6,10 +6,11 @@
 
 .PHONY: csim config emu-hwh bench-gemm hls hwh bitstream
 
-OVERLAY_BOARDS := pynq-z2 zcu104 kv260
+OVERLAY_BOARDS := pynq-z1 pynq-z2 zcu104 kv260
 VIVADO_VERSION := 2022.1
 BOARD ?= pynq-z2
 BENCH_ARGS ?=
+part_pynq-z1 := xc7z020clg400-1
 part_pynq-z2 := xc7z020clg400-1
 part_zcu104  := xczu7ev-ffvc1156-2-e
 part_kv260   := xck26-sfvc784-2LV-c
@@ -47,7 +48,7 @@ hwh: ## Vivado block design up to bitstreams/<board>/ant.hwh (needs Vivado 2022.
 	vivado -mode batch -nojournal -log build/vivado/$(BOARD)-hwh.log -source overlay/bd/build.tcl \
 	  -tclargs $(BOARD) hwh $(CURDIR)/build/vitis/$(BOARD)/ant_gemm/sol/impl/ip $(CURDIR)/bitstreams/$(BOARD)
 
-bitstream: ## full build: bitstreams/<board>/ant.{bit,hwh} + BUILD_INFO (BOARD=pynq-z2|zcu104|kv260)
+bitstream: ## full build: bitstreams/<board>/ant.{bit,hwh} + BUILD_INFO (BOARD=pynq-z1|pynq-z2|zcu104|kv260)
 	$(call overlay_need,vitis_hls vivado)
 	$(MAKE) --no-print-directory hls BOARD=$(BOARD)
 	vivado -mode batch -nojournal -log build/vivado/$(BOARD)-bit.log -source overlay/bd/build.tcl \

@@ -2,7 +2,7 @@
 #
 #   vivado -mode batch -source overlay/bd/build.tcl -tclargs <board> <hwh|bitstream> <ip repo> <out dir>
 #
-# <board> is pynq-z2, zcu104 or kv260 (overlay/bd/<board>.tcl: part, PS, ports, Vivado version).
+# <board> is pynq-z1, pynq-z2, zcu104 or kv260 (overlay/bd/<board>.tcl: part, PS, ports, Vivado version).
 # The design: the Zynq PS; ant_gemm_0 (antq:hls:ant_gemm:1.0, exported by `make hls`) with its
 # s_axi_control on the PS's control master (M_AXI_GP0 / M_AXI_HPM0_FPD) and its m_axi_gmem on a
 # high-performance slave (S_AXI_HP0 / S_AXI_HP0_FPD); addresses assigned by Vivado. The ant_core
@@ -14,7 +14,7 @@ if {[llength $argv] != 4} {
 }
 lassign $argv board step ip_repo out_dir
 set here [file dirname [file normalize [info script]]]
-if {![file exists $here/$board.tcl]} { error "unknown board '$board': expected pynq-z2, zcu104 or kv260" }
+if {![file exists $here/$board.tcl]} { error "unknown board '$board': expected pynq-z1, pynq-z2, zcu104 or kv260" }
 source $here/$board.tcl
 if {![string match "${vivado_version}*" [version -short]] && ![info exists ::env(ANTQ_ALLOW_VIVADO_MISMATCH)]} {
     error "$board's PYNQ image expects Vivado $vivado_version, this is [version -short]; a mismatched\

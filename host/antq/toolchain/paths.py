@@ -27,7 +27,7 @@ BACKEND_ENV = "ANTQ_BACKEND"
 BITFILE_ENV = "ANTQ_BITFILE"
 """A bitstream (``.bit``, with its ``.hwh`` beside it) to load instead of the packaged one."""
 BOARD_ENV = "BOARD"
-"""Set by every PYNQ image (``Pynq-Z2``, ``ZCU104``, ...): picks the packaged bitstream."""
+"""Set by every PYNQ image (``Pynq-Z1``, ``Pynq-Z2``, ``ZCU104``, ...): picks the packaged bitstream."""
 FPGA_MANAGER = Path("/sys/class/fpga_manager")
 """Present, and not empty, on a Zynq board whose kernel can program the PL."""
 
