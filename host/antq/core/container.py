@@ -301,7 +301,10 @@ def _decode(node: Any, blobs: list[bytes], where: str) -> Any:
         if name not in _REGISTRY:
             raise ContainerError(f"{where}: unknown object type {name!r}; import the module that defines it")
         state = _decode(node["state"], blobs, f"{where}.state")
-        return _REGISTRY[name][1](state)
+        try:
+            return _REGISTRY[name][1](state)
+        except ContainerError as e:  # the registered class's own check: say where the object is
+            raise ContainerError(f"{where} ({name}): {e}") from None
     except ContainerError:
         raise
     except (ValueError, TypeError, KeyError, IndexError, AttributeError) as e:

@@ -362,13 +362,15 @@ def quantize_tensor(
     alpha = ratio * maxabs
     with np.errstate(over="ignore"):  # refused below
         scale = np.where(alpha > 0, alpha / best_fmt.max_value, 1.0).astype(np.float32)
-    bad = ~np.isfinite(scale) | (scale <= 0)
+    reach = scale.astype(np.float64) * best_fmt.max_abs  # the largest |value| dequantize() gives
+    bad = ~np.isfinite(scale) | (scale <= 0) | (reach > FLOAT32_MAX)
     if bad.any():
         where = " in a channel" if axis is not None else ""
         raise ValueError(f"x has max |x| = {float(maxabs[bad][0]):.3g}{where}, so its {best_fmt.name} "
                          f"scale alpha / {best_fmt.max_value} = "
-                         f"{float(alpha[bad][0] / best_fmt.max_value):.3g} is outside float32's range; "
-                         "rescale the data")
+                         f"{float(alpha[bad][0] / best_fmt.max_value):.3g} (whose grid reaches "
+                         f"{float(alpha[bad][0] / best_fmt.max_value * best_fmt.max_abs):.3g}) is outside "
+                         "float32's range; rescale the data")
     q = quantize_as(a, best_fmt, scale if axis is not None else scale[0], axis)
     err = q.dequantize().astype(np.float64) - a
     mse = float(np.mean(err**2))

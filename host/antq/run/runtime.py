@@ -94,12 +94,8 @@ class Runtime:
         if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, Integral)
                                        or batch_size < 1):
             raise ValueError(f"batch_size must be a positive int or None, got {batch_size!r}")
-        if getattr(x, "ndim", 1) == 0:
-            raise ValueError("x is 0-d (a single number); give a batch of shape (B, "
-                             f"{', '.join(map(str, self.model.input_shape))})")
+        x = self.model.check_input(x)  # shape, dtype, empty batch, NaN, float32 range: before any GEMM
         n = len(x)
-        if n == 0:
-            raise ValueError("x is an empty batch (0 samples): nothing to run")
         self.calls.clear()
         step = n if batch_size is None else int(batch_size)
         if trace and step < n:

@@ -62,6 +62,13 @@ def package_file(*parts: str) -> Path:
     return Path(str(_PACKAGE.joinpath(*parts)))
 
 
+def shipped_model(name: str = "digits-cnn-ip-f-4bit") -> Path:
+    """A ready quantized model that ships with antq beside the zoo's weights: what
+    ``antq quantize digits-cnn -o digits-cnn-ip-f-4bit.antq`` writes from the shipped fp32 weights
+    (``make models-ship`` rewrites it). Running it needs numpy and pynq only, not PyTorch."""
+    return package_file("model", "data", "zoo", f"{name}.antq")
+
+
 def build_dir() -> Path:
     """``$ANTQ_BUILD``, else the checkout's ``build/`` (gitignored), else the user cache folder."""
     env = os.environ.get(BUILD_ENV)
