@@ -25,8 +25,9 @@ EXTRAS = {"torch": "torch", "sklearn": "torch", "matplotlib": "torch", "pynq": "
 """Top-level module -> the antq extra that installs it (``pip install 'antq[EXTRA]'``)."""
 CALIB_DEFAULT = "256"
 PLOT_SUFFIXES = (".png", ".pdf", ".svg")
-FORMAT_BITS = tuple(range(formats.MIN_BITS, formats.MAX_BITS + 1))
 """What ``--plot`` writes (matplotlib picks the format from the suffix)."""
+FORMAT_BITS = tuple(range(formats.MIN_BITS, formats.MAX_BITS + 1))
+"""The bit widths antq has formats for (``--bits``)."""
 
 
 # ---- argument types: every number and output path is checked when the command line is parsed ----
@@ -52,7 +53,6 @@ def _number(cast: type = int, lo: float | None = None, hi: float | None = None, 
             raise argparse.ArgumentTypeError(f"must be {want}, got {text}")
         return v
 
-    parse.__name__ = cast.__name__
     return parse
 
 
@@ -106,7 +106,10 @@ def _calib_arg(text: str) -> str:
         if not Path(text).is_file():
             raise argparse.ArgumentTypeError(f"{text} is not a file")
         return text
-    POSITIVE(text)
+    try:
+        POSITIVE(text)
+    except argparse.ArgumentTypeError as e:
+        raise argparse.ArgumentTypeError(f"{e} (give a number of training samples or a .npy file)") from None
     return text
 
 
@@ -128,7 +131,6 @@ def _backend_list(text: str) -> tuple[str, ...]:
         raise argparse.ArgumentTypeError(f"unknown backend(s) {', '.join(bad) or 'none given'}; expected a "
                                          f"comma-separated list of {', '.join(known)}")
     return names
-
 
 
 # ---- formats ------------------------------------------------------------------------------------

@@ -40,8 +40,9 @@ X = np.random.default_rng(0).standard_normal((16, 32)).astype(np.float32)
      (np.ones(4), {"candidates": ()}, ValueError, "candidates is empty"),
      (np.ones((2, 2)), {"channel_axis": 2}, ValueError, "channel_axis 2 is out of range"),
      (-np.ones(4), {"bits": 2, "candidates": ("flint",)}, FormatError, "none of"),
-     (X, {"ratios": [-1.0]}, ValueError, r"ratios must be finite and positive .* got \[-1.0\]"),
-     (X, {"ratios": [0]}, ValueError, r"ratios must be finite and positive .* got \[0.0\]"),
+     (X, {"ratios": [-1.0]}, ValueError, r"ratios must be finite, positive and at most 1000 .* got \[-1.0\]"),
+     (X, {"ratios": [0]}, ValueError, r"ratios must be finite, positive .* got \[0.0\]"),
+     (X, {"ratios": [0.9, 1e308]}, ValueError, r"ratios must be .* got \[1e\+308\]"),
      (X, {"ratios": []}, ValueError, "ratios must be a non-empty 1-D sequence"),
      (X, {"ratios": [[0.9]]}, ValueError, r"got shape \(1, 1\)"),
      (X, {"ratios": ["a"]}, TypeError, "ratios must be a sequence of numbers"),
@@ -71,7 +72,7 @@ def test_quantize_as_refuses_what_float32_cannot_hold():
 @given(st.lists(st.floats(allow_nan=True, allow_infinity=True), max_size=4))
 def test_ratios_are_used_or_refused(ratios):
     """Any ratio list either drives the search (every chosen ratio is one of them) or is refused."""
-    if ratios and all(np.isfinite(r) and r > 0 for r in ratios):
+    if ratios and all(np.isfinite(r) and 0 < r <= quantize.MAX_RATIO for r in ratios):
         try:
             q = antq.quantize_tensor(X, ratios=ratios)
         except ValueError as e:  # a ratio so large or small that the scale leaves float32

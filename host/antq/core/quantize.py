@@ -25,6 +25,9 @@ DEFAULT_CANDIDATES: tuple[str, ...] = ("int", "flint", "pot", "float")
 RATIO_LOW, RATIO_HIGH, RATIO_LOW_8BIT = 75, 150, 95
 INT_ONLY_ABOVE_BITS = 6
 """As in ANT, widths above 6 bits use int only (PoT/flint grids are too sparse to win there)."""
+MAX_RATIO = 1000.0
+"""Largest clip ratio a search takes: beyond about 2 * max_value (510 for uint8) every value
+already rounds to code 0, and much larger ratios overflow the search's float64 error sums."""
 
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -190,9 +193,10 @@ def _check_ratios(ratios: object) -> np.ndarray:
     if r.ndim != 1 or r.size == 0:
         raise ValueError(f"ratios must be a non-empty 1-D sequence of clip ratios (alpha = r * max|x|), "
                          f"got shape {r.shape}")
-    bad = r[~(np.isfinite(r) & (r > 0))]
+    bad = r[~(np.isfinite(r) & (r > 0) & (r <= MAX_RATIO))]
     if bad.size:
-        raise ValueError(f"ratios must be finite and positive (alpha = r * max|x|), got {bad[:3].tolist()}")
+        raise ValueError(f"ratios must be finite, positive and at most {MAX_RATIO:g} (alpha = r * max|x|), "
+                         f"got {bad[:3].tolist()}")
     return r
 
 
