@@ -23,7 +23,9 @@ test-slow: setup ## run the slow tests too
 test-wheel: setup ## build the wheel into a fresh venv and run antq from outside the checkout (slow)
 	$(PY) -m pytest -q tests/test_wheel.py -m slow $(PYTEST_ARGS)
 
-test-board: setup ## on a PYNQ board: the board-marked tests
+test-board: setup ## on a PYNQ board: the board self-test (board-marked tests); elsewhere it fails, saying why
+	@$(PY) -c "import sys; from antq.run.backends import board_problem as p; w = p(); \
+	  sys.exit(w and 'make test-board: ' + w)"
 	$(PY) -m pytest -q -m board $(PYTEST_ARGS)
 
 lint: setup ## ruff
@@ -32,8 +34,8 @@ lint: setup ## ruff
 golden: setup ## regenerate tests/golden/gemm.txt and epilogue.txt (shared by Python, HLS and RTL tests)
 	$(PY) -m antq golden -o tests/golden/gemm.txt --epilogue tests/golden/epilogue.txt
 
-bench-quant: setup ## vectorized type/clip search vs. a straightforward loop (prints the ratio)
-	$(PY) -m antq bench-quant
+bench-quant: setup ## vectorized type/clip search vs. a straightforward loop (prints the ratio; FULL=1: 16x larger)
+	$(PY) -m antq bench-quant $(if $(FULL),--full)
 
 bench-pack: setup ## pack/unpack throughput vs. np.copy (prints GB/s and ratios)
 	$(PY) -m antq bench-pack

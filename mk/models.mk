@@ -1,6 +1,7 @@
 # Real models quantized with ANT (docs/models.md): the accuracy-per-format report.
-# The zoo models ship trained (host/antq/data/zoo); a changed recipe trains on first use (well under a
-# minute each) and caches in build/models until `make models-ship` writes new shipped weights.
+# The zoo models ship trained (host/antq/model/data/zoo), and the digits CNN also quantized (ip-f,
+# 4-bit, for boards without PyTorch); a changed recipe trains on first use (well under a minute
+# each) and caches in build/models until `make models-ship` writes new shipped weights.
 
 .PHONY: report report-quick models models-ship
 
@@ -15,5 +16,7 @@ report-quick: setup ## the reduced report of `make test` (few QAT steps) into bu
 models: setup ## load (or, if the recipe changed, train) the zoo models: digits-cnn, digits-transformer
 	$(PY) -c "from antq.model import zoo; [print(n, zoo.get(n)) for n in zoo.ZOO]" >/dev/null
 
-models-ship: setup ## retrain the zoo models from their recipes and write the shipped weights (host/antq/data/zoo)
+models-ship: setup ## retrain the zoo models, write the shipped weights and the shipped digits-cnn .antq (host/antq/model/data/zoo)
 	$(PY) -c "from antq.model import zoo; [print('wrote', zoo.ship(n)) for n in zoo.ZOO]"
+	$(PY) -m antq quantize digits-cnn --config ip-f --bits 4 \
+	  -o "$$($(PY) -c 'from antq.toolchain.paths import shipped_model; print(shipped_model())')"

@@ -7,7 +7,7 @@
 
 .PHONY: csim config emu-hwh bench-gemm hls hwh bitstream
 
-OVERLAY_BOARDS := pynq-z2 zcu104 kv260
+OVERLAY_BOARDS := pynq-z1 pynq-z2 zcu104 kv260
 VIVADO_VERSION := 2022.1
 HLS_VERSIONS := 2022.1 to 2024.2
 HLS_STEP ?= export
@@ -48,7 +48,7 @@ hwh: ## Vivado block design up to bitstreams/<board>/ant.hwh (needs Vivado 2022.
 	vivado -mode batch -nojournal -log build/vivado/$(BOARD)-hwh.log -source overlay/bd/build.tcl \
 	  -tclargs $(BOARD) hwh $(CURDIR)/build/vitis/$(BOARD) $(CURDIR)/bitstreams/$(BOARD)
 
-bitstream: ## full build: bitstreams/<board>/ant.{bit,hwh} + BUILD_INFO (BOARD=pynq-z2|zcu104|kv260)
+bitstream: ## full build: bitstreams/<board>/ant.{bit,hwh} + BUILD_INFO (BOARD=pynq-z1|pynq-z2|zcu104|kv260)
 	$(call overlay_need,vitis_hls/vitis-run vivado)
 	$(MAKE) --no-print-directory hls BOARD=$(BOARD)
 	vivado -mode batch -nojournal -log build/vivado/$(BOARD)-bit.log -source overlay/bd/build.tcl \

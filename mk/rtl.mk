@@ -21,5 +21,5 @@ rtl-waves: setup ## FST trace of one ant_core cocotb test under Verilator (WAVES
 		"tests/rtl/test_ant_core.py::test_ant_core[verilator-$(RTL_ARCH)-0]"
 	@ls -l build/rtl/waves/test_ant_core*verilator*.fst
 
-area: setup ## Yosys cost report: LUT/FF/CARRY4/DSP table and build/area.json (make docs puts it in docs/rtl.md)
-	$(PY) -m antq area
+area: setup ## Yosys cost report up to 8x8 arrays (FULL=1: 16x16 too, what make docs puts in docs/rtl.md) and build/area.json
+	$(PY) -m antq area $(if $(FULL),--full)

@@ -1,6 +1,7 @@
 """The wheel works outside the checkout: a fresh venv, `pip install 'antq[torch,board] @ <clone>'`,
-then from another folder `antq --help`, `antq demo --backend csim` and `antq run` on the saved model,
-with every cache in the user cache folder and nothing written into site-packages.
+then from another folder `antq --help`, `antq demo --backend csim`, `antq run` on the saved model
+and on the shipped one, and `pynq get-notebooks antq`, with every cache in the user cache folder
+and nothing written into site-packages.
 
 Slow (a venv and a wheel build): `make test-wheel` runs it, and so does `.ci/run`.
 """
@@ -54,6 +55,15 @@ def test_wheel_installs_and_runs_outside_the_checkout(tmp_path):
     run = _run([antq, "run", str(work / "demo" / "digits-cnn-ip-f-4bit.antq"), "--backend", "csim",
                 "--limit", "40"], work, env).stdout
     assert "logits identical" in run
+    shipped = _run([str(py), "-c", "from antq.toolchain.paths import shipped_model; print(shipped_model())"],
+                   work, env).stdout.strip()
+    assert Path(shipped).is_relative_to(site), "the shipped .antq must come from the wheel"
+    assert "logits identical" in _run([antq, "run", shipped, "--backend", "csim", "--limit", "40"], work,
+                                      env).stdout
+    # `pynq get-notebooks` finds the notebook through the entry point (-o: no overlay lookup off a board)
+    pynq = str(env_dir / "bin" / "pynq")
+    _run([pynq, "get-notebooks", "antq", "-o", "-p", str(work / "notebooks")], work, env)
+    assert (work / "notebooks" / "antq" / "antq_on_pynq.ipynb").is_file()
     assert _files(site) == before, "running antq wrote into site-packages"
     assert list((cache / "antq" / "hls").glob("libantgemm_csim-*.so")), "the g++ build belongs in the cache"
     assert not (work / "build").exists()

@@ -9,31 +9,131 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import sys
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .core import arch, formats
+from .core import arch, formats, regmap
 from .core.backends import BACKENDS
 
 EXTRAS = {"torch": "torch", "sklearn": "torch", "matplotlib": "torch", "pynq": "board",
           "pynqmetadata": "board", "pynqutils": "board", "cocotb": "dev"}
 """Top-level module -> the antq extra that installs it (``pip install 'antq[EXTRA]'``)."""
 CALIB_DEFAULT = "256"
+PLOT_SUFFIXES = (".png", ".pdf", ".svg")
+"""What ``--plot`` writes (matplotlib picks the format from the suffix)."""
+FORMAT_BITS = tuple(range(formats.MIN_BITS, formats.MAX_BITS + 1))
+"""The bit widths antq has formats for (``--bits``)."""
 
+
+# ---- argument types: every number and output path is checked when the command line is parsed ----
+# argparse puts the option's name in front of each message ("argument --limit: must be at least 1").
+
+def _number(cast: type = int, lo: float | None = None, hi: float | None = None, *, above: bool = False
+            ) -> Callable[[str], Any]:
+    """An argparse type: a finite ``cast`` number >= ``lo`` (> ``lo`` if ``above``) and <= ``hi``."""
+    if hi is not None:
+        want = f"between {lo} and {hi}"
+    else:
+        want = f"greater than {lo}" if above else f"at least {lo}"
+
+    def parse(text: str) -> Any:
+        try:
+            v = cast(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not {'an integer' if cast is int else 'a number'}") from None
+        if not math.isfinite(v):
+            raise argparse.ArgumentTypeError(f"must be a finite number {want}, got {text}")
+        if (lo is not None and (v <= lo if above else v < lo)) or (hi is not None and v > hi):
+            raise argparse.ArgumentTypeError(f"must be {want}, got {text}")
+        return v
+
+    return parse
+
+
+POSITIVE = _number(int, 1)
+COUNT = _number(int, 0)
+POSITIVE_FLOAT = _number(float, 0, above=True)
+
+
+def _writable(p: Path) -> None:
+    """Raise unless a file can be created at ``p``: its nearest existing ancestor is a folder in
+    which a file can be made (tried, then removed: permissions alone miss read-only mounts)."""
+    base = next(a for a in (p, *p.parents) if a.exists())
+    if base == p and p.is_file():
+        if not os.access(p, os.W_OK):
+            raise argparse.ArgumentTypeError(f"cannot write {p}: permission denied")
+        base = p.parent
+    if not base.is_dir():
+        raise argparse.ArgumentTypeError(f"cannot write {p}: {base} is a file, not a folder")
+    try:
+        with tempfile.NamedTemporaryFile(dir=base, prefix=".antq-probe-"):
+            pass
+    except OSError as e:
+        raise argparse.ArgumentTypeError(f"cannot write {p}: {base} does not take new files ({e.strerror})"
+                                         ) from None
+
+
+def _output(folder: bool = False, suffixes: tuple[str, ...] = (), example: str = "") -> Callable[[str], Path]:
+    """An argparse type for an output file (or ``folder``), checked before any work starts; the
+    command creates missing parent folders when it writes. ``example`` is a file name to suggest."""
+    example = example or "out" + (suffixes[0] if suffixes else "")
+
+    def parse(text: str) -> Path:
+        if not text:
+            raise argparse.ArgumentTypeError(f"is empty; give a {'folder' if folder else 'file'} name")
+        p = Path(text)
+        if folder and p.exists() and not p.is_dir():
+            raise argparse.ArgumentTypeError(f"{p} is a file, not a folder")
+        if not folder and p.is_dir():
+            raise argparse.ArgumentTypeError(f"{p} is a folder; give a file name in it, e.g. {p / example}")
+        if suffixes and p.suffix.lower() not in suffixes:
+            raise argparse.ArgumentTypeError(f"{p} must end in {', '.join(suffixes)}")
+        _writable(p)
+        return p
+
+    return parse
+
+
+def _calib_arg(text: str) -> str:
+    """``--calib``: a number of training samples, or an existing .npy file."""
+    if text.endswith(".npy"):
+        if not Path(text).is_file():
+            raise argparse.ArgumentTypeError(f"{text} is not a file")
+        return text
+    try:
+        POSITIVE(text)
+    except argparse.ArgumentTypeError as e:
+        raise argparse.ArgumentTypeError(f"{e} (give a number of training samples or a .npy file)") from None
+    return text
+
+
+def _override_arg(text: str) -> tuple[str, Any]:
+    """``--override LAYER=SPEC``: a config, 'int8' or a bit width for one layer."""
+    name, sep, value = text.partition("=")
+    if not sep or not name or not value:
+        raise argparse.ArgumentTypeError(f"must be LAYER=SPEC (a config, 'int8' or a bit width), got "
+                                         f"{text!r}")
+    return name, int(value) if value.isdigit() else value
+
+
+def _backend_list(text: str) -> tuple[str, ...]:
+    """``--backends``: comma-separated backend names."""
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    known = [b for b in BACKENDS if b != "auto"]
+    bad = [n for n in names if n not in known]
+    if bad or not names:
+        raise argparse.ArgumentTypeError(f"unknown backend(s) {', '.join(bad) or 'none given'}; expected a "
+                                         f"comma-separated list of {', '.join(known)}")
+    return names
 
 
 # ---- formats ------------------------------------------------------------------------------------
-
-def _positive(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"{v} is not a positive integer")
-    return v
-
 
 def _cmd_formats(a: argparse.Namespace) -> int:
     for f in formats.all_formats():
@@ -81,26 +181,10 @@ def _calib_data(arg: str, dataset: str | None) -> Any:
             return np.load(arg)
         except (OSError, ValueError) as e:
             raise ValueError(f"cannot read calibration data {arg}: {e}") from e
-    try:
-        n = int(arg)
-    except ValueError:
-        raise ValueError(f"--calib must be a number of training samples or a .npy file, got "
-                         f"{arg!r}") from None
-    if n < 1:
-        raise ValueError(f"--calib must be at least 1, got {n}")
+    n = int(arg)  # checked by _calib_arg
     if dataset is None:
         raise ValueError("the model names no dataset; pass --calib FILE.npy")
     return load_dataset(dataset, "train")[0][:n]
-
-
-def _parse_overrides(items: list[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        if not sep or not name or not value:
-            raise ValueError(f"--override must be LAYER=SPEC (a config, 'int8' or a bit width), got {item!r}")
-        out[name] = int(value) if value.isdigit() else value
-    return out
 
 
 def _fmt_db(v: float) -> str:
@@ -118,7 +202,7 @@ def _cmd_quantize(a: argparse.Namespace) -> int:
     model = _load_torch_model(a.model)
     dataset = a.dataset or getattr(model, "dataset_name", None)
     x = _calib_data(a.calib, dataset)
-    qm = quantize_model(model, x, a.config, a.bits, overrides=_parse_overrides(a.override),
+    qm = quantize_model(model, x, a.config, a.bits, overrides=dict(a.override),
                         int8_layers=a.int8, auto_int8=a.auto_int8, dataset=dataset)
     if a.qat_epochs:
         if dataset is None:
@@ -149,7 +233,7 @@ def _cmd_eval(a: argparse.Namespace) -> int:
     if dataset is None:
         raise ValueError(f"{a.model} records no dataset; pass --dataset")
     x, y = load_dataset(dataset, a.split)
-    if a.limit:
+    if a.limit is not None:
         x, y = x[:a.limit], y[:a.limit]
     logits = [qm.run(x[i:i + a.batch]) for i in tqdm(range(0, len(y), a.batch), desc="eval", unit="batch")]
     acc = zoo.accuracy(np.concatenate(logits), y)
@@ -234,7 +318,8 @@ def _cmd_bench(a: argparse.Namespace) -> int:
         res = bench_model(model, ov, x, clock_mhz=a.clock_mhz, ddr_gbps=a.ddr_gbps, repeats=a.repeats)
     print_latency(res)
     if a.json:
-        Path(a.json).write_text(json.dumps(res, indent=1))
+        a.json.parent.mkdir(parents=True, exist_ok=True)
+        a.json.write_text(json.dumps(res, indent=1))
         print(f"wrote {a.json}")
     if a.plot:
         plot_latency(res, a.plot)
@@ -253,9 +338,10 @@ def _cmd_overlay_info(a: argparse.Namespace) -> int:
 # ---- micro-benchmarks ----------------------------------------------------------------------------
 
 def _cmd_bench_quant(a: argparse.Namespace) -> int:
-    from .run.microbench import bench_quant
+    from .run.microbench import BENCH_QUANT_FULL, BENCH_QUANT_QUICK, bench_quant
 
-    bench_quant((a.rows, a.cols), a.act_elems)
+    (rows, cols), act = BENCH_QUANT_FULL if a.full else BENCH_QUANT_QUICK
+    bench_quant((a.rows or rows, a.cols or cols), a.act_elems or act)
     return 0
 
 
@@ -272,7 +358,7 @@ def _cmd_bench_gemm(a: argparse.Namespace) -> int:
     board = arch.BOARDS[a.board].array
     rows_, cols = a.array or (board.rows, board.cols)
     cfg = arch.ArrayConfig(rows_, cols, board.bus_bits, board.acc_bits)
-    rows = bench_gemm(tuple(a.shape), tuple(a.backends.split(",")), a.a_fmt, a.w_fmt, a.repeats, cfg=cfg)
+    rows = bench_gemm(tuple(a.shape), a.backends, a.a_fmt, a.w_fmt, a.repeats, cfg=cfg)
     if a.json:
         a.json.parent.mkdir(parents=True, exist_ok=True)
         a.json.write_text(json.dumps(rows, indent=1) + "\n")
@@ -366,9 +452,14 @@ def _cmd_area(a: argparse.Namespace) -> int:
     unknown = [n for n in a.designs if n not in known]
     if unknown:
         raise ValueError(f"unknown design(s) {', '.join(unknown)}; known: {', '.join(known)}")
-    selected = [known[n] for n in a.designs] if a.designs else list(known.values())
+    if a.designs and a.full:
+        raise ValueError("give design names or --full, not both")
+    if a.designs:
+        selected = [known[n] for n in a.designs]
+    else:
+        selected = yosys.designs() if a.full else yosys.quick_designs()
+    out = a.output or _build_path("area.json")
     report = yosys.run(selected, jobs=a.jobs, progress=not a.quiet)
-    out = Path(a.output) if a.output else _build_path("area.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=1) + "\n")
     print(yosys.table(report))
@@ -399,7 +490,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("formats", help="print the code tables of the ANT formats",
                        description="Print value, sign, mantissa and shift of every code.")
     p.add_argument("--kind", choices=formats.KINDS, help="only this kind")
-    p.add_argument("--bits", type=int, default=4, help="bit width (default 4; 0 = all widths)")
+    p.add_argument("--bits", type=int, default=4, choices=(0, *FORMAT_BITS), metavar="BITS",
+                   help=f"bit width {FORMAT_BITS[0]}..{FORMAT_BITS[-1]} (default 4; 0 = all widths)")
     p.set_defaults(func=_cmd_formats)
 
     # models
@@ -412,23 +504,27 @@ def build_parser() -> argparse.ArgumentParser:
         "formats. It runs without fp32 weights (antq eval, antq.load).")
     p.add_argument("model", help="a zoo model (digits-cnn, digits-transformer) or module:callable returning "
                    "an nn.Module")
-    p.add_argument("--calib", default=CALIB_DEFAULT, help="number of training samples of the model's "
+    p.add_argument("--calib", default=CALIB_DEFAULT, type=_calib_arg, help="number of training samples of "
+                   "the model's "
                    "dataset, or a .npy file of inputs (default 256)")
     p.add_argument("--config", default="ip-f", choices=configs, help="candidate types (default ip-f = ANT); "
                    "nf4/fp4/int4-pc are software-only baselines and cannot be saved")
-    p.add_argument("--bits", type=int, default=4, help="bit width 2..8 (default 4; the accelerator runs "
-                   "4 and int8)")
+    p.add_argument("--bits", type=int, default=4, choices=FORMAT_BITS, metavar="BITS",
+                   help=f"bit width {FORMAT_BITS[0]}..{FORMAT_BITS[-1]} (default 4; the accelerator runs 4 "
+                   "and int8)")
     p.add_argument("--int8", nargs="+", default=None, metavar="LAYER", help="layers to keep in int8 "
                    "(ant4-8 defaults to the first and last)")
-    p.add_argument("--auto-int8", type=int, default=0, metavar="N", help="promote the N layers with the "
+    p.add_argument("--auto-int8", type=COUNT, default=0, metavar="N", help="promote the N layers with the "
                    "highest 4-bit MSE to int8")
-    p.add_argument("--override", action="append", default=[], metavar="LAYER=SPEC", help="per-layer config, "
+    p.add_argument("--override", action="append", default=[], type=_override_arg, metavar="LAYER=SPEC",
+                   help="per-layer config, "
                    "'int8' or bit width; repeatable")
     p.add_argument("--dataset", help="dataset name for calibration, QAT and eval (default: the model's)")
-    p.add_argument("--qat-epochs", type=int, default=0, help="fine-tune this many epochs before export "
+    p.add_argument("--qat-epochs", type=COUNT, default=0, help="fine-tune this many epochs before export "
                    "(default 0)")
-    p.add_argument("--lr", type=float, default=1e-4, help="QAT learning rate (default 1e-4)")
-    p.add_argument("-o", "--output", required=True, help="output .antq file")
+    p.add_argument("--lr", type=POSITIVE_FLOAT, default=1e-4, help="QAT learning rate (default 1e-4)")
+    p.add_argument("-o", "--output", required=True, type=_output(example="model.antq"),
+                   help="output .antq file (checked before calibration starts; missing folders are created)")
     p.set_defaults(func=_cmd_quantize)
 
     p = sub.add_parser(
@@ -438,8 +534,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="a .antq file written by antq quantize or antq.save")
     p.add_argument("--dataset", help="override the dataset recorded in the file")
     p.add_argument("--split", default="test", choices=("test", "train", "calib"), help="split (default test)")
-    p.add_argument("--batch", type=int, default=256, help="batch size (default 256)")
-    p.add_argument("--limit", type=int, default=0, help="evaluate only the first N samples")
+    p.add_argument("--batch", type=POSITIVE, default=256, help="batch size (default 256)")
+    p.add_argument("--limit", type=POSITIVE, default=None, metavar="N",
+                   help="evaluate only the first N samples (default: all)")
     p.set_defaults(func=_cmd_eval)
 
     p = sub.add_parser(
@@ -447,11 +544,13 @@ def build_parser() -> argparse.ArgumentParser:
         "markdown + PNGs",
         description="Load the zoo models, quantize them with every config at 4 bits as PTQ and after QAT, "
         "run the exported integer models, sweep the bit width, and write report.md with plots.")
-    p.add_argument("-o", "--output", default="build/report", help="output directory (default build/report)")
+    p.add_argument("-o", "--output", default="build/report", type=_output(folder=True),
+                   help="output folder (default build/report)")
     p.add_argument("--quick", action="store_true", help="reduced run: --qat-steps steps of QAT per config")
-    p.add_argument("--qat-epochs", type=int, default=5, help="QAT epochs per config (default 5)")
-    p.add_argument("--qat-steps", type=int, default=5, help="QAT steps per config with --quick (default 5)")
-    p.add_argument("--lr", type=float, default=1e-4, help="QAT learning rate (default 1e-4)")
+    p.add_argument("--qat-epochs", type=COUNT, default=5, help="QAT epochs per config (default 5)")
+    p.add_argument("--qat-steps", type=POSITIVE, default=5,
+                   help="QAT steps per config with --quick (default 5)")
+    p.add_argument("--lr", type=POSITIVE_FLOAT, default=1e-4, help="QAT learning rate (default 1e-4)")
     p.set_defaults(func=_cmd_report)
 
     # overlay
@@ -462,8 +561,8 @@ def build_parser() -> argparse.ArgumentParser:
         "logit against the bit-exact software reference. Exit status 1 if anything differs.")
     p.add_argument("model", help="a .antq file (antq quantize / antq.save)")
     p.add_argument("--backend", choices=BACKENDS, default=None, help=backend_help)
-    p.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N samples")
-    p.add_argument("--batch", type=int, default=64, help="samples per accelerator batch (default 64)")
+    p.add_argument("--limit", type=POSITIVE, default=None, metavar="N", help="only the first N samples")
+    p.add_argument("--batch", type=POSITIVE, default=64, help="samples per accelerator batch (default 64)")
     p.set_defaults(func=_cmd_run)
 
     levels = ("host", *(b for b in BACKENDS if b != "auto"))
@@ -475,7 +574,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="a .antq file")
     p.add_argument("--a", default="host", choices=levels, help="first level (default host)")
     p.add_argument("--b", default="csim", choices=levels, help="second level (default csim)")
-    p.add_argument("--limit", type=int, default=8, metavar="N", help="held-out samples to trace (default 8)")
+    p.add_argument("--limit", type=POSITIVE, default=8, metavar="N",
+                   help="held-out samples to trace (default 8)")
     p.set_defaults(func=_cmd_compare)
 
     p = sub.add_parser(
@@ -485,8 +585,9 @@ def build_parser() -> argparse.ArgumentParser:
         "emulator), check every prediction against the software reference, and print accuracy, per-layer "
         "types and the latency breakdown. Exit status 1 if the overlay disagrees with the reference.")
     p.add_argument("--backend", choices=BACKENDS, default=None, help=backend_help)
-    p.add_argument("--out", default=None, help="output folder (default <build>/demo)")
-    p.add_argument("--batch", type=int, default=16, help="batch for the latency breakdown (default 16)")
+    p.add_argument("--out", default=None, type=_output(folder=True),
+                   help="output folder (default <build>/demo)")
+    p.add_argument("--batch", type=POSITIVE, default=16, help="batch for the latency breakdown (default 16)")
     p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser(
@@ -499,14 +600,17 @@ def build_parser() -> argparse.ArgumentParser:
         "images/s.")
     p.add_argument("model", help="a .antq file")
     p.add_argument("--backend", choices=BACKENDS, default=None, help=backend_help)
-    p.add_argument("--batch", type=int, default=16, help="samples per inference (default 16)")
-    p.add_argument("--clock-mhz", type=float, default=None, help="PL clock for the projection (default: "
-                   "the overlay's, 100 MHz)")
-    p.add_argument("--ddr-gbps", type=float, default=1.2, help="DDR bandwidth the IP sees, GB/s (default "
-                   "1.2, a Zynq-7000 HP port)")
-    p.add_argument("--repeats", type=int, default=3, help="timed runs; each part is the best (default 3)")
-    p.add_argument("--json", help="write the results as JSON here")
-    p.add_argument("--plot", help="write a stacked-bar PNG of the per-layer breakdown here")
+    p.add_argument("--batch", type=POSITIVE, default=16, help="samples per inference (default 16)")
+    p.add_argument("--clock-mhz", type=POSITIVE_FLOAT, default=None, help="PL clock for the projection "
+                   "(default: the overlay's, 100 MHz)")
+    p.add_argument("--ddr-gbps", type=POSITIVE_FLOAT, default=1.2, help="DDR bandwidth the IP sees, GB/s "
+                   "(default 1.2, a Zynq-7000 HP port)")
+    p.add_argument("--repeats", type=POSITIVE, default=3,
+                   help="timed runs; each part is the best (default 3)")
+    p.add_argument("--json", type=_output(suffixes=(".json",)), help="write the results as JSON here")
+    p.add_argument("--plot", type=_output(suffixes=PLOT_SUFFIXES, example="latency.png"),
+                   help="write a stacked-bar plot of the "
+                   f"per-layer breakdown here ({', '.join(PLOT_SUFFIXES)})")
     p.set_defaults(func=_cmd_bench)
 
     p = sub.add_parser("overlay-info", help="load the overlay and print the IP's identity and registers",
@@ -518,30 +622,35 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench-quant", help="time the vectorized ANT type/clip search against a loop",
                        description="Time the vectorized type/clip search against the per-(type, ratio) "
                        "loop on the same tensors and print the ratio (and that both choose the same).")
-    p.add_argument("--rows", type=int, default=4096, help="weight rows (output channels)")
-    p.add_argument("--cols", type=int, default=4096, help="weight columns")
-    p.add_argument("--act-elems", type=int, default=8 << 20, help="activation tensor elements")
+    p.add_argument("--full", action="store_true", help="the full sizes: a 4096x4096 weight and 8M "
+                   "activations "
+                   "(several minutes; the default 1024x1024 and 2M take well under one)")
+    p.add_argument("--rows", type=POSITIVE, default=None, help="weight rows (output channels)")
+    p.add_argument("--cols", type=POSITIVE, default=None, help="weight columns")
+    p.add_argument("--act-elems", type=POSITIVE, default=None, help="activation tensor elements")
     p.set_defaults(func=_cmd_bench_quant)
     p = sub.add_parser("bench-pack", help="pack/unpack throughput against np.copy",
                        description="Pack/unpack throughput in GB/s of 4-bit codes, against np.copy of "
                        "the same code bytes.")
-    p.add_argument("--rows", type=int, default=4096)
-    p.add_argument("--cols", type=int, default=4096)
+    p.add_argument("--rows", type=POSITIVE, default=4096)
+    p.add_argument("--cols", type=POSITIVE, default=4096)
     p.set_defaults(func=_cmd_bench_pack)
     p = sub.add_parser("bench-gemm", help="GEMM MAC/s of the emulated (or real) overlay vs numpy int32",
                        description="GEMM throughput of each backend through the driver, against numpy's "
                        "int32 matmul on the same shape measured in the same run; weights resident, every "
                        "result checked.")
-    p.add_argument("--shape", type=int, nargs=3, default=(256, 256, 256), metavar=("M", "N", "K"))
-    p.add_argument("--backends", default="csim,rtl", help="comma-separated: ref, csim, rtl, board")
+    p.add_argument("--shape", type=_number(int, 1, regmap.MAX_DIM), nargs=3, default=(256, 256, 256),
+                   metavar=("M", "N", "K"))
+    p.add_argument("--backends", type=_backend_list, default=("csim", "rtl"),
+                   help="comma-separated: ref, csim, rtl, board (default csim,rtl)")
     p.add_argument("--a-fmt", default="flint4u", help="activation format, e.g. int4s, flint4u, int8s")
     p.add_argument("--w-fmt", default="flint4s", help="weight format")
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--repeats", type=POSITIVE, default=3)
     p.add_argument("--board", choices=sorted(arch.BOARDS), default="pynq-z2",
                    help="board whose array and bus the emulation levels model (default pynq-z2)")
-    p.add_argument("--array", type=_positive, nargs=2, metavar=("R", "C"),
+    p.add_argument("--array", type=_number(int, 1, regmap.MAX_DIM), nargs=2, metavar=("R", "C"),
                    help="emulated array rows and columns (default: the board's)")
-    p.add_argument("--json", type=Path, metavar="FILE",
+    p.add_argument("--json", type=_output(suffixes=(".json",)), metavar="FILE",
                    help="also write one row per backend (macs, cycles, utilization = "
                    "macs/(cycles*R*C), peak_macs_per_cycle, stages, clock_mhz, counters) to FILE")
     p.set_defaults(func=_cmd_bench_gemm)
@@ -549,10 +658,10 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Stream random flint jobs through the -O3 Verilated ant_core, "
                        "once under the C harness (the emulator's rtl level) and once driven by cocotb, "
                        "and print array cycles per second of each and their ratio.")
-    p.add_argument("--rows", type=int, default=16, help="array rows (default 16)")
-    p.add_argument("--cols", type=int, default=16, help="array columns (default 16)")
-    p.add_argument("--k", type=int, default=4096, help="steps per job (default 4096)")
-    p.add_argument("--jobs", type=int, default=100, help="jobs to stream (default 100)")
+    p.add_argument("--rows", type=POSITIVE, default=16, help="array rows (default 16)")
+    p.add_argument("--cols", type=POSITIVE, default=16, help="array columns (default 16)")
+    p.add_argument("--k", type=POSITIVE, default=4096, help="steps per job (default 4096)")
+    p.add_argument("--jobs", type=POSITIVE, default=100, help="jobs to stream (default 100)")
     p.add_argument("--no-cocotb", dest="cocotb", action="store_false",
                    help="skip the cocotb-driven baseline (it builds its own model, ~30 s the first time)")
     p.set_defaults(func=_cmd_bench_rtl)
@@ -562,9 +671,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "and RTL tests",
                        description="Write the fixed golden GEMM cases and the requantization-epilogue cases "
                        "(antq.core.golden) to two files.")
-    p.add_argument("-o", "--output", required=True,
+    p.add_argument("-o", "--output", required=True, type=_output(),
                    help="GEMM file to write (the tests read tests/golden/gemm.txt)")
-    p.add_argument("--epilogue", default=None,
+    p.add_argument("--epilogue", default=None, type=_output(),
                    help="epilogue file to write (default: epilogue.txt next to --output; the tests read "
                    "tests/golden/epilogue.txt)")
     p.set_defaults(func=_cmd_golden)
@@ -577,8 +686,8 @@ def build_parser() -> argparse.ArgumentParser:
     hp.add_argument("target", choices=("csim", "rtl", "tb", "tb_deadlock"))
     hp = hsub.add_parser("csim", help="build and run the C-simulation testbench")
     hp.add_argument("--golden", default=None, help="a golden-vector file (e.g. tests/golden/gemm.txt)")
-    hp.add_argument("--random", type=int, default=200, help="random GEMMs to check (default 200)")
-    hp.add_argument("--seed", type=int, default=1)
+    hp.add_argument("--random", type=COUNT, default=200, help="random GEMMs to check (default 200)")
+    hp.add_argument("--seed", type=COUNT, default=1)
     p.set_defaults(func=_cmd_hls)
     p = sub.add_parser("vitis", help="Vitis HLS flow of the ant_gemm IP for a board (2022.1-2024.2)",
                        description="Write the board's Vitis inputs into <build>/vitis/<board> (its "
@@ -594,25 +703,30 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("hwh", help="write the emulation overlay's .hwh from antq.core.regmap",
                        description="Write the .hwh the emulator loads (overlay/emulation/ant.hwh by "
                        "default).")
-    p.add_argument("-o", "--output", default=None, help="file to write (default: the packaged ant.hwh)")
-    p.add_argument("--rows", type=int, default=arch.ARRAY_ROWS)
-    p.add_argument("--cols", type=int, default=arch.ARRAY_COLS)
+    p.add_argument("-o", "--output", default=None, type=_output(),
+                   help="file to write (default: the packaged ant.hwh)")
+    p.add_argument("--rows", type=POSITIVE, default=arch.ARRAY_ROWS)
+    p.add_argument("--cols", type=POSITIVE, default=arch.ARRAY_COLS)
     p.set_defaults(func=_cmd_hwh)
     p = sub.add_parser("rtl-build", help="build the -O3 Verilated ant_core library (cached)",
                        description="Verilate overlay/rtl with -O3 and link the C harness into "
                        "<build>/rtl/libantcore_<R>x<C>.so (reused when nothing changed).")
-    p.add_argument("--rows", type=int, default=arch.ARRAY_ROWS,
+    p.add_argument("--rows", type=POSITIVE, default=arch.ARRAY_ROWS,
                    help="array rows R (default from antq.core.arch)")
-    p.add_argument("--cols", type=int, default=arch.ARRAY_COLS, help="array columns C")
+    p.add_argument("--cols", type=POSITIVE, default=arch.ARRAY_COLS, help="array columns C")
     p.add_argument("--force", action="store_true", help="rebuild even if the cached library is current")
     p.set_defaults(func=_cmd_rtl_build)
     p = sub.add_parser("area", help="Yosys LUT/FF/CARRY4/DSP report of the PEs and arrays",
                        description="Synthesize the ANT PE, the int4/int8 baseline PEs, the decoder and "
                        "edge- vs. PE-decoded arrays with Yosys synth_xilinx (default mapping and -nodsp); "
                        "print the table and write the JSON.")
-    p.add_argument("designs", nargs="*", help="design names (default: all; e.g. ant_decoder int4_pe)")
-    p.add_argument("-o", "--output", default=None, help="JSON output (default <build>/area.json)")
-    p.add_argument("-j", "--jobs", type=int, default=2, help="parallel yosys runs (default 2)")
+    p.add_argument("designs", nargs="*", help="design names (default: the PEs, the decoder and the 4x4 and "
+                   "8x8 arrays, a few minutes on 2 cores; e.g. ant_decoder int4_pe)")
+    p.add_argument("--full", action="store_true", help="every design, the 16x16 arrays too (10-30 minutes on "
+                   "2 cores; what make docs measures)")
+    p.add_argument("-o", "--output", default=None, type=_output(suffixes=(".json",)),
+                   help="JSON output (default <build>/area.json)")
+    p.add_argument("-j", "--jobs", type=POSITIVE, default=2, help="parallel yosys runs (default 2)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_area)
     return ap

@@ -2,6 +2,7 @@
 #
 #   vivado -mode batch -source overlay/bd/build.tcl -tclargs <board> <hwh|bitstream> <vitis dir> <out dir>
 #
+# <board> is pynq-z1, pynq-z2, zcu104 or kv260 (overlay/bd/<board>.tcl: PS, ports, Vivado version).
 # <vitis dir> is the board's Vitis folder that `make hls` filled (<build>/vitis/<board>): its
 # settings.tcl gives the part, bus width and clock (antq.core.arch.BOARDS), its
 # ant_gemm/sol/impl/ip the exported IP. overlay/bd/<board>.tcl gives the PS and its ports.
@@ -17,7 +18,7 @@ if {[llength $argv] != 4} {
 }
 lassign $argv board step vitis_dir out_dir
 set here [file dirname [file normalize [info script]]]
-if {![file exists $here/$board.tcl]} { error "unknown board '$board': no overlay/bd/$board.tcl" }
+if {![file exists $here/$board.tcl]} { error "unknown board '$board': expected pynq-z1, pynq-z2, zcu104 or kv260" }
 if {![file exists $vitis_dir/settings.tcl]} { error "no $vitis_dir/settings.tcl: run `make hls BOARD=$board` first" }
 source $vitis_dir/settings.tcl
 source $here/$board.tcl

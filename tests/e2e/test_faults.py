@@ -55,7 +55,7 @@ def test_input_of_the_wrong_shape(cnn_q, csim, digits_test):
     with Runtime(qm, csim) as rt:
         with pytest.raises(ValueError, match=r"input has shape \(2, 1, 8, 4\); expected \(batch, 1, 8, 8\)"):
             rt.run(digits_test[0][:2, :, :, :4])
-        with pytest.raises(ValueError, match="batch_size must be >= 1"):
+        with pytest.raises(ValueError, match="batch_size must be a positive int or None, got 0"):
             rt.run(digits_test[0][:2], batch_size=0)
         with pytest.raises(TypeError, match="IntegerModel"):
             Runtime(object(), csim)

@@ -17,7 +17,7 @@ from antq.core import arch, regmap
 from antq.toolchain import hls
 
 ROOT = Path(__file__).resolve().parents[2]
-BOARDS = ("pynq-z2", "zcu104", "kv260")
+BOARDS = ("pynq-z1", "pynq-z2", "zcu104", "kv260")
 
 
 def _make(*args: str, path: str | None = None) -> subprocess.CompletedProcess:
@@ -43,7 +43,7 @@ def test_xilinx_targets_stop_at_once_without_the_tools(tmp_path, target):
 
 def test_unknown_board_is_refused():
     r = _make("bitstream", "BOARD=ultra96")
-    assert r.returncode != 0 and "not one of: pynq-z2 zcu104 kv260" in r.stderr
+    assert r.returncode != 0 and "not one of: pynq-z1 pynq-z2 zcu104 kv260" in r.stderr
 
 
 def test_make_csim_passes():

@@ -80,15 +80,14 @@ def test_quantize_with_overrides_and_qat(tmp_path, capsys):
 @pytest.mark.parametrize("argv,match", [
     (["quantize", "digits-cnn", "--config", "nf4", "-o", "{tmp}/x.antq"], "software-only baseline"),
     (["quantize", "resnet9", "-o", "{tmp}/x.antq"], "unknown model 'resnet9'"),
-    (["quantize", "digits-cnn", "--calib", "{tmp}/missing.npy", "-o", "{tmp}/x.antq"], "cannot read "
+    (["quantize", "digits-cnn", "--calib", "{tmp}/junk.npy", "-o", "{tmp}/x.antq"], "cannot read "
      "calibration"),
-    (["quantize", "digits-cnn", "--bits", "12", "-o", "{tmp}/x.antq"], "bits must be an int from 2 to 8"),
-    (["quantize", "digits-cnn", "--override", "features.0", "-o", "{tmp}/x.antq"], "LAYER=SPEC"),
     (["eval", "{tmp}/tensor.antq"], "holds a QuantizedTensor, not a quantized model"),
     (["eval", "{tmp}/missing.antq"], "No such file"),
 ])
 def test_command_errors(tmp_path, capsys, argv, match):
     antq.save(tmp_path / "tensor.antq", antq.quantize_tensor(np.ones((2, 2), np.float32)))
+    (tmp_path / "junk.npy").write_bytes(b"not numpy")
     assert cli.main([a.format(tmp=tmp_path) for a in argv]) == 1
     assert re.search(match, capsys.readouterr().err)
 

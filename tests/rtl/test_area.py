@@ -64,11 +64,29 @@ def test_cli_rejects_unknown_designs(tmp_path):
     assert r.returncode == 1 and "unknown design" in r.stderr and not (tmp_path / "a.json").exists()
 
 
-def test_cli_writes_json(tmp_path):
-    out = tmp_path / "area.json"
-    r = subprocess.run([sys.executable, "-m", "antq", "area", "ant_decoder", "-q", "-o", str(out)],
+def test_cli_writes_json_with_a_progress_bar(tmp_path):
+    out = tmp_path / "sub" / "area.json"
+    r = subprocess.run([sys.executable, "-m", "antq", "area", "ant_decoder", "-o", str(out)],
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
+    assert "yosys synth_xilinx: 100%" in r.stderr and "2/2" in r.stderr
     data = json.loads(out.read_text())
     assert list(data) == ["ant_decoder"] and data["ant_decoder"]["nodsp"]["summary"]["LUT"] > 0
     assert "ant_decoder" in r.stdout and f"wrote {out}" in r.stdout
+
+
+def test_default_set_stops_at_8x8_and_full_is_every_design(tmp_path, monkeypatch, capsys, small_report):
+    """`make area` synthesizes the quick set (a few minutes on 2 cores); --full adds the 16x16 arrays."""
+    from antq import cli
+
+    quick = {d.name for d in yosys.quick_designs()}
+    assert {"int4_pe", "int8_pe", "ant_pe", "ant_pe_decode", "ant_decoder", "ant_array_edge_8x8",
+            "ant_array_pe_8x8", "ant_array_pe_4x4"} <= quick
+    assert not any("16x16" in n for n in quick) and {d.name for d in yosys.designs()} - quick
+    asked = []
+    monkeypatch.setattr(yosys, "run", lambda selected, **kw: asked.append(selected) or small_report)
+    out = str(tmp_path / "area.json")
+    assert cli.main(["area", "-q", "-o", out]) == 0 and cli.main(["area", "--full", "-q", "-o", out]) == 0
+    assert [d.name for d in asked[0]] == [d.name for d in yosys.quick_designs()]
+    assert [d.name for d in asked[1]] == [d.name for d in yosys.designs()]
+    assert "ANT PE / int4 PE LUTs" in capsys.readouterr().out  # the ratios are printed

@@ -221,7 +221,7 @@ def test_cli_build_and_bench():
                         "--no-cocotb"], capture_output=True, text=True)
     assert r.returncode == 0 and "array cycles/s" in r.stdout, r.stderr
     r = subprocess.run([*run, "rtl-build", "--rows", "0"], capture_output=True, text=True)
-    assert r.returncode == 1 and "rows must be" in r.stderr
+    assert r.returncode == 2 and "argument --rows: must be at least 1, got 0" in r.stderr
 
 
 @pytest.mark.slow

@@ -25,19 +25,53 @@ DEFAULT_CANDIDATES: tuple[str, ...] = ("int", "flint", "pot", "float")
 RATIO_LOW, RATIO_HIGH, RATIO_LOW_8BIT = 75, 150, 95
 INT_ONLY_ABOVE_BITS = 6
 """As in ANT, widths above 6 bits use int only (PoT/flint grids are too sparse to win there)."""
+MAX_RATIO = 1000.0
+"""Largest clip ratio a search takes: beyond about 2 * max_value (510 for uint8) every value
+already rounds to code 0, and much larger ratios overflow the search's float64 error sums."""
 
 
-def _as_numpy(x: object, what: str = "tensor") -> np.ndarray:
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+"""antq computes scales and rounding in float32: data beyond this magnitude cannot be quantized."""
+
+
+def to_numpy(x: object, what: str = "tensor") -> np.ndarray:
+    """``x`` as a numpy array. A torch tensor is detached and copied to the CPU; a floating-point
+    dtype that numpy lacks (bfloat16, float8) becomes float32, which holds every such value exactly."""
     if hasattr(x, "detach") and hasattr(x, "cpu"):  # torch.Tensor without importing torch
-        x = x.detach().cpu().numpy()
-    a = np.asarray(x)
+        t = x.detach().cpu()
+        try:
+            return t.numpy()
+        except TypeError:
+            if not t.is_floating_point():
+                raise TypeError(f"{what} has torch dtype {t.dtype}, which numpy cannot hold; convert it "
+                                "first, e.g. x.float()") from None
+            return t.float().numpy()
+    return np.asarray(x)
+
+
+def check_real(a: np.ndarray, what: str = "tensor") -> np.ndarray:
+    """``a`` if it is a non-empty real array whose values float32 can hold; else an error naming why."""
     if a.dtype.kind not in "fiu" or a.dtype == np.bool_:
         raise TypeError(f"{what} must be a real numeric array, got dtype {a.dtype}")
     if a.size == 0:
         raise ValueError(f"{what} is empty (shape {a.shape}); nothing to quantize")
-    if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
-        n_nan, n_inf = int(np.isnan(a).sum()), int(np.isinf(a).sum())
-        raise ValueError(f"{what} contains {n_nan} NaN and {n_inf} Inf values; refusing to quantize")
+    if a.dtype.kind == "f":
+        if not np.all(np.isfinite(a)):
+            n_nan, n_inf = int(np.isnan(a).sum()), int(np.isinf(a).sum())
+            raise ValueError(f"{what} contains {n_nan} NaN and {n_inf} Inf values; refusing to quantize")
+        big = float(np.abs(a).max())
+        if big > FLOAT32_MAX:
+            raise ValueError(f"{what} ({a.dtype}) has values up to {big:.3g}, which overflow float32 "
+                             f"(max {FLOAT32_MAX:.3g}) to Inf: antq quantizes in float32; scale the data "
+                             "down")
+    return a
+
+
+def _as_numpy(x: object, what: str = "tensor") -> np.ndarray:
+    a = check_real(to_numpy(x, what), what)
+    if a.ndim == 0:
+        raise ValueError(f"{what} is 0-d (a single number); quantize a tensor of at least one dimension, "
+                         "e.g. np.atleast_1d(x)")
     return a
 
 
@@ -73,7 +107,8 @@ class QuantizedTensor:
             raise ValueError("codes must have at least one dimension")
         self.codes = self.fmt.check_codes(c).astype(np.uint8, copy=False)
         self.channel_axis = _check_axis(self.codes.shape, channel_axis)
-        s = np.asarray(scale, dtype=np.float32)
+        with np.errstate(over="ignore"):  # a float64 scale beyond float32 becomes Inf: refused below
+            s = np.asarray(scale, dtype=np.float32)
         if self.channel_axis is None:
             if s.size != 1:
                 raise ValueError(f"per-tensor scale must be a scalar, got shape {s.shape}")
@@ -83,8 +118,9 @@ class QuantizedTensor:
                 f"per-channel scale must have shape ({self.codes.shape[self.channel_axis]},) "
                 f"for axis {self.channel_axis} of {self.codes.shape}, got {s.shape}"
             )
-        if not np.all(np.isfinite(s)) or np.any(s <= 0):
-            raise ValueError("scales must be finite and positive")
+        bad = s[~(np.isfinite(s) & (s > 0))]
+        if bad.size:
+            raise ValueError(f"scales must be finite and positive in float32, got {bad[:3].tolist()}")
         self.scale = s
         self.selection: Selection | None = None
 
@@ -146,6 +182,22 @@ def ratios_for(bits: int) -> np.ndarray:
     """Clip ratios r searched: 0.75 .. 1.49 (0.95 .. 1.49 above 6 bits)."""
     low = RATIO_LOW_8BIT if bits > INT_ONLY_ABOVE_BITS else RATIO_LOW
     return np.arange(low, RATIO_HIGH) / 100.0
+
+
+def _check_ratios(ratios: object) -> np.ndarray:
+    """The clip ratios of a search: a non-empty 1-D sequence of finite positive numbers."""
+    try:
+        r = np.asarray(ratios, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"ratios must be a sequence of numbers, got {ratios!r}") from None
+    if r.ndim != 1 or r.size == 0:
+        raise ValueError(f"ratios must be a non-empty 1-D sequence of clip ratios (alpha = r * max|x|), "
+                         f"got shape {r.shape}")
+    bad = r[~(np.isfinite(r) & (r > 0) & (r <= MAX_RATIO))]
+    if bad.size:
+        raise ValueError(f"ratios must be finite, positive and at most {MAX_RATIO:g} (alpha = r * max|x|), "
+                         f"got {bad[:3].tolist()}")
+    return r
 
 
 def _candidate_formats(
@@ -266,7 +318,7 @@ def quantize_as(
     channel_axis: int | None = None,
 ) -> QuantizedTensor:
     """Quantize to a fixed format and scale (a frozen quantizer): float32 nearest-grid rounding."""
-    a = _as_numpy(x).astype(np.float32, copy=False)
+    a = _as_numpy(x, "x").astype(np.float32, copy=False)
     axis = _check_axis(a.shape, channel_axis)
     q = QuantizedTensor(
         np.zeros(a.shape, np.uint8), kind=fmt.kind, bits=fmt.bits, signed=fmt.signed,
@@ -292,12 +344,19 @@ def quantize_tensor(
     per tensor (activations). ``signed=None`` picks unsigned unless ``x`` has a negative value.
     The returned tensor's ``selection`` records every candidate's MSE and the chosen clip ratio.
     """
-    a = _as_numpy(x)
+    a = _as_numpy(x, "x")
     axis = _check_axis(a.shape, channel_axis)
+    lowest = a.min()
     if signed is None:
-        signed = bool(a.min() < 0)
-    fmts, skipped = _candidate_formats(candidates, bits, signed)
-    r = ratios_for(bits) if ratios is None else np.asarray(ratios, dtype=np.float64)
+        signed = bool(lowest < 0)
+    elif not isinstance(signed, (bool, np.bool_)):
+        raise TypeError(f"signed must be True, False or None, got {signed!r}")
+    elif not signed and lowest < 0:
+        raise ValueError(f"signed=False, but x has {int((a < 0).sum())} negative values (down to "
+                         f"{float(lowest):.3g}) that an unsigned format would clip to 0; pass signed=True, "
+                         "or None to choose from the data")
+    fmts, skipped = _candidate_formats(candidates, bits, bool(signed))
+    r = ratios_for(bits) if ratios is None else _check_ratios(ratios)
     x2d = _to_2d(a.astype(np.float64), axis)
     results = search(x2d, fmts, r)
     scores = {f.kind: float(results[f][0].sum()) for f in fmts}
@@ -305,7 +364,17 @@ def quantize_tensor(
     ratio = r[results[best_fmt][1]]
     maxabs = np.abs(x2d).max(axis=1)
     alpha = ratio * maxabs
-    scale = np.where(alpha > 0, alpha / best_fmt.max_value, 1.0).astype(np.float32)
+    with np.errstate(over="ignore"):  # refused below
+        scale = np.where(alpha > 0, alpha / best_fmt.max_value, 1.0).astype(np.float32)
+    reach = scale.astype(np.float64) * best_fmt.max_abs  # the largest |value| dequantize() gives
+    bad = ~np.isfinite(scale) | (scale <= 0) | (reach > FLOAT32_MAX)
+    if bad.any():
+        where = " in a channel" if axis is not None else ""
+        raise ValueError(f"x has max |x| = {float(maxabs[bad][0]):.3g}{where}, so its {best_fmt.name} "
+                         f"scale alpha / {best_fmt.max_value} = "
+                         f"{float(alpha[bad][0] / best_fmt.max_value):.3g} (whose grid reaches "
+                         f"{float(alpha[bad][0] / best_fmt.max_value * best_fmt.max_abs):.3g}) is outside "
+                         "float32's range; rescale the data")
     q = quantize_as(a, best_fmt, scale if axis is not None else scale[0], axis)
     err = q.dequantize().astype(np.float64) - a
     mse = float(np.mean(err**2))

@@ -37,7 +37,7 @@ from ..core.quantize import QuantizedTensor
 from ..toolchain.paths import BITFILE_ENV, BOARD_ENV, source_dir
 from .ip import AntAccelerator
 
-BOARD_DIRS = {"Pynq-Z2": "pynq-z2", "ZCU104": "zcu104", "KV260": "kv260"}
+BOARD_DIRS = {"Pynq-Z1": "pynq-z1", "Pynq-Z2": "pynq-z2", "ZCU104": "zcu104", "KV260": "kv260"}
 """``$BOARD`` as set by each PYNQ image -> folder under ``bitstreams/``."""
 DEFAULT_TIMEOUT = 10.0
 PAGE = 4096
@@ -240,9 +240,15 @@ class AntOverlay(pynq.Overlay):
             buf = self._scratch[role] = self._allocate(max(PAGE, 1 << (max(nbytes, 1) - 1).bit_length()))
         return buf
 
+    @property
+    def closed(self) -> bool:
+        """True after :meth:`close`: the overlay's device buffers are freed and it refuses every call."""
+        return self._closed
+
     def _check_usable(self) -> None:
         if self._closed:
-            raise RuntimeError("this AntOverlay is closed")
+            raise RuntimeError("this AntOverlay is closed (close() freed its device buffers); open a new "
+                               "one with antq.open_overlay()")
         if self._fault:
             raise RuntimeError(f"the accelerator failed earlier ({self._fault}) and may still be running; "
                                "close() this overlay and load it again")

@@ -260,6 +260,10 @@ def calibration_tensor(calib_data: Any, dtype: torch.dtype = torch.float32) -> t
                              f"has {tuple(parts[0].shape[1:])}")
         if p.shape[0] == 0:
             raise ValueError(f"calibration batch {i} is empty")
+        big = float(p.abs().max()) if p.is_floating_point() else 0.0
+        if math.isfinite(big) and big > torch.finfo(dtype).max:
+            raise ValueError(f"calibration batch {i} ({p.dtype}) has values up to {big:.3g}, which overflow "
+                             f"{dtype} to Inf; scale the data down")
     x = torch.cat(parts).to(dtype)
     if not torch.isfinite(x).all():
         raise ValueError(f"calibration data contains {int((~torch.isfinite(x)).sum())} NaN/Inf values")

@@ -28,7 +28,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from ..core import container, formats, reference, regmap
 from ..core.formats import Format
-from ..core.quantize import QuantizedTensor, quantize_as
+from ..core.quantize import QuantizedTensor, check_real, quantize_as, to_numpy
 from .hostops import HOST_OPS
 
 STATE_FORMAT = "antq-qmodel"
@@ -298,20 +298,19 @@ class IntegerModel:
     def macs(self, batch: int = 1) -> int:
         return sum(layer.macs(batch) for layer in self.gemm_layers)
 
-    def _check_input(self, x: Any) -> np.ndarray:
-        if hasattr(x, "detach") and hasattr(x, "cpu"):
-            x = x.detach().cpu().numpy()
-        a = np.asarray(x)
+    def check_input(self, x: Any) -> np.ndarray:
+        """``x`` as the float32 batch :meth:`run` computes on; a clear error for any other input."""
+        a = to_numpy(x, "model input")
         if a.dtype.kind not in "fiu" or a.dtype == np.bool_:
             raise TypeError(f"model input must be a real numeric array, got dtype {a.dtype}")
+        want = f"(batch, {', '.join(map(str, self.input_shape))})"
+        if a.ndim == 0:
+            raise ValueError(f"model input is 0-d (a single number); expected a batch of shape {want}")
         if a.ndim != len(self.input_shape) + 1 or tuple(a.shape[1:]) != self.input_shape:
-            raise ValueError(f"model input has shape {a.shape}; expected (batch, "
-                             f"{', '.join(map(str, self.input_shape))})")
+            raise ValueError(f"model input has shape {a.shape}; expected {want}")
         if a.shape[0] == 0:
-            raise ValueError("model input has an empty batch")
-        if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
-            raise ValueError("model input contains NaN or Inf")
-        return a.astype(np.float32)
+            raise ValueError("model input has an empty batch (0 samples): nothing to run")
+        return check_real(a, "model input").astype(np.float32)
 
     def run(self, x: Any, gemm: Gemm | None = None, trace: bool = False
             ) -> np.ndarray | tuple[np.ndarray, list[TraceRecord]]:
@@ -330,7 +329,7 @@ class IntegerModel:
             acc, times = None, ({} if node.op == "gemm" else None)
             t0 = time.perf_counter()
             if node.op == "input":
-                val = self._check_input(x)
+                val = self.check_input(x)
             elif node.op == "output":
                 val = out = _to_float32(_resolve(node.args[0], env))
             elif node.op == "gemm":

@@ -31,7 +31,7 @@ def held_out(model: IntegerModel, limit: int | None) -> tuple[np.ndarray, np.nda
     x, y = load_dataset(model.dataset, "test")
     if limit is not None:
         if limit < 1:
-            raise ValueError(f"--limit must be >= 1, got {limit}")
+            raise ValueError(f"limit must be at least 1 (None: the whole split), got {limit}")
         x, y = x[:limit], y[:limit]
     return x, y
 

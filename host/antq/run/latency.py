@@ -6,6 +6,8 @@ counter (on a board the hardware's; in emulation a projection, and labelled so).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from ..core import regmap
@@ -16,7 +18,7 @@ PARTS = ("quantize_pack_s", "flush_s", "compute_s", "invalidate_s", "unpack_resc
 """Wall-time parts of each layer, in the order of the stacked bars."""
 
 
-def _gemm_row(rec, call, ov, clock_mhz: float, ddr_gbps: float) -> dict:
+def _gemm_row(rec, call, ov, clock_mhz: float, ddr_gbps: float | None) -> dict:
     """One GEMM layer's breakdown: host-side wall times, compute from the IP's cycle counter."""
     t = call.timing
     cfg = ov.array
@@ -24,7 +26,7 @@ def _gemm_row(rec, call, ov, clock_mhz: float, ddr_gbps: float) -> dict:
     a_bytes, w_bytes, y_bytes = regmap.footprint(call.m, call.n, call.k, layer_a, layer_w, cfg)
     ddr_bytes = a_bytes + w_bytes * -(-call.m // cfg.rows) + y_bytes
     cycle_s = t.cycles / (clock_mhz * 1e6)
-    ddr_s = ddr_bytes / (ddr_gbps * 1e9) if ddr_gbps else 0.0
+    ddr_s = 0.0 if ddr_gbps is None else ddr_bytes / (ddr_gbps * 1e9)
     return {
         "name": rec.name, "kind": "gemm", "m": call.m, "n": call.n, "k": call.k,
         "a_fmt": layer_a.name, "w_fmt": layer_w.name, "macs": call.m * call.n * call.k,
@@ -44,21 +46,26 @@ class _Rec:
         self.layer_fmts = (layer.act_fmt, layer.w_fmt)
 
 
-def bench_model(model, overlay, x: np.ndarray, *, clock_mhz: float | None = None, ddr_gbps: float = 1.2,
-                repeats: int = 3, int8_cost: bool = True, progress: bool = True) -> dict:
+def bench_model(model, overlay, x: np.ndarray, *, clock_mhz: float | None = None,
+                ddr_gbps: float | None = 1.2, repeats: int = 3, int8_cost: bool = True,
+                progress: bool = True) -> dict:
     """Per-layer and end-to-end latency of ``model`` on ``overlay`` for the batch ``x``.
 
     Host-side parts (quantize+pack, flush, invalidate, unpack+rescale, host-only layers) are wall
     times measured here (best of ``repeats``). Compute comes from the IP's cycle counter at
     ``clock_mhz`` (default: the overlay's PL clock), or the DDR time of the layer's traffic at
-    ``ddr_gbps`` if that is longer. In emulation the result is a projection of the board and is
-    labelled so; on a board the cycles are the hardware's own.
+    ``ddr_gbps`` if that is longer (``None``: no DDR bound). In emulation the result is a
+    projection of the board and is labelled so; on a board the cycles are the hardware's own.
     """
     from tqdm import tqdm
 
-    clock = float(clock_mhz or overlay.clock_mhz)
-    if not clock > 0:
-        raise ValueError(f"clock must be positive MHz, got {clock}")
+    clock = float(overlay.clock_mhz if clock_mhz is None else clock_mhz)
+    for what, v in (("clock_mhz", clock), ("ddr_gbps", 1.0 if ddr_gbps is None else ddr_gbps)):
+        if not (np.isfinite(v) and v > 0):
+            raise ValueError(f"{what} must be a positive number{' or None' if what == 'ddr_gbps' else ''}, "
+                             f"got {v}")
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
+        raise ValueError(f"repeats must be a positive int, got {repeats!r}")
     layers = {layer.name: layer for layer in model.gemm_layers}
     projected = getattr(overlay.device, "level", None) is not None
     best: list[dict] | None = None
@@ -164,8 +171,9 @@ def print_latency(res: dict) -> None:
     print(f"end to end {1e3 * res['total_s']:.2f} ms ({label} compute): {res['images_per_s']:.0f} images/s")
 
 
-def plot_latency(res: dict, path: str) -> None:
-    """A stacked horizontal bar per layer: where each layer's time goes."""
+def plot_latency(res: dict, path: str | Path) -> None:
+    """A stacked horizontal bar per layer: where each layer's time goes (the suffix of ``path``
+    picks the format; missing folders are created)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -189,5 +197,6 @@ def plot_latency(res: dict, path: str) -> None:
                  f"{res['clock_mhz']:g} MHz")
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -45,32 +45,55 @@ def _weight(rows: int, cols: int, rng: np.random.Generator) -> np.ndarray:
     return w
 
 
-def bench_quant(weight_shape: tuple[int, int] = (4096, 4096), act_elems: int = 8 << 20,
-                seed: int = 0) -> list[dict]:
-    """Vectorized type/clip search against the per-(type, ratio) loop on the same tensors."""
+BENCH_QUANT_QUICK = ((1024, 1024), 1 << 21)
+"""``make bench-quant``'s sizes (weight shape, activation elements): about a minute on 2 cores."""
+BENCH_QUANT_FULL = ((4096, 4096), 8 << 20)
+"""``antq bench-quant --full``: 16x and 4x those, several minutes (the loop dominates)."""
+
+
+def bench_quant(weight_shape: tuple[int, int] = BENCH_QUANT_QUICK[0], act_elems: int = BENCH_QUANT_QUICK[1],
+                seed: int = 0, progress: bool = True) -> list[dict]:
+    """Vectorized type/clip search against the per-(type, ratio) loop on the same tensors.
+
+    A progress bar (stderr) steps once per tensor for the vectorized search (it sorts once for
+    every type, so it runs as one call) and once per candidate type for the loop, which takes
+    almost all of the time."""
+    from tqdm import tqdm
+
+    if min(*weight_shape, act_elems) < 1:
+        raise ValueError(f"sizes must be positive, got a {weight_shape} weight and {act_elems} activations")
     rng = np.random.default_rng(seed)
     cases = [
         ("weight", _weight(*weight_shape, rng), 0, True),
         ("activation", np.maximum(rng.standard_normal(act_elems).astype(np.float32), 0)
          * rng.gamma(2.0, 1.0, act_elems).astype(np.float32), None, False),
     ]
+    fmts_of = {s: quantize._candidate_formats(quantize.DEFAULT_CANDIDATES, 4, s)[0] for s in (False, True)}
+    steps = sum(1 + len(fmts_of[signed]) for *_, signed in cases)
+    bar = tqdm(total=steps, desc="bench-quant", unit="search", disable=not progress)
     rows = []
     for name, x, axis, signed in cases:
-        fmts, _ = quantize._candidate_formats(quantize.DEFAULT_CANDIDATES, 4, signed)
-        r = quantize.ratios_for(4)
+        fmts, r = fmts_of[signed], quantize.ratios_for(4)
         x2d = quantize._to_2d(x.astype(np.float64), axis)
+        bar.set_postfix_str(f"{name}, vectorized")
         t0 = time.perf_counter()
         fast = quantize.search(x2d, fmts, r)
         t_fast = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        slow = quantize.search_loop(x2d, fmts, r)
-        t_loop = time.perf_counter() - t0
+        bar.update()
+        slow, t_loop = {}, 0.0
+        for f in fmts:  # the loop treats each type on its own anyway
+            bar.set_postfix_str(f"{name}, loop, {f.kind}")
+            t0 = time.perf_counter()
+            slow.update(quantize.search_loop(x2d, [f], r))
+            t_loop += time.perf_counter() - t0
+            bar.update()
         same = all(np.array_equal(fast[f][1], slow[f][1]) for f in fmts)
         rel = max(float(np.max(np.abs(fast[f][0] - slow[f][0]) / np.maximum(slow[f][0], 1e-300)))
                   for f in fmts)
         rows.append({"tensor": name, "shape": list(x.shape), "elements": int(x.size),
                      "fast_s": t_fast, "loop_s": t_loop, "speedup": t_loop / t_fast,
                      "same_choice": same, "max_rel_mse_diff": rel})
+    bar.close()
     print(f"{'tensor':<11} {'elements':>10} {'vectorized s':>13} {'loop s':>9} {'speedup':>8}  same choice")
     for row in rows:
         print(f"{row['tensor']:<11} {row['elements']:>10} {row['fast_s']:>13.2f} {row['loop_s']:>9.2f} "

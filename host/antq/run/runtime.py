@@ -11,6 +11,7 @@ the eval-mode fake-quant torch model (docs/contracts.md §11).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from numbers import Integral
 from typing import Any
 
 import numpy as np
@@ -53,6 +54,7 @@ class Runtime:
         self.model, self.overlay = model, overlay
         self.calls: list[LayerCall] = []
         self._weights: dict[int, tuple[str, Any]] = {}
+        self._closed = False
         try:
             for layer in model.gemm_layers:
                 try:
@@ -65,8 +67,17 @@ class Runtime:
             self.close()
             raise
 
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("this Runtime is closed (close() or the end of its with block freed the "
+                               "model's weights on the device); make a new Runtime(model, overlay)")
+        if getattr(self.overlay, "closed", False):
+            raise RuntimeError("the overlay under this Runtime was closed, which freed the model's weights "
+                               "on the device; open a new overlay (antq.open_overlay) and a new Runtime")
+
     def gemm(self, a: QuantizedTensor, w: QuantizedTensor) -> np.ndarray:
         """The accelerator's exact GEMM with ``w`` taken from its resident device buffer."""
+        self._check_open()
         try:
             name, handle = self._weights[id(w)]
         except KeyError:
@@ -79,11 +90,14 @@ class Runtime:
     def run(self, x: Any, *, trace: bool = False, batch_size: int | None = None, progress: bool = False
             ) -> np.ndarray | tuple[np.ndarray, list[TraceRecord]]:
         """Outputs for inputs ``x`` (B, ...), in batches of ``batch_size`` (default: one batch)."""
-        self.calls.clear()
+        self._check_open()
+        if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, Integral)
+                                       or batch_size < 1):
+            raise ValueError(f"batch_size must be a positive int or None, got {batch_size!r}")
+        x = self.model.check_input(x)  # shape, dtype, empty batch, NaN, float32 range: before any GEMM
         n = len(x)
+        self.calls.clear()
         step = n if batch_size is None else int(batch_size)
-        if step < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if trace and step < n:
             raise ValueError("trace=True needs the whole input in one batch (batch_size=None)")
         if step >= n:
@@ -103,6 +117,7 @@ class Runtime:
         for _, handle in self._weights.values():
             handle.free()
         self._weights.clear()
+        self._closed = True
 
     def __enter__(self) -> Runtime:
         return self

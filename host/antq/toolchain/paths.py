@@ -27,7 +27,7 @@ BACKEND_ENV = "ANTQ_BACKEND"
 BITFILE_ENV = "ANTQ_BITFILE"
 """A bitstream (``.bit``, with its ``.hwh`` beside it) to load instead of the packaged one."""
 BOARD_ENV = "BOARD"
-"""Set by every PYNQ image (``Pynq-Z2``, ``ZCU104``, ...): picks the packaged bitstream."""
+"""Set by every PYNQ image (``Pynq-Z1``, ``Pynq-Z2``, ``ZCU104``, ...): picks the packaged bitstream."""
 FPGA_MANAGER = Path("/sys/class/fpga_manager")
 """Present, and not empty, on a Zynq board whose kernel can program the PL."""
 
@@ -60,6 +60,13 @@ def source_dir(name: str) -> Path:
 def package_file(*parts: str) -> Path:
     """A file inside the antq package itself (notebooks, shipped zoo weights)."""
     return Path(str(_PACKAGE.joinpath(*parts)))
+
+
+def shipped_model(name: str = "digits-cnn-ip-f-4bit") -> Path:
+    """A ready quantized model that ships with antq beside the zoo's weights: what
+    ``antq quantize digits-cnn -o digits-cnn-ip-f-4bit.antq`` writes from the shipped fp32 weights
+    (``make models-ship`` rewrites it). Running it needs numpy and pynq only, not PyTorch."""
+    return package_file("model", "data", "zoo", f"{name}.antq")
 
 
 def build_dir() -> Path:

@@ -8,7 +8,9 @@ depending on the surrounding design (ABC sees its cells in another order), which
 array cost more per PE than a 16x16 one; and its ``stat -json`` is not valid JSON for a
 hierarchical design. ``stat -json`` gives the cell counts by type, which go unchanged
 into ``build/area.json``; the printed table sums them into LUT / FF / CARRY4 / DSP and adds
-LUTs per MAC/cycle and the share of an xc7z020 (PYNQ-Z2) that a 16x16 array takes.
+LUTs per MAC/cycle and the share of an xc7z020 (PYNQ-Z1/Z2) that a 16x16 array takes. `antq area`
+synthesizes :func:`quick_designs` (a few minutes) unless given `--full` (every design, what
+`make docs` measures).
 
 The baselines are fair by construction: ``int4_pe`` and ``int8_pe`` have the same accumulator
 width, the same registered operand pass-through and the same readout port as ``ant_pe``; only
@@ -22,7 +24,7 @@ import re
 import shutil
 import subprocess
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,7 +33,7 @@ from .paths import source_dir
 
 MAPPINGS = ("default", "nodsp")
 XC7Z020 = {"LUT": 53_200, "FF": 106_400, "DSP": 220}
-"""PYNQ-Z2's xc7z020 (the smallest supported board)."""
+"""The xc7z020 of the PYNQ-Z1 and PYNQ-Z2 (the smallest supported boards)."""
 TIMEOUT_S = 1800
 
 
@@ -60,6 +62,17 @@ def designs() -> list[Design]:
             out.append(Design(f"ant_array_{variant}_{n}x{n}", "ant_array",
                               {**acc, "ROWS": n, "COLS": n, "DECODE_IN_PE": decode}, macs=n * n))
     return out
+
+
+QUICK_MAX_ARRAY = 8
+"""``antq area`` without ``--full`` stops at 8x8 arrays (the overlay's size): a few minutes on 2
+cores, where the two 16x16 arrays alone take most of the 10-30 minutes of the full set."""
+
+
+def quick_designs() -> list[Design]:
+    """The default set of ``antq area``: every PE and the decoder, and the arrays up to
+    :data:`QUICK_MAX_ARRAY`, so that every ratio of :func:`checks` but the xc7z020 share prints."""
+    return [d for d in designs() if d.parameters.get("ROWS", 0) <= QUICK_MAX_ARRAY]
 
 
 def yosys_version() -> str:
@@ -119,22 +132,33 @@ def summary(cells: dict[str, int]) -> dict[str, int]:
             "CARRY4": total(r"CARRY4"), "DSP": total(r"DSP48E1"), "MUXF": total(r"MUXF[78]")}
 
 
+def expected_seconds(d: Design) -> float:
+    """A rough synthesis time of one run of ``d`` (Yosys 0.23 on one core: a PE about 7 s, an 8x8
+    array 45 s edge-decoded and 75 s PE-decoded), to order the runs and to weight the progress bar,
+    so that its ETA holds from the first run on instead of counting a PE like a 16x16 array."""
+    pes = d.parameters.get("ROWS", 0) * d.parameters.get("COLS", 0)
+    return 7.0 + pes * (1.05 if d.parameters.get("DECODE_IN_PE") else 0.6)
+
+
 def run(selected: list[Design] | None = None, jobs: int = 2, progress: bool = True) -> dict:
-    """Synthesize every (design, mapping); return the area.json content."""
+    """Synthesize every (design, mapping), ``jobs`` at a time; return the area.json content."""
     from tqdm import tqdm
 
     selected = designs() if selected is None else selected
     version = yosys_version()
     tasks = [(d, m) for d in selected for m in MAPPINGS]
-    # biggest first so that the workers finish together
-    tasks.sort(key=lambda t: -t[0].parameters.get("ROWS", 0))
+    tasks.sort(key=lambda t: -expected_seconds(t[0]))  # longest first, so that the workers finish together
     results = {}
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        futures = [(d.name, m, pool.submit(synth, d, m)) for d, m in tasks]
-        with tqdm(total=len(tasks), desc="yosys synth_xilinx", unit="run", disable=not progress) as bar:
-            for name, m, f in futures:
-                results[name, m] = f.result()
-                bar.update()
+        futures = {pool.submit(synth, d, m): (d, m) for d, m in tasks}
+        total = sum(expected_seconds(d) for d, _ in tasks)
+        with tqdm(total=total, desc="yosys synth_xilinx", disable=not progress,
+                  bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}{postfix}]") as bar:
+            for i, f in enumerate(as_completed(futures), 1):  # as they finish, whichever worker ran them
+                d, m = futures[f]
+                results[d.name, m] = f.result()
+                bar.set_postfix_str(f"{i}/{len(tasks)} runs, {d.name} {m}", refresh=False)
+                bar.update(expected_seconds(d))
     report = {}
     for d in selected:
         report[d.name] = {"top": d.top, "parameters": dict(d.parameters), "macs_per_cycle": d.macs,
