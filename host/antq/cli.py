@@ -648,7 +648,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=POSITIVE, default=3)
     p.add_argument("--board", choices=sorted(arch.BOARDS), default="pynq-z2",
                    help="board whose array and bus the emulation levels model (default pynq-z2)")
-    p.add_argument("--array", type=_number(int, 1, regmap.MAX_DIM), nargs=2, metavar=("R", "C"),
+    p.add_argument("--array", type=_number(int, 1, 256), nargs=2, metavar=("R", "C"),
                    help="emulated array rows and columns (default: the board's)")
     p.add_argument("--json", type=_output(suffixes=(".json",)), metavar="FILE",
                    help="also write one row per backend (macs, cycles, utilization = "

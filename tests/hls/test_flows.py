@@ -138,7 +138,8 @@ def test_cli_bench_gemm_json_contract(tmp_path, capsys):
 def test_cli_bench_gemm_refuses_a_bad_array(capsys):
     with pytest.raises(SystemExit) as e:
         cli.main(["bench-gemm", "--array", "0", "8"])
-    assert e.value.code == 2 and "0 is not a positive integer" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "--array: must be between 1 and 256, got 0" in err
 
 
 def test_cli_overlay_info(capsys):
