@@ -266,7 +266,53 @@ class QuantLinear(nn.Linear):
         return _copy_params(self, m)
 
 
-QuantLayer = QuantConv2d | QuantLinear
+class Matmul(nn.Module):
+    """``torch.matmul(a, b)`` as a module: what a quantized activation x activation GEMM turns back into
+    in :meth:`QuantMatmul.to_float`."""
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return torch.matmul(a, b)
+
+
+class QuantMatmul(nn.Module):
+    """``torch.matmul(a, b)`` of two activations (attention's Q.K^T, P.V) with ANT fake quantization.
+
+    Quantization puts one in place of every traced matmul whose operands both come from the model's
+    inputs. Each operand has an input quantizer (per tensor, signed if its calibration data is):
+    ``input_quant`` for ``a`` and ``weight_quant`` for ``b`` (named so that the code reading a
+    layer's two quantizers serves both kinds). Eval mode multiplies the integer grid values exactly
+    in float64 and rescales with ``fl32(acc * (s_a * s_b))``, as the integer model's
+    :class:`~antq.model.graph.MatmulLayer`.
+    """
+
+    def __init__(self, spec: LayerSpec, name: str = "") -> None:
+        super().__init__()
+        self.spec, self.layer_name = spec, name
+        self.a_shape: tuple[int, ...] | None = None
+        self.b_shape: tuple[int, ...] | None = None
+        self.input_quant = Quantizer(spec, "input", f"{name} (operand a)")
+        self.weight_quant = Quantizer(spec, "input", f"{name} (operand b)")
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        if self.input_quant.calibrating:
+            self.a_shape, self.b_shape = tuple(a.shape[1:]), tuple(b.shape[1:])
+        with _native():
+            if self.training or self.spec.baseline:
+                return torch.matmul(self.input_quant(a), self.weight_quant(b))
+            ia, ib = self.input_quant.integers(a), self.weight_quant.integers(b)
+            _check_exact(self, a.shape[-1])
+            acc = torch.matmul(ia, ib)
+            return (acc * (self.input_quant.scale().double() * self.weight_quant.scale().double())).float()
+
+    def to_float(self) -> nn.Module:
+        return Matmul()
+
+    def extra_repr(self) -> str:
+        return f"{self.layer_name}, {self.spec}"
+
+
+QuantLayer = QuantConv2d | QuantLinear | QuantMatmul
+QUANT_LAYERS = (QuantConv2d, QuantLinear, QuantMatmul)
 
 
 def _attach(m: QuantLayer, spec: LayerSpec, name: str) -> None:
@@ -282,13 +328,16 @@ def _exact_operands(m: QuantLayer, x: torch.Tensor) -> tuple[torch.Tensor, torch
     holds all of them exactly, whatever the summation order, so the result is the integer GEMM.
     """
     a, w = m.input_quant.integers(x), m.weight_quant.integers(m.weight)
-    k = m.weight[0].numel()
+    _check_exact(m, m.weight[0].numel())
+    return a, w
+
+
+def _check_exact(m: QuantLayer, k: int) -> None:
     bound = k * float(m.input_quant.grid.abs().max()) * float(m.weight_quant.grid.abs().max())
     if bound >= 2.0**53:
         raise OverflowError(f"{m.layer_name}: {m.input_quant.label} x {m.weight_quant.label} with K={k} can "
                             f"reach {bound:.3g}, beyond the 2^53 that float64 (and the int64 reference) "
                             "accumulate exactly")
-    return a, w
 
 
 def _rescale(m: QuantLayer, acc: torch.Tensor, channel_dim: int) -> torch.Tensor:
@@ -316,15 +365,21 @@ def _copy_params(src: QuantLayer, dst: nn.Module) -> nn.Module:
 
 
 def _set_spec(m: QuantLayer, spec: LayerSpec) -> None:
-    dev = m.weight.device
-    _attach(m, spec, m.layer_name)
+    dev = m.input_quant.alpha.device
+    if isinstance(m, QuantMatmul):
+        m.spec = spec
+        m.input_quant = Quantizer(spec, "input", f"{m.layer_name} (operand a)")
+        m.weight_quant = Quantizer(spec, "input", f"{m.layer_name} (operand b)")
+    else:
+        _attach(m, spec, m.layer_name)
     m.weight_quant.to(dev)
     m.input_quant.to(dev)
 
 
 def _is_quantizable(name: str, m: nn.Module, parents: dict[str, nn.Module]) -> bool:
     parent = parents.get(name.rpartition(".")[0])
-    # nn.MultiheadAttention uses its out_proj weight directly, never calling the Linear module.
+    # nn.MultiheadAttention uses its out_proj weight directly, never calling the Linear module;
+    # quantize_model replaces it by antq.model.attention.MultiheadAttention first.
     return isinstance(m, (nn.Conv2d, nn.Linear)) and not isinstance(parent, nn.MultiheadAttention)
 
 
