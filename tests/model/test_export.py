@@ -168,13 +168,20 @@ def test_host_ops_match_torch():
 def test_run_calls_gemm_with_the_documented_operands(transformer, digits):
     calib, xt, _ = digits
     ex = quantize_model(transformer, calib, "ip-f", progress=False).export()
-    calls = []
+    calls, act_calls = [], []
 
-    def my_gemm(a, w):  # an independent exact GEMM on the decoded values
-        calls.append((a, w))
+    def exact(a, w):  # an independent exact GEMM on the decoded values
         return a.values().astype(np.int64) @ w.values().astype(np.int64).T
 
-    out = ex.run(xt[:7], gemm=my_gemm)
+    def my_gemm(a, w):
+        calls.append((a, w))
+        return exact(a, w)
+
+    def my_act_gemm(a, b):
+        act_calls.append((a, b))
+        return exact(a, b)
+
+    out = ex.run(xt[:7], gemm=my_gemm, act_gemm=my_act_gemm)
     assert np.array_equal(out, ex.run(xt[:7]))
     assert len(calls) == len(ex.gemm_layers)
     for (a, w), layer in zip(calls, ex.gemm_layers, strict=True):
@@ -184,9 +191,18 @@ def test_run_calls_gemm_with_the_documented_operands(transformer, digits):
         assert a.shape == (7 * layer.rows_per_sample, layer.k)
         assert layer.macs(7) == a.shape[0] * layer.n * layer.k
         assert layer.out_shape(7) == ((7, 8, layer.n) if layer.name != "head" else (7, layer.n))
+    # Q.K^T and P.V: one call per sample and head, both operands per-tensor activations made per call
+    qk, pv = ex.matmul_layers
+    assert [m.name for m in ex.matmul_layers] == ["attn.matmul0", "attn.matmul1"]
+    assert len(act_calls) == 2 * 7 * 4 and qk.calls_per_sample == pv.calls_per_sample == 4
+    for (a, b), layer in zip(act_calls, [qk] * 28 + [pv] * 28, strict=True):
+        assert a.channel_axis is None and b.channel_axis is None
+        assert (a.fmt, b.fmt) == (layer.a_fmt, layer.b_fmt)
+        assert a.shape == (8, layer.k) and b.shape == (layer.n, layer.k)
+    assert pv.a_fmt.signed is False  # softmax probabilities: the unsigned grids
     ex.run(xt[:3], gemm=my_gemm)
     assert calls[len(ex.gemm_layers)][1] is calls[0][1]
-    assert ex.macs(1) == sum(g.macs(1) for g in ex.gemm_layers)
+    assert ex.macs(1) == sum(g.macs(1) for g in ex.layers)
 
 
 def test_trace_records_every_node_and_accumulators(cnn, digits):

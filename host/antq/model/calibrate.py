@@ -328,9 +328,10 @@ class Inputs:
                       {k: t[:1].expand(n, *t.shape[1:]).contiguous() for k, t in self.kwargs.items()})
 
     def describe(self) -> str:
-        parts = [f"{tuple(t.shape)} {str(t.dtype).removeprefix('torch.')}" for t in self.args]
-        parts += [f"{k}={tuple(t.shape)} {str(t.dtype).removeprefix('torch.')}" for k, t in self.kwargs.items()]
-        return "shape " + ", ".join(parts)
+        def one(t: torch.Tensor) -> str:
+            return f"{tuple(t.shape)}" + ("" if t.is_floating_point() else f" {str(t.dtype).removeprefix('torch.')}")
+
+        return "shape " + ", ".join([one(t) for t in self.args] + [f"{k}={one(t)}" for k, t in self.kwargs.items()])
 
 
 def _as_input_tensor(b: Any, where: str) -> torch.Tensor:

@@ -483,17 +483,17 @@ class IntegerModel:
                 raise ValueError(f"the model takes {len(self.inputs)} inputs "
                                  f"({', '.join(i.name for i in self.inputs)}): pass a tuple or a dict")
             values = [x]
-        out = [self._check_input(v, spec) for v, spec in zip(values, self.inputs, strict=True)]
+        out = [self._check_input(v, spec, len(self.inputs) > 1) for v, spec in zip(values, self.inputs, strict=True)]
         if len({len(v) for v in out}) != 1:
             raise ValueError(f"model inputs have different batch sizes: {[len(v) for v in out]}")
         return out
 
     @staticmethod
-    def _check_input(x: Any, spec: InputSpec) -> np.ndarray:
+    def _check_input(x: Any, spec: InputSpec, named: bool) -> np.ndarray:
         if hasattr(x, "detach") and hasattr(x, "cpu"):
             x = x.detach().cpu().numpy()
         a = np.asarray(x)
-        what = f"model input {spec.name!r}"
+        what = f"model input {spec.name!r}" if named else "model input"
         integer = np.dtype(spec.dtype).kind in "iub"
         if a.dtype.kind not in ("iub" if integer else "fiu") or (a.dtype == np.bool_) != (spec.dtype == "bool"):
             raise TypeError(f"{what} must be a {'integer' if integer else 'real numeric'} array "

@@ -122,6 +122,7 @@ def measure(model_names: list[str] | None = None, *, qat_epochs: int = 5, qat_st
 
 def _sample_layers(rows: list[dict], n: int = 3) -> list[str]:
     """Layers to plot: those where ip-f chose a non-int type first, then the first layers."""
+    rows = [r for r in rows if r["op"] != "matmul"]  # weight layers: the histograms show a weight
     adaptive = [r["layer"] for r in rows if not (r["weight"]["type"].startswith("int")
                                                  and r["input"]["type"].startswith("int"))]
     rest = [r["layer"] for r in rows if r["layer"] not in adaptive]
