@@ -294,11 +294,18 @@ def test_layers_never_called_are_reported(digits):
         quantize_model(Unused(), digits[0], progress=False)
 
 
-def test_grid_index_equals_bucketize(rng):
-    from antq.model.fakequant import _grid_index
+@pytest.mark.parametrize("bits", [2, 4, 5, 8])
+@pytest.mark.parametrize("signed", [False, True])
+def test_int_grid_values_equal_the_midpoint_search(rng, bits, signed):
+    """The int shortcut clamp(floor(u + 1/2)) is the nearest grid point with ties up, as bucketize
+    over the midpoints finds it, including exact ties, values beyond the grid and beyond 2^23."""
+    from antq.model.fakequant import _grid_values
 
-    for fmt in (formats.get("flint", 4, False), formats.get("int", 5, True), formats.get("int", 8, True)):
-        mids = torch.tensor((fmt.grid[:-1] + fmt.grid[1:]) / 2, dtype=torch.float32)
-        u = torch.from_numpy(rng.standard_normal(20000).astype(np.float32) * fmt.max_value)
-        u[:len(mids)] = mids  # exact ties go up
-        assert torch.equal(_grid_index(u, mids), torch.bucketize(u, mids, right=True))
+    spec = layer_specs(["l"], "int", bits)["l"]
+    q = Quantizer(spec, "input", "l")
+    q.calibrate(torch.from_numpy(rng.standard_normal(64).astype(np.float32) * (-1 if signed else 1)
+                                 if signed else np.abs(rng.standard_normal(64)).astype(np.float32)))
+    u = torch.from_numpy(rng.standard_normal(20000).astype(np.float32) * q.fmt.max_value * 1.5)
+    u[:len(q.mids)] = q.mids  # exact ties go up
+    u[-4:] = torch.tensor([2.0**23 + 1, -(2.0**24), 2.0**30, -0.5])
+    assert torch.equal(_grid_values(u, q), q.grid[torch.bucketize(u, q.mids, right=True)])

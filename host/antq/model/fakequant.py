@@ -47,17 +47,18 @@ class ExportError(ValueError):
 
 
 def _grid_index(u: torch.Tensor, mids: torch.Tensor) -> torch.Tensor:
-    """Index of the nearest grid point: the number of midpoints <= u (``bucketize(right=True)``).
+    """Index of the nearest grid point: the number of midpoints <= u (``bucketize(right=True)``, a binary
+    search: on 2 CPU threads 3x faster than counting the comparisons, even for a 16-point grid)."""
+    return torch.bucketize(u, mids, right=True)
 
-    For the short grids of 2-5 bits, counting comparisons in uint8 is ~3x faster than bucketize's
-    binary search on CPU, and exactly equal to it.
-    """
-    if len(mids) > 32:
-        return torch.bucketize(u, mids, right=True)
-    idx = torch.zeros(u.shape, dtype=torch.uint8, device=u.device)
-    for m in mids:
-        idx.add_(u >= m)
-    return idx.long()
+
+def _grid_values(u: torch.Tensor, q: Quantizer) -> torch.Tensor:
+    """``grid[_grid_index(u, mids)]``: for int formats (consecutive integers, midpoints at k + 1/2)
+    ``clamp(floor(u + 1/2))`` is the same value without a search (``u + 1/2`` is exact in float32
+    below 2^23, and beyond that the clamp gives the grid's end either way)."""
+    if q.fmt is not None and q.fmt.kind == "int":
+        return torch.floor(u + 0.5).clamp_(float(q.grid[0]), float(q.grid[-1]))
+    return q.grid[_grid_index(u, q.mids)]
 
 
 class _FakeQuant(torch.autograd.Function):
@@ -101,6 +102,8 @@ class Quantizer(nn.Module):
         self.signed = True
         self.fmt: Format | None = None
         self.stats: dict[str, Any] = {}
+        self._cache: tuple | None = None
+        """(tensor, its version, alpha's version, grid values): the last rounding, reused while valid."""
         self.calibrating = False
         self.on_calibrated: Callable[[], object] | None = None
 
@@ -119,10 +122,14 @@ class Quantizer(nn.Module):
         """Forget the calibration (the next calibration chooses type and alpha afresh)."""
         self.alpha = nn.Parameter(torch.zeros(0, device=self.alpha.device))
         self.grid, self.mids = self.grid[:0], self.mids[:0]
-        self.fmt, self.stats = None, {}
+        self.fmt, self.stats, self._cache = None, {}, None
 
     def calibrate(self, x: torch.Tensor) -> None:
-        """Choose signedness, type and alpha for ``x`` (by MSE for ANT, absmax for baselines), then freeze."""
+        """Choose signedness, type and alpha for ``x`` (by MSE for ANT, absmax for baselines), then freeze.
+
+        The grid indices computed for the statistics are kept, so the forward pass that follows
+        (:meth:`integers` on the same ``x``) does not round it again.
+        """
         a = x.detach().float().cpu().numpy()
         where = f"{self.owner} {self.role}".strip()
         try:
@@ -131,11 +138,10 @@ class Quantizer(nn.Module):
                 self.block = BASELINES[self.spec.scheme].block or 0
                 self.fmt, max_value, scores = None, float(np.abs(grid).max()), {}
             else:
-                q = quantize.quantize_tensor(
+                sel = quantize.select(
                     a, self.spec.bits, CANDIDATES[self.spec.scheme],
                     channel_axis=0 if self.role == "weight" else None,
                     signed=True if self.role == "weight" else None)
-                sel = q.selection
                 self.fmt, grid, max_value = sel.fmt, sel.fmt.grid, float(sel.fmt.max_value)
                 alpha = np.where(sel.alpha > 0, sel.alpha, max_value)  # an all-zero channel: scale 1
                 self.group = "channel" if self.role == "weight" else "tensor"
@@ -149,9 +155,15 @@ class Quantizer(nn.Module):
         alpha = torch.tensor(np.asarray(alpha).reshape(-1), dtype=torch.float32, device=dev)
         self.alpha = nn.Parameter(alpha)
         with torch.no_grad():
-            err = (self._fake(x.float()) - x.float()).double()
-            mse = float(err.pow(2).mean())
-            power = float(x.double().pow(2).mean())
+            if self.fmt is None:
+                mse = float((self._fake(x.float()) - x.float()).double().pow(2).mean())
+            else:  # the search's MSE of the chosen format and clip; one rounding, kept for the forward
+                mse = sel.scores[sel.fmt.kind] / len(sel.alpha)
+                xf = x.float()
+                self._cache = (x, x._version, self.alpha._version,
+                               _grid_values(xf / self._broadcast_scale(xf), self))
+            flat = a.reshape(-1).astype(np.float64)
+            power = float(flat @ flat) / max(flat.size, 1)
         self.stats = {"type": self.label, "signed": self.signed, "mse": mse, "scores": scores,
                       "sqnr_db": 10 * math.log10(power / mse) if mse > 0 and power > 0 else math.inf}
         if self.on_calibrated is not None:
@@ -182,8 +194,15 @@ class Quantizer(nn.Module):
         if self.fmt is None:
             raise RuntimeError(f"{self.owner}: {self.spec.scheme} is a software-only codebook without "
                                "integer codes")
-        u = x.float() / self._broadcast_scale(x)
-        return self.grid[_grid_index(u, self.mids)].double()
+        c = self._cache
+        if c is not None and c[0] is x and c[1] == x._version and c[2] == self.alpha._version:
+            q = c[3]
+        else:
+            q = _grid_values(x.float() / self._broadcast_scale(x), self)
+        # a weight's rounding is reused by every later forward until the weight or alpha changes;
+        # an activation's only by the forward pass right after its calibration
+        self._cache = (x, x._version, self.alpha._version, q) if self.role == "weight" else None
+        return q.double()
 
     def _broadcast_scale(self, x: torch.Tensor) -> torch.Tensor:
         s = self.scale()
