@@ -5,7 +5,7 @@ PY    := .venv/bin/python
 JOBS  ?= 2
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help setup test test-slow test-wheel test-board demo docs lint golden config bench-quant bench-pack clean
+.PHONY: help setup test test-slow test-wheel test-board demo docs lint golden config bench-quant bench-calib bench-pack clean
 .DEFAULT_GOAL := help
 
 help: ## list the targets
@@ -34,6 +34,9 @@ golden: setup ## regenerate tests/golden/gemm.txt (shared by Python, HLS and RTL
 
 bench-quant: setup ## vectorized type/clip search vs. a straightforward loop (prints the ratio)
 	$(PY) -m antq bench-quant
+
+bench-calib: setup ## calibrating all-MiniLM-L6-v2 against the calibration as it was (prints the ratio)
+	$(PY) -m antq bench-calib
 
 bench-pack: setup ## pack/unpack throughput vs. np.copy (prints GB/s and ratios)
 	$(PY) -m antq bench-pack

@@ -410,13 +410,16 @@ def calibration_tensor(calib_data: Any, dtype: torch.dtype = torch.float32) -> t
     return x.args[0]
 
 
-def prepare(model: nn.Module, x: Inputs) -> tuple[nn.Module, dict[str, str], list[str]]:
+def prepare(model: nn.Module, x: Inputs, act_gemms: bool = True) -> tuple[nn.Module, dict[str, str], list[str]]:
     """The fp32 model quantize_model wraps: a copy with nn.MultiheadAttention rebuilt from Linear layers,
-    BatchNorms folded, and, if it traces, every activation x activation matmul a ``Matmul`` module
-    (then it is a GraphModule). Returns (model, folded BatchNorms, replaced attention modules)."""
+    BatchNorms folded, and (with ``act_gemms``, if it traces) every activation x activation matmul a
+    ``Matmul`` module (then it is a GraphModule). Returns (model, folded BatchNorms, replaced attention
+    modules)."""
     work = copy.deepcopy(model).eval()
     replaced = replace_attention(work)
     folded = fold_batchnorm(work, x.head(2))
+    if not act_gemms:
+        return work, folded, replaced
     try:
         gm = trace(work, x.head(2).args, x.head(2).kwargs)
     except Exception:  # untraceable: the plain module (export will say why it cannot trace)
@@ -429,7 +432,7 @@ def prepare(model: nn.Module, x: Inputs) -> tuple[nn.Module, dict[str, str], lis
 def quantize_model(model: nn.Module, calib_data: Any, config: str = "ip-f", bits: int = 4, *,
                    overrides: dict[str, Any] | None = None, int8_layers: Sequence[str | int] | None = None,
                    auto_int8: int = 0, dataset: str | None = None, target: str | None = None,
-                   progress: bool = True) -> FakeQuantModel:
+                   act_gemms: bool = True, progress: bool = True) -> FakeQuantModel:
     """A fake-quantized copy of ``model`` (which is left untouched), calibrated on ``calib_data``.
 
     ``calib_data`` is whatever the model takes (see :func:`calibration_inputs`: a tensor, a dict of
@@ -437,6 +440,8 @@ def quantize_model(model: nn.Module, calib_data: Any, config: str = "ip-f", bits
     target) pairs); all of it goes through the model once. ``config`` is one of :data:`CONFIGS`,
     ``bits`` 2..8. ``target="overlay"`` refuses, before calibrating, any layer whose candidate
     formats the accelerator cannot decode (:func:`antq.model.configs.check_target`).
+    ``act_gemms`` (default) also quantizes every matmul of two activations (attention's Q.K^T and
+    P.V), so that every GEMM runs on the accelerator; ``False`` leaves them float host ops.
     ``int8_layers`` and ``overrides`` are described in :func:`layer_specs`. ``auto_int8=n``
     promotes the n layers with the highest 4-bit MSE to int8 (ANT's policy) and recalibrates.
     ``dataset`` names the training dataset (default: ``model.dataset_name`` if set), so that
@@ -450,7 +455,7 @@ def quantize_model(model: nn.Module, calib_data: Any, config: str = "ip-f", bits
     params = [p for p in model.parameters() if p.is_floating_point()]
     x = calibration_inputs(calib_data, params[0].dtype if params else torch.float32,
                            params[0].device if params else None)
-    work, folded, replaced = prepare(model, x)
+    work, folded, replaced = prepare(model, x, act_gemms)
     names = quantizable_layers(work)
     if not names:
         raise ValueError(f"{type(model).__name__} has no quantizable layers (nn.Conv2d, nn.Linear or "
