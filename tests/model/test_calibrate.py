@@ -294,18 +294,26 @@ def test_layers_never_called_are_reported(digits):
         quantize_model(Unused(), digits[0], progress=False)
 
 
-@pytest.mark.parametrize("bits", [2, 4, 5, 8])
+@pytest.mark.parametrize("kind", ["int", "pot"])
+@pytest.mark.parametrize("bits", [2, 3, 4, 5, 8])
 @pytest.mark.parametrize("signed", [False, True])
-def test_int_grid_values_equal_the_midpoint_search(rng, bits, signed):
-    """The int shortcut clamp(floor(u + 1/2)) is the nearest grid point with ties up, as bucketize
-    over the midpoints finds it, including exact ties, values beyond the grid and beyond 2^23."""
+def test_int_and_pot_grid_values_equal_the_midpoint_search(rng, kind, bits, signed):
+    """The int and PoT shortcuts give the nearest grid point with ties up, as bucketize over the
+    midpoints finds it, bit for bit (zeros +0): exact ties on both signs, values beyond the grid,
+    beyond 2^23 and below the smallest power."""
     from antq.model.fakequant import _grid_values
 
-    spec = layer_specs(["l"], "int", bits)["l"]
-    q = Quantizer(spec, "input", "l")
-    q.calibrate(torch.from_numpy(rng.standard_normal(64).astype(np.float32) * (-1 if signed else 1)
-                                 if signed else np.abs(rng.standard_normal(64)).astype(np.float32)))
-    u = torch.from_numpy(rng.standard_normal(20000).astype(np.float32) * q.fmt.max_value * 1.5)
+    if kind == "pot" and bits > 6:
+        bits = 6  # above 6 bits ANT uses int only, and PoT grids outgrow float32
+    q = Quantizer(layer_specs(["l"], "ip" if kind == "pot" else "int", bits)["l"], "input", "l")
+    q.fmt = formats.get(kind, bits, signed)  # the format under test, whatever calibration would pick
+    q.grid = torch.tensor(q.fmt.grid, dtype=torch.float32)
+    q.mids = (q.grid[:-1] + q.grid[1:]) / 2
+    top = float(q.grid.abs().max())
+    u = torch.from_numpy((rng.standard_normal(40000) * np.exp(rng.uniform(-4, np.log(2 * top), 40000)))
+                         .astype(np.float32))
     u[:len(q.mids)] = q.mids  # exact ties go up
-    u[-4:] = torch.tensor([2.0**23 + 1, -(2.0**24), 2.0**30, -0.5])
-    assert torch.equal(_grid_values(u, q), q.grid[torch.bucketize(u, q.mids, right=True)])
+    u[len(q.mids):2 * len(q.mids)] = -q.mids
+    u[-8:] = torch.tensor([2.0**23 + 1, -(2.0**24), 2.0**30, -0.5, 0.5, 0.0, -0.0, 1e-30])
+    got, want = _grid_values(u, q), q.grid[torch.bucketize(u, q.mids, right=True)]
+    assert torch.equal(got, want) and torch.equal(torch.signbit(got), torch.signbit(want))

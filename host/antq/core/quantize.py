@@ -185,18 +185,41 @@ def _mids(fmt: Format) -> np.ndarray:
     return (g[:-1] + g[1:]) / 2
 
 
+def _below(x: np.ndarray, safe: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, ...]:
+    """For rows ``x`` normalised by ``safe`` and sorted thresholds ``t``: the count and the sum of each
+    row's elements below every threshold (c, T), and each row's sum and sum of squares (c,)."""
+    c, n = x.shape
+    if c == 1:  # one long row (an activation): sort it and locate the thresholds in it
+        # sorting in the input's precision and normalising after gives the same float64 values (a
+        # positive scale keeps the order), about twice as fast for float32 data
+        y = np.sort(x, axis=1).astype(np.float64) / safe[:, None]
+        p1 = np.cumsum(y, axis=1)
+        count = np.searchsorted(y[0], t, side="left")[None, :]
+        s1 = np.where(count > 0, np.take_along_axis(p1, np.maximum(count - 1, 0), axis=1), 0.0)
+        return count, s1, p1[:, -1], np.einsum("ij,ij->i", y, y)
+    # many rows (a weight's channels): bin every element among the thresholds, count and sum per bin
+    y = x.astype(np.float64) / safe[:, None]
+    L = len(t)
+    key = (np.searchsorted(t, y, side="right") + (L + 1) * np.arange(c)[:, None]).ravel()
+    yr = y.ravel()
+    per_bin = [np.bincount(key, weights=w, minlength=c * (L + 1)).reshape(c, L + 1)[:, :L] for w in (None, yr)]
+    count, s1 = (np.cumsum(b, axis=1) for b in per_bin)  # below threshold k: the bins 0..k
+    return count.astype(np.int64), s1, y.sum(axis=1), np.einsum("ij,ij->i", y, y)
+
+
 def search(
     x2d: np.ndarray, fmts: Sequence[Format], ratios: np.ndarray, max_elems: int = 1 << 22
 ) -> dict[Format, tuple[np.ndarray, np.ndarray]]:
     """Per-channel MSE of every (format, ratio), all candidates at once: returns best (mse, ratio index).
 
-    Each row of ``x2d`` is sorted once (in its own precision) and normalised by its max |x|, with
-    prefix sums of x. For a grid g and ratio r the rounding thresholds are the midpoints of g scaled
-    by r/max(g); the thresholds of every candidate format and ratio together are sorted once and
-    located in each row by one ``searchsorted`` (elements equal to a threshold round up, as the
-    quantizer does). The count and sum of the elements below each threshold, and the row's sum of
-    squares, give every (format, ratio)'s squared error (summing over the bins by parts). Cost: O(n log n) for the sort plus
-    O(C * T * log n) for T thresholds, instead of O(n * ratios * types) for the direct loop
+    Each row of ``x2d`` is normalised by its max |x|. For a grid g and ratio r the rounding
+    thresholds are the midpoints of g scaled by r/max(g); the thresholds of every candidate format
+    and ratio together are sorted once. The count and sum of each row's elements below every
+    threshold (elements equal to a threshold round up, as the quantizer does) come from sorting a
+    single long row and locating the thresholds in it, or, for many rows, from binning every
+    element among the thresholds (:func:`_below`); with the row's sum of squares they give every
+    (format, ratio)'s squared error (summing over the bins by parts). Cost: O(n log n) or
+    O(n log T) for T thresholds, instead of O(n * ratios * types) for the direct loop
     (:func:`search_loop`). Rows are processed in chunks of about ``max_elems`` values.
     """
     x2d = np.asarray(x2d)
@@ -216,16 +239,7 @@ def search(
     for c0 in range(0, C, step):
         rows = slice(c0, min(C, c0 + step))
         c = rows.stop - rows.start
-        # sorting in the input's precision and normalising after gives the same float64 values (a
-        # positive scale keeps the order), about twice as fast for float32 data
-        ys = np.sort(x2d[rows], axis=1).astype(np.float64) / safe[rows, None]
-        p1 = np.cumsum(ys, axis=1)
-        total2 = np.einsum("ij,ij->i", ys, ys)
-        # N(t) and S1(t): count and sum of the elements below each sorted threshold t
-        count = np.empty((c, len(flat)), np.int64)
-        for i in range(c):
-            count[i] = np.searchsorted(ys[i], sorted_t, side="left")
-        s1 = np.where(count > 0, np.take_along_axis(p1, np.maximum(count - 1, 0), axis=1), 0.0)
+        count, s1, total1, total2 = _below(x2d[rows], safe[rows], sorted_t)
         off = 0
         for f, thr in zip(fmts, thresholds, strict=True):
             at = pos[off:off + thr.size]
@@ -234,7 +248,7 @@ def search(
             g = f.grid[None, :] * (ratios / f.max_value)[:, None]  # (R, G): the value of each bin
             # sum over bins b of (S2_b - 2 g_b S1_b + N_b g_b^2), with S_b = S(t_b) - S(t_{b-1}) summed by
             # parts: S2 adds up to the row's total, the rest to g_top-weighted totals plus threshold terms
-            lin = g[:, -1] * p1[:, -1:] + np.einsum("crj,rj->cr", st, g[:, :-1] - g[:, 1:])
+            lin = g[:, -1] * total1[:, None] + np.einsum("crj,rj->cr", st, g[:, :-1] - g[:, 1:])
             sq = g[:, -1] ** 2 * n + np.einsum("crj,rj->cr", nt.astype(np.float64), g[:, :-1] ** 2 - g[:, 1:] ** 2)
             err = total2[:, None] - 2 * lin + sq
             mse[f][rows] = np.maximum(err, 0) / n * (maxabs[rows, None] ** 2)

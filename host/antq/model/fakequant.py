@@ -53,11 +53,28 @@ def _grid_index(u: torch.Tensor, mids: torch.Tensor) -> torch.Tensor:
 
 
 def _grid_values(u: torch.Tensor, q: Quantizer) -> torch.Tensor:
-    """``grid[_grid_index(u, mids)]``: for int formats (consecutive integers, midpoints at k + 1/2)
-    ``clamp(floor(u + 1/2))`` is the same value without a search (``u + 1/2`` is exact in float32
-    below 2^23, and beyond that the clamp gives the grid's end either way)."""
-    if q.fmt is not None and q.fmt.kind == "int":
-        return torch.floor(u + 0.5).clamp_(float(q.grid[0]), float(q.grid[-1]))
+    """``grid[_grid_index(u, mids)]`` (the nearest grid value, ties to the larger), without a search for
+    the two kinds most tensors choose:
+
+    * int (consecutive integers, midpoints at k + 1/2): ``clamp(floor(u + 1/2))``; ``u + 1/2`` is
+      exact in float32 below 2^23, and beyond that the clamp gives the grid's end either way;
+    * PoT (0 and powers of two, midpoints 1/2 and 3/4 * 2^e): ``frexp`` splits |u| = m * 2^e with
+      m in [1/2, 1) exactly, so |u| rounds up to 2^e iff m >= 3/4 (m > 3/4 for negative u, whose
+      larger neighbour is the smaller magnitude), and below 1 to 1 iff |u| >= 1/2 (> for negative).
+    Zeros come out as +0, as the grid holds them.
+    """
+    kind = q.fmt.kind if q.fmt is not None else None
+    lo, hi = float(q.grid[0]), float(q.grid[-1])
+    if kind == "int":
+        return torch.floor(u + 0.5).clamp_(lo, hi)
+    if kind == "pot" and q.fmt.bits <= quantize.INT_ONLY_ABOVE_BITS:  # wider PoT grids leave float32's range
+        a = u.abs()
+        m, e = torch.frexp(a)
+        pos = u > 0
+        up = torch.where(pos, m >= 0.75, m > 0.75)
+        v = torch.ldexp(torch.ones_like(a), torch.where(up, e, e - 1))
+        v = torch.where(a < 1, torch.where(pos, a >= 0.5, a > 0.5).to(a.dtype), v).clamp_(max=max(hi, -lo))
+        return torch.copysign(v, u).clamp_(lo, hi) + 0.0
     return q.grid[_grid_index(u, q.mids)]
 
 

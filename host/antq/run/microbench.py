@@ -333,6 +333,7 @@ def bench_calib(sentences: int = 32, config: str = "ip-f", bits: int = 4, layers
 
     model = text.load_minilm(layers)
     x = {k: v[:sentences] for k, v in text.load_text("murphy", "calib").items()}
+    quantize_model(model, {k: v[:2] for k, v in x.items()}, config, bits, progress=False)  # warm-up: imports
     t0 = time.perf_counter()
     fast = quantize_model(model, x, config, bits, progress=False)
     t_fast = time.perf_counter() - t0
