@@ -23,6 +23,10 @@ from .formats import Format, FormatError
 
 DEFAULT_CANDIDATES: tuple[str, ...] = ("int", "flint", "pot", "float")
 RATIO_LOW, RATIO_HIGH, RATIO_LOW_8BIT = 75, 150, 95
+WIDE_LOW, WIDE_STEPS = 0.05, 30
+"""Below ANT's 0.75 (0.95) the clip search continues geometrically down to 0.05 of max|x| in 30 steps:
+activations with outliers (BERT's Linear inputs have max/rms of 9-93) are best clipped far below
+their maximum, which ANT's range cannot reach."""
 INT_ONLY_ABOVE_BITS = 6
 """As in ANT, widths above 6 bits use int only (PoT/flint grids are too sparse to win there)."""
 
@@ -143,9 +147,12 @@ class Selection:
 
 
 def ratios_for(bits: int) -> np.ndarray:
-    """Clip ratios r searched: 0.75 .. 1.49 (0.95 .. 1.49 above 6 bits)."""
+    """Clip ratios r searched: ANT's 0.75 .. 1.49 in steps of 0.01 (0.95 .. 1.49 above 6 bits), and
+    below that :data:`WIDE_STEPS` geometric steps from :data:`WIDE_LOW` (a superset of ANT's search, so
+    no tensor's MSE can grow)."""
     low = RATIO_LOW_8BIT if bits > INT_ONLY_ABOVE_BITS else RATIO_LOW
-    return np.arange(low, RATIO_HIGH) / 100.0
+    return np.concatenate([np.geomspace(WIDE_LOW, low / 100.0, WIDE_STEPS, endpoint=False),
+                           np.arange(low, RATIO_HIGH) / 100.0])
 
 
 def _candidate_formats(

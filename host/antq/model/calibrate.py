@@ -343,8 +343,10 @@ def _as_input_tensor(b: Any, where: str) -> torch.Tensor:
         raise TypeError(f"{where} is a {type(b).__name__}; expected a tensor or a numpy array")
     if not (b.is_floating_point() or b.dtype in _INT_DTYPES):
         raise TypeError(f"{where} has dtype {b.dtype}; expected real numbers, integers or bools")
-    if b.dim() < 1 or b.shape[0] == 0:
-        raise ValueError(f"{where} has shape {tuple(b.shape)}; expected a non-empty batch (batch, ...)")
+    if b.dim() < 2:
+        raise ValueError(f"{where} has shape {tuple(b.shape)}; expected (batch, ...features)")
+    if b.shape[0] == 0:
+        raise ValueError(f"{where} is empty")
     return b
 
 
