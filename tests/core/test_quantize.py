@@ -97,13 +97,13 @@ def test_signedness_from_data_and_int_only_above_6_bits():
 
 
 def test_the_wide_clip_search_reaches_outlier_activations():
-    """An activation with a few outliers (max/rms about 60, as BERT's Linear inputs) is clipped far
+    """An activation with a few outliers (max/rms about 26, within BERT's Linear inputs' 9-93) is clipped far
     below its maximum, which ANT's 0.75.. range cannot do; its MSE can only drop (a superset)."""
     x = np.random.default_rng(7).standard_normal(20000)
-    x[:8] *= 120
+    x[:8] *= 20
     q = antq.quantize_tensor(x, 4, ("int",))
     narrow = antq.quantize_tensor(x, 4, ("int",), ratios=np.arange(75, 150) / 100)
-    assert q.selection.ratio[0] < 0.3 and q.selection.mse < 0.5 * narrow.selection.mse
+    assert q.selection.ratio[0] < 0.2 and q.selection.mse < 0.2 * narrow.selection.mse
 
 
 def test_per_channel_scales_and_dequantize_error():
