@@ -388,7 +388,8 @@ def build_parser() -> argparse.ArgumentParser:
         "(type and clip value by MSE), optionally fine-tune (QAT), and write the exported integer model: "
         "packed codes, per-channel scales (BatchNorm folded in before calibration), bias and activation "
         "formats. It runs without fp32 weights (antq eval, antq.load).")
-    p.add_argument("model", help="a zoo model (digits-cnn, digits-transformer, all-minilm-l6-v2 with antq[nlp]) "
+    p.add_argument("model", help="a zoo model (digits-cnn, digits-transformer, all-minilm-l6-v2 with "
+                                 "antq[nlp]) "
                    "or module:callable returning an nn.Module")
     p.add_argument("--calib", default=CALIB_DEFAULT, help="number of training samples of the model's "
                    "dataset, or a .npy file of inputs (default 256)")
@@ -504,10 +505,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cols", type=int, default=4096, help="weight columns")
     p.add_argument("--act-elems", type=int, default=8 << 20, help="activation tensor elements")
     p.set_defaults(func=_cmd_bench_quant)
-    p = sub.add_parser("bench-calib", help="time calibrating all-MiniLM-L6-v2 against the calibration as it was",
+    p = sub.add_parser("bench-calib", help="time calibrating all-MiniLM-L6-v2 against the calibration as it "
+                                           "was",
                        description="Calibrate all-MiniLM-L6-v2 (antq[nlp]; every GEMM) on the first training "
                        "sentences with antq's calibration and with the calibration as it was before (full "
-                       "quantization per tensor, a separate statistics pass, a second rounding in the forward), "
+                       "quantization per tensor, a separate statistics pass, a second rounding in the "
+                       "forward), "
                        "and print both times, the ratio and whether both chose the same types and clips.")
     p.add_argument("--sentences", type=int, default=32, help="calibration sentences (default 32)")
     p.add_argument("--config", default="ip-f", help="config (default ip-f)")

@@ -145,7 +145,8 @@ def bert(layers: int = 2, hidden: int = 32, heads: int = 2, vocab: int = 120, se
     from transformers import BertConfig, BertModel
 
     torch.manual_seed(seed)
-    cfg = BertConfig(vocab_size=vocab, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
+    cfg = BertConfig(vocab_size=vocab, hidden_size=hidden, num_hidden_layers=layers,
+                     num_attention_heads=heads,
                      intermediate_size=2 * hidden, max_position_embeddings=64, attn_implementation="eager")
     return BertModel(cfg, add_pooling_layer=False).eval()
 

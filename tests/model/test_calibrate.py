@@ -10,7 +10,7 @@ from antq.core import formats, quantize
 from antq.model import datasets, zoo
 from antq.model.calibrate import fine_tune, quantize_model
 from antq.model.configs import CANDIDATES, layer_specs
-from antq.model.fakequant import QuantConv2d, QuantLinear, QuantMatmul, Quantizer
+from antq.model.fakequant import QuantConv2d, Quantizer, QuantLinear, QuantMatmul
 from torch import nn
 
 CNN_LAYERS = ["features.0", "features.3", "features.7", "classifier.1", "classifier.4"]

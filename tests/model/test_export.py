@@ -317,7 +317,8 @@ def test_inputs_of_any_dtype_calibrate_and_export(as_dict, tmp_path):
     assert qm.example.describe() == ("shape ids=(2, 6) int64, feats=(2, 3)" if as_dict else
                                      "shape (2, 6) int64, (2, 3)")
     ex = antq.load(antq.save(tmp_path / "m.antq", qm))
-    assert [(i.name, i.shape, i.dtype) for i in ex.inputs] == [("ids", (6,), "int64"), ("feats", (3,), "float32")]
+    assert [(i.name, i.shape, i.dtype) for i in ex.inputs] == [("ids", (6,), "int64"),
+                                                                ("feats", (3,), "float32")]
     with torch.no_grad():
         fake = qm(ids[32:], feats[32:]).numpy()
     assert np.array_equal(ex.run((ids[32:].numpy(), feats[32:].numpy())), fake)
@@ -341,7 +342,8 @@ class Refused(nn.Module):
 
 
 @pytest.mark.parametrize("how,match", [("function", "cumsum.* function cumsum is not supported"),
-                                       ("arguments", r"^to \(call_method to\): dtype float64 is not a host dtype")])
+                                       ("arguments", r"^to \(call_method to\): dtype float64 is not a host "
+                                                     r"dtype")])
 def test_export_refuses_what_the_host_cannot_run_naming_the_node(how, match):
     qm = quantize_model(Refused(how).eval(), torch.rand(8, 1, 4, 4), "ip-f", progress=False)
     with pytest.raises(ExportError, match=match):
@@ -363,7 +365,8 @@ def test_ceil_mode_pooling_exports_and_runs(tmp_path):
 def test_target_overlay_refuses_undecodable_formats_before_calibrating(cnn, digits):
     """6-bit ip-f may choose flint6/pot6, which the PE cannot decode: said when quantizing for the
     overlay, not only by the Runtime. 6-bit int runs (as int8 nibble passes)."""
-    with pytest.raises(ValueError, match=r"target='overlay'.*ip-f/6 may choose pot6u, pot6s, flint6u, flint6s"):
+    with pytest.raises(ValueError, match=r"target='overlay'.*ip-f/6 may choose pot6u, pot6s, flint6u, "
+                                         r"flint6s"):
         quantize_model(cnn, digits[0], "ip-f", 6, target="overlay", progress=False)
     with pytest.raises(ValueError, match="nf4 may choose nf4"):
         quantize_model(cnn, digits[0], "nf4", target="overlay", progress=False)
@@ -371,4 +374,5 @@ def test_target_overlay_refuses_undecodable_formats_before_calibrating(cnn, digi
         quantize_model(cnn, digits[0], "int", 6, target="fpga", progress=False)
     ex = quantize_model(cnn, digits[0], "int", 6, target="overlay", progress=False).export()
     assert ex.accelerator_ready and {g.w_fmt.name for g in ex.gemm_layers} == {"int6s"}
-    assert quantize_model(cnn, digits[0], "ip-f", 4, target="overlay", progress=False).export().accelerator_ready
+    four = quantize_model(cnn, digits[0], "ip-f", 4, target="overlay", progress=False)
+    assert four.export().accelerator_ready

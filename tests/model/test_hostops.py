@@ -52,7 +52,8 @@ def test_comparisons_casts_masks_and_gathers(x, rng):
     assert np.array_equal(HOST_OPS["to"](x, np.dtype("int64")), t.to(torch.int64).numpy())  # truncation
     assert np.array_equal(HOST_OPS["float"](x.astype(np.int64)), t.long().float().numpy())
     mask = x > 1
-    assert np.array_equal(HOST_OPS["masked_fill"](x, mask, float("-inf")), t.masked_fill(_t(mask), float("-inf")))
+    assert np.array_equal(HOST_OPS["masked_fill"](x, mask, float("-inf")),
+                          t.masked_fill(_t(mask), float("-inf")))
     assert np.array_equal(HOST_OPS["where"](mask, x, np.float32(0)), torch.where(_t(mask), t, 0.0).numpy())
     w = rng.standard_normal((11, 5)).astype(np.float32)
     ids = rng.integers(0, 11, (3, 6))
@@ -74,7 +75,8 @@ def test_pooling_with_ceil_mode(x, kernel, stride, padding):
     assert np.array_equal(HOST_OPS["max_pool2d"](x, kernel, stride, padding, ceil_mode=True), want)
     for include_pad in (True, False):
         want = F.avg_pool2d(t, kernel, stride, padding, ceil_mode=True, count_include_pad=include_pad).numpy()
-        got = HOST_OPS["avg_pool2d"](x, kernel, stride, padding, ceil_mode=True, count_include_pad=include_pad)
+        got = HOST_OPS["avg_pool2d"](x, kernel, stride, padding, ceil_mode=True,
+                                     count_include_pad=include_pad)
         np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
     got = HOST_OPS["avg_pool2d"](x, kernel, stride, padding, divisor_override=5)
     np.testing.assert_allclose(got, F.avg_pool2d(t, kernel, stride, padding, divisor_override=5).numpy(),

@@ -133,7 +133,8 @@ def test_quantize_a_user_model_from_module_and_npy(tmp_path, monkeypatch, capsys
 
 def test_quantize_the_minilm_zoo_entry_for_the_overlay(tmp_path, capsys):
     out = tmp_path / "minilm.antq"
-    assert cli.main(["quantize", "all-minilm-l6-v2", "--calib", "4", "--target", "overlay", "-o", str(out)]) == 0
+    argv = ["quantize", "all-minilm-l6-v2", "--calib", "4", "--target", "overlay", "-o", str(out)]
+    assert cli.main(argv) == 0
     printed = capsys.readouterr().out
     assert "bert.encoder.layer.5.attention.self.matmul1" in printed and f"wrote {out}" in printed
     m = antq.load(out)

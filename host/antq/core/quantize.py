@@ -209,7 +209,8 @@ def _below(x: np.ndarray, safe: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, 
     L = len(t)
     key = (np.searchsorted(t, y, side="right") + (L + 1) * np.arange(c)[:, None]).ravel()
     yr = y.ravel()
-    per_bin = [np.bincount(key, weights=w, minlength=c * (L + 1)).reshape(c, L + 1)[:, :L] for w in (None, yr)]
+    per_bin = [np.bincount(key, weights=w, minlength=c * (L + 1)).reshape(c, L + 1)[:, :L]
+               for w in (None, yr)]
     count, s1 = (np.cumsum(b, axis=1) for b in per_bin)  # below threshold k: the bins 0..k
     return count.astype(np.int64), s1, y.sum(axis=1), np.einsum("ij,ij->i", y, y)
 
@@ -251,12 +252,14 @@ def search(
         for f, thr in zip(fmts, thresholds, strict=True):
             at = pos[off:off + thr.size]
             off += thr.size
-            nt, st = count[:, at].reshape((c,) + thr.shape), s1[:, at].reshape((c,) + thr.shape)  # (c, R, G-1)
+            shape = (c,) + thr.shape  # (c, R, G-1)
+            nt, st = count[:, at].reshape(shape), s1[:, at].reshape(shape)
             g = f.grid[None, :] * (ratios / f.max_value)[:, None]  # (R, G): the value of each bin
             # sum over bins b of (S2_b - 2 g_b S1_b + N_b g_b^2), with S_b = S(t_b) - S(t_{b-1}) summed by
             # parts: S2 adds up to the row's total, the rest to g_top-weighted totals plus threshold terms
             lin = g[:, -1] * total1[:, None] + np.einsum("crj,rj->cr", st, g[:, :-1] - g[:, 1:])
-            sq = g[:, -1] ** 2 * n + np.einsum("crj,rj->cr", nt.astype(np.float64), g[:, :-1] ** 2 - g[:, 1:] ** 2)
+            sq = g[:, -1] ** 2 * n + np.einsum("crj,rj->cr", nt.astype(np.float64),
+                                               g[:, :-1] ** 2 - g[:, 1:] ** 2)
             err = total2[:, None] - 2 * lin + sq
             mse[f][rows] = np.maximum(err, 0) / n * (maxabs[rows, None] ** 2)
     out = {}
@@ -331,7 +334,8 @@ def select(
     best_fmt = fmts[int(np.argmin([scores[f.kind] for f in fmts]))]
     ratio = r[results[best_fmt][1]]
     alpha = ratio * np.abs(x2d).max(axis=1).astype(np.float64)
-    return Selection(kind=best_fmt.kind, fmt=best_fmt, scores=scores, ratio=ratio, alpha=alpha, skipped=skipped)
+    return Selection(kind=best_fmt.kind, fmt=best_fmt, scores=scores, ratio=ratio, alpha=alpha,
+                     skipped=skipped)
 
 
 def quantize_tensor(

@@ -1,4 +1,4 @@
-"""``nn.MultiheadAttention`` rebuilt from ``nn.Linear`` layers and explicit matmuls, so that antq quantizes it.
+"""``nn.MultiheadAttention`` rebuilt from ``nn.Linear`` layers and explicit matmuls, so antq quantizes it.
 
 ``nn.MultiheadAttention`` never calls its ``out_proj`` module and keeps q/k/v in one packed
 parameter, so neither its projections nor its Q.K^T and P.V can be quantized as they are.
@@ -23,7 +23,8 @@ class MultiheadAttention(nn.Module):
     def __init__(self, mha: nn.MultiheadAttention, name: str = "") -> None:
         super().__init__()
         if mha.bias_k is not None or mha.add_zero_attn:
-            raise ValueError(f"{name or 'MultiheadAttention'}: add_bias_kv and add_zero_attn are not supported "
+            raise ValueError(f"{name or 'MultiheadAttention'}: add_bias_kv and add_zero_attn are not "
+                             f"supported "
                              "by antq's quantized attention")
         e, h = mha.embed_dim, mha.num_heads
         self.embed_dim, self.num_heads, self.head_dim = e, h, e // h
@@ -59,7 +60,8 @@ class MultiheadAttention(nn.Module):
         if not self.batch_first:
             query, key, value = query.transpose(0, 1), key.transpose(0, 1), value.transpose(0, 1)
         b, t, e = query.shape
-        q, k, v = self._heads(self.q_proj(query)), self._heads(self.k_proj(key)), self._heads(self.v_proj(value))
+        q, k = self._heads(self.q_proj(query)), self._heads(self.k_proj(key))
+        v = self._heads(self.v_proj(value))
         scores = torch.matmul(q, k.transpose(-2, -1)) / math.sqrt(self.head_dim)
         if is_causal and attn_mask is None:
             raise ValueError("is_causal needs the attn_mask too, as nn.MultiheadAttention does")

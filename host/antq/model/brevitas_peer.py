@@ -15,7 +15,8 @@ import torch
 from torch import nn
 
 RECIPE = ("layerwise activation equalization (alpha 0.5); int4 symmetric weights per channel and int4 "
-          "activations per tensor, MSE-searched float scales; float bias; first and last layers at 4 bits too")
+          "activations per tensor, MSE-searched float scales; float bias; first and last layers at 4 bits "
+          "too")
 
 
 def quantize(model: nn.Module, calib: dict) -> tuple[nn.Module, str]:

@@ -33,8 +33,18 @@ from ..core import container
 from .attention import replace_attention
 from .configs import INT8, LayerSpec, _base_spec, check_target, layer_specs
 from .export import export
-from .fakequant import (QUANT_LAYERS, HostOps, Matmul, QuantConv2d, Quantizer, QuantLayer, QuantLinear,
-                        QuantMatmul, _is_quantizable, _set_spec)
+from .fakequant import (
+    QUANT_LAYERS,
+    HostOps,
+    Matmul,
+    QuantConv2d,
+    Quantizer,
+    QuantLayer,
+    QuantLinear,
+    QuantMatmul,
+    _is_quantizable,
+    _set_spec,
+)
 from .graph import TORCH_TAG, IntegerModel
 from .torchops import MATMULS, host_op
 from .tracing import trace
@@ -103,7 +113,8 @@ def quantizable_layers(model: nn.Module) -> list[str]:
     mods = dict(model.named_modules())
     if isinstance(model, torch.fx.GraphModule):
         order = [n.target for n in model.graph.nodes if n.op == "call_module"]
-        return [t for t in dict.fromkeys(order) if _is_quantizable(t, mods[t], mods) or isinstance(mods[t], Matmul)]
+        return [t for t in dict.fromkeys(order)
+                if _is_quantizable(t, mods[t], mods) or isinstance(mods[t], Matmul)]
     return [n for n, m in mods.items() if n and _is_quantizable(n, m, mods)]
 
 
@@ -274,7 +285,8 @@ class FakeQuantModel(nn.Module):
         rows = []
         for name, m in self.layers.items():
             w, a = m.weight_quant.stats, m.input_quant.stats
-            op = "conv2d" if isinstance(m, QuantConv2d) else "matmul" if isinstance(m, QuantMatmul) else "linear"
+            op = "conv2d" if isinstance(m, QuantConv2d) else \
+                "matmul" if isinstance(m, QuantMatmul) else "linear"
             rows.append({"layer": name, "op": op,
                          "spec": str(m.spec), "weight": dict(w), "input": dict(a)})
         return rows
@@ -329,9 +341,11 @@ class Inputs:
 
     def describe(self) -> str:
         def one(t: torch.Tensor) -> str:
-            return f"{tuple(t.shape)}" + ("" if t.is_floating_point() else f" {str(t.dtype).removeprefix('torch.')}")
+            dtype = "" if t.is_floating_point() else f" {str(t.dtype).removeprefix('torch.')}"
+            return f"{tuple(t.shape)}{dtype}"
 
-        return "shape " + ", ".join([one(t) for t in self.args] + [f"{k}={one(t)}" for k, t in self.kwargs.items()])
+        parts = [one(t) for t in self.args] + [f"{k}={one(t)}" for k, t in self.kwargs.items()]
+        return "shape " + ", ".join(parts)
 
 
 def _as_input_tensor(b: Any, where: str) -> torch.Tensor:
@@ -356,7 +370,8 @@ def _batch_inputs(b: Any, i: int) -> Inputs:
     if isinstance(b, (tuple, list)) and b and not isinstance(b[0], (int, float)):
         b = b[0]
     if isinstance(b, dict):
-        return Inputs((), {k: _as_input_tensor(v, f"calibration batch {i} input {k!r}") for k, v in b.items()})
+        return Inputs((), {k: _as_input_tensor(v, f"calibration batch {i} input {k!r}")
+                           for k, v in b.items()})
     if isinstance(b, (tuple, list)):
         return Inputs(tuple(_as_input_tensor(v, f"calibration batch {i} input {j}") for j, v in enumerate(b)),
                       {})
@@ -387,7 +402,8 @@ def calibration_inputs(calib_data: Any, dtype: torch.dtype = torch.float32,
             raise ValueError(f"calibration batch {i} has other inputs than batch 0")
         for a, b in zip(p.tensors(), [*first.args, *(first.kwargs[k] for k in p.kwargs)], strict=True):
             if a.shape[1:] != b.shape[1:] or a.is_floating_point() != b.is_floating_point():
-                raise ValueError(f"calibration batch {i} has per-sample shape {tuple(a.shape[1:])}, but batch "
+                raise ValueError(f"calibration batch {i} has per-sample shape {tuple(a.shape[1:])}, but "
+                                 f"batch "
                                  f"0 has {tuple(b.shape[1:])}")
         if len({len(t) for t in p.tensors()}) != 1:
             raise ValueError(f"calibration batch {i} has inputs of different batch sizes")
@@ -397,7 +413,8 @@ def calibration_inputs(calib_data: Any, dtype: torch.dtype = torch.float32,
         if t.is_floating_point():
             t = t.to(dtype)
             if not torch.isfinite(t).all():
-                raise ValueError(f"calibration data contains {int((~torch.isfinite(t)).sum())} NaN/Inf values")
+                bad = int((~torch.isfinite(t)).sum())
+                raise ValueError(f"calibration data contains {bad} NaN/Inf values")
         return t if device is None else t.to(device)
 
     return Inputs(tuple(cat([p.args[j] for p in parts]) for j in range(len(first.args))),
@@ -412,7 +429,8 @@ def calibration_tensor(calib_data: Any, dtype: torch.dtype = torch.float32) -> t
     return x.args[0]
 
 
-def prepare(model: nn.Module, x: Inputs, act_gemms: bool = True) -> tuple[nn.Module, dict[str, str], list[str]]:
+def prepare(model: nn.Module, x: Inputs, act_gemms: bool = True
+            ) -> tuple[nn.Module, dict[str, str], list[str]]:
     """The fp32 model quantize_model wraps: a copy with nn.MultiheadAttention rebuilt from Linear layers,
     BatchNorms folded, and (with ``act_gemms``, if it traces) every activation x activation matmul a
     ``Matmul`` module (then it is a GraphModule). Returns (model, folded BatchNorms, replaced attention

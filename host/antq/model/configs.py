@@ -148,7 +148,8 @@ def check_target(specs: dict[str, LayerSpec], target: str) -> None:
     """Raise ValueError, naming the layers and formats, if a layer could choose a format ``target``
     cannot run. Decided from the candidates, before calibration, so it never depends on the data."""
     if target not in TARGETS:
-        raise ValueError(f"unknown target {target!r}; expected one of {', '.join(TARGETS)} (or None for the host)")
+        raise ValueError(f"unknown target {target!r}; expected one of {', '.join(TARGETS)} (or None for the "
+                         f"host)")
     bad = {name: undecodable(spec) for name, spec in specs.items()}
     bad = {name: b for name, b in bad.items() if b}
     if bad:

@@ -49,7 +49,8 @@ def _module_node(name: str, m: nn.Module, args: list) -> Node:
                                                "eps": float(m.eps), "weight": _arr(m.weight),
                                                "bias": _arr(m.bias)})
     simple = {nn.ReLU: "relu", nn.ReLU6: "relu6", nn.Tanh: "tanh", nn.Sigmoid: "sigmoid",
-              nn.Hardswish: "hardswish", nn.Hardsigmoid: "hardsigmoid", nn.SiLU: "silu", nn.Identity: "identity",
+              nn.Hardswish: "hardswish", nn.Hardsigmoid: "hardsigmoid", nn.SiLU: "silu",
+              nn.Identity: "identity",
               nn.Dropout: "identity", nn.Dropout2d: "identity", nn.Dropout1d: "identity"}
     if type(m) in simple:
         return Node(name, simple[type(m)], args, {})
@@ -59,7 +60,8 @@ def _module_node(name: str, m: nn.Module, args: list) -> Node:
         return Node(name, "leaky_relu", args, {"negative_slope": float(m.negative_slope)})
     if isinstance(m, nn.Embedding):
         if m.max_norm is not None:
-            raise ExportError(f"{name}: Embedding with max_norm renormalizes its weights in the forward pass; "
+            raise ExportError(f"{name}: Embedding with max_norm renormalizes its weights in the forward "
+                              f"pass; "
                               "not supported")
         return Node(name, "embedding", args, {"weight": _arr(m.weight)})
     if isinstance(m, nn.GELU):
@@ -139,7 +141,8 @@ def _matmul_layer(name: str, m: QuantMatmul) -> MatmulLayer:
     if m.a_shape is None:
         raise ExportError(f"{name}: no operand shapes recorded; calibrate the model first")
     return MatmulLayer(name, m.input_quant.fmt, m.input_quant.scale().detach().cpu().numpy()[0],
-                       m.weight_quant.fmt, m.weight_quant.scale().detach().cpu().numpy()[0], m.a_shape, m.b_shape)
+                       m.weight_quant.fmt, m.weight_quant.scale().detach().cpu().numpy()[0], m.a_shape,
+                       m.b_shape)
 
 
 def _gemm_layer(name: str, m: QuantLayer) -> GemmLayer:
@@ -383,6 +386,7 @@ def _verify(model: IntegerModel, example: Any, expected: Any) -> None:
     same = len(want) == len(have) and all(
         np.array_equal(np.asarray(w), np.asarray(h)) for w, h in zip(want, have, strict=True))
     if not same:
-        raise ExportError("the exported integer model does not give the fake-quant model's outputs bit for bit on "
+        raise ExportError("the exported integer model does not give the fake-quant model's outputs bit for "
+                          "bit on "
                           "the calibration example (a host op that antq computes differently from torch); "
                           "please report it")

@@ -19,7 +19,7 @@ same operations, so it gives them too. This module needs numpy only (not torch).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,7 +83,8 @@ class GemmLayer:
         if self.op == "conv2d" and len(self.in_shape) != 3:
             raise ValueError(f"layer {self.name}: conv2d input shape must be (C, H, W), got {self.in_shape}")
         self.groups = int(self.groups)
-        if self.groups < 1 or self.n % self.groups or (self.op == "conv2d" and self.in_shape[0] % self.groups) \
+        if self.groups < 1 or self.n % self.groups or \
+                (self.op == "conv2d" and self.in_shape[0] % self.groups) \
                 or (self.op == "linear" and self.groups != 1):
             raise ValueError(f"layer {self.name}: groups={self.groups} must divide the input and output "
                              "channels of a conv2d (linear layers have one group)")
@@ -195,7 +196,8 @@ def _checked_gemm(gemm: Gemm, a: QuantizedTensor, w: QuantizedTensor, name: str)
         raise TypeError(f"layer {name}: gemm must return an integer numpy array, got "
                         f"{type(acc).__name__} {getattr(acc, 'dtype', '')}")
     if acc.shape != (a.shape[0], w.shape[0]):
-        raise ValueError(f"layer {name}: gemm returned shape {acc.shape}, expected {(a.shape[0], w.shape[0])}")
+        raise ValueError(f"layer {name}: gemm returned shape {acc.shape}, expected "
+                         f"{(a.shape[0], w.shape[0])}")
     return acc
 
 
@@ -257,7 +259,8 @@ class MatmulLayer:
         if tuple(a.shape[1:]) != self.a_shape or tuple(b.shape[1:]) != self.b_shape:
             raise ValueError(f"layer {self.name}: operands of shapes {a.shape} x {b.shape}, expected "
                              f"(B, *{self.a_shape}) x (B, *{self.b_shape})")
-        qa, qb = quantize_as(a, self.a_fmt, self.a_scale).codes, quantize_as(b, self.b_fmt, self.b_scale).codes
+        qa = quantize_as(a, self.a_fmt, self.a_scale).codes
+        qb = quantize_as(b, self.b_fmt, self.b_scale).codes
         lead = np.broadcast_shapes(qa.shape[:-2], qb.shape[:-2])
         qa = np.broadcast_to(qa, lead + qa.shape[-2:]).reshape((-1,) + qa.shape[-2:])
         qb = np.broadcast_to(qb, lead + qb.shape[-2:]).reshape((-1,) + qb.shape[-2:])
@@ -277,7 +280,8 @@ class MatmulLayer:
         return y, acc
 
     def state(self) -> dict:
-        return {"name": self.name, "op": self.op, "a_shape": list(self.a_shape), "b_shape": list(self.b_shape),
+        return {"name": self.name, "op": self.op, "a_shape": list(self.a_shape),
+                "b_shape": list(self.b_shape),
                 **{f"{w}": {"kind": f.kind, "bits": f.bits, "signed": f.signed, "scale": float(sc)}
                    for w, f, sc in (("a", self.a_fmt, self.a_scale), ("b", self.b_fmt, self.b_scale))}}
 
@@ -483,7 +487,8 @@ class IntegerModel:
                 raise ValueError(f"the model takes {len(self.inputs)} inputs "
                                  f"({', '.join(i.name for i in self.inputs)}): pass a tuple or a dict")
             values = [x]
-        out = [self._check_input(v, spec, len(self.inputs) > 1) for v, spec in zip(values, self.inputs, strict=True)]
+        named = len(self.inputs) > 1
+        out = [self._check_input(v, spec, named) for v, spec in zip(values, self.inputs, strict=True)]
         if len({len(v) for v in out}) != 1:
             raise ValueError(f"model inputs have different batch sizes: {[len(v) for v in out]}")
         return out
@@ -495,7 +500,8 @@ class IntegerModel:
         a = np.asarray(x)
         what = f"model input {spec.name!r}" if named else "model input"
         integer = np.dtype(spec.dtype).kind in "iub"
-        if a.dtype.kind not in ("iub" if integer else "fiu") or (a.dtype == np.bool_) != (spec.dtype == "bool"):
+        if a.dtype.kind not in ("iub" if integer else "fiu") or \
+                (a.dtype == np.bool_) != (spec.dtype == "bool"):
             raise TypeError(f"{what} must be a {'integer' if integer else 'real numeric'} array "
                             f"({spec.dtype}), got dtype {a.dtype}")
         if a.ndim != len(spec.shape) + 1 or tuple(a.shape[1:]) != spec.shape:

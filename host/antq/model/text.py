@@ -73,7 +73,8 @@ def tokenize(sentences: list[str], seq_len: int = SEQ_LEN) -> dict[str, np.ndarr
 
     tok = AutoTokenizer.from_pretrained(str(_model_dir()), local_files_only=True)
     enc = tok(list(sentences), padding="max_length", truncation=True, max_length=seq_len, return_tensors="np")
-    return {"input_ids": enc["input_ids"].astype(np.int64), "attention_mask": enc["attention_mask"].astype(np.int64)}
+    return {"input_ids": enc["input_ids"].astype(np.int64),
+            "attention_mask": enc["attention_mask"].astype(np.int64)}
 
 
 def load_text(name: str, split: str, seq_len: int = SEQ_LEN) -> dict[str, np.ndarray]:

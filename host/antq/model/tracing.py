@@ -34,7 +34,7 @@ class _Tracer(torch.fx.Tracer):
 
 
 def holds_transformers_model(model: nn.Module) -> bool:
-    """True if ``model`` is or contains a Hugging Face ``PreTrainedModel`` (without importing transformers)."""
+    """True if ``model`` is or holds a Hugging Face ``PreTrainedModel`` (transformers is not imported)."""
     tf = sys.modules.get("transformers")
     return tf is not None and any(isinstance(m, tf.PreTrainedModel) for m in model.modules())
 

@@ -31,7 +31,8 @@ def _gemm_row(rec, calls: list, ov, clock_mhz: float, ddr_gbps: float) -> dict:
         cycles += t.cycles
         macs += call.m * call.n * call.k
         pack_s, flush_s, invalidate_s = pack_s + t.pack_s, flush_s + t.flush_s, invalidate_s + t.invalidate_s
-        unpack_s, total_s, wall_s = unpack_s + t.unpack_s, total_s + t.total_s, wall_s + t.start_s + t.compute_s
+        unpack_s, total_s = unpack_s + t.unpack_s, total_s + t.total_s
+        wall_s += t.start_s + t.compute_s
     cycle_s = cycles / (clock_mhz * 1e6)
     ddr_s = ddr_bytes / (ddr_gbps * 1e9) if ddr_gbps else 0.0
     c0 = calls[0]
@@ -87,8 +88,8 @@ def bench_model(model, overlay, x: np.ndarray, *, clock_mhz: float | None = None
                         pending, host_s = [], 0.0
                     layer = layers[r.name]
                     n_calls = len(r.acc) if r.op == "act_gemm" else layer.groups
-                    rows.append(_gemm_row(_Rec(r, layer), [next(calls) for _ in range(n_calls)], overlay, clock,
-                                          ddr_gbps))
+                    layer_calls = [next(calls) for _ in range(n_calls)]
+                    rows.append(_gemm_row(_Rec(r, layer), layer_calls, overlay, clock, ddr_gbps))
                 elif r.op not in ("input", "output"):
                     pending.append(r.op)
                     host_s += r.seconds

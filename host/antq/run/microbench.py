@@ -316,13 +316,14 @@ def calibration_before() -> Iterator[None]:
         self._ready(x)
         return self.grid[_count_index(x.float() / self._broadcast_scale(x), self.mids)].double()
 
-    saved = (quantize.search, fakequant._grid_index, fakequant.Quantizer.calibrate, fakequant.Quantizer.integers)
+    Q = fakequant.Quantizer
+    saved = (quantize.search, fakequant._grid_index, Q.calibrate, Q.integers)
     quantize.search, fakequant._grid_index = _search_before, _count_index
-    fakequant.Quantizer.calibrate, fakequant.Quantizer.integers = calibrate, integers
+    Q.calibrate, Q.integers = calibrate, integers
     try:
         yield
     finally:
-        quantize.search, fakequant._grid_index, fakequant.Quantizer.calibrate, fakequant.Quantizer.integers = saved
+        quantize.search, fakequant._grid_index, Q.calibrate, Q.integers = saved
 
 
 def bench_calib(sentences: int = 32, config: str = "ip-f", bits: int = 4, layers: int | None = None) -> dict:
@@ -347,7 +348,8 @@ def bench_calib(sentences: int = 32, config: str = "ip-f", bits: int = 4, layers
            "tokens": int(x["input_ids"].shape[1]), "config": config, "bits": bits, "gemms": len(fast.layers),
            "tensors": len(list(fast.quantizers())), "fast_s": t_fast, "before_s": t_slow,
            "speedup": t_slow / t_fast, "same_choice": same}
-    print(f"calibrating {row['model']} ({row['layers']} layers, {row['gemms']} GEMMs, {row['tensors']} tensors) "
+    print(f"calibrating {row['model']} ({row['layers']} layers, {row['gemms']} GEMMs, {row['tensors']} "
+          f"tensors) "
           f"on {sentences} sentences of {row['tokens']} tokens, {config} {bits}-bit:")
     print(f"  antq {t_fast:.1f} s, as before {t_slow:.1f} s: {row['speedup']:.1f}x faster, "
           f"same types and clip values: {'yes' if same else 'NO'}")

@@ -74,7 +74,8 @@ class Runtime:
                     try:
                         handle = overlay.load_weights(w)
                     except ValueError as e:
-                        raise ValueError(f"layer {layer.name} ({layer.op}, N={w.shape[0]}, K={layer.k}) cannot "
+                        raise ValueError(f"layer {layer.name} ({layer.op}, N={w.shape[0]}, K={layer.k}) "
+                                         f"cannot "
                                          f"be mapped onto the accelerator: {e}") from e
                     self._weights[id(w)] = (layer.name, handle)
         except BaseException:
