@@ -3,9 +3,11 @@
 A :class:`IntegerModel` is what ``antq.save`` writes for a quantized network and ``antq.load``
 gives back. It holds a list of graph nodes. Conv2d and Linear nodes are :class:`GemmLayer` s:
 packed weight codes (N, K) with per-output-channel scales (BatchNorm folded in before
-calibration), a bias and a frozen per-tensor activation format and scale. Everything else (ReLU,
-pooling, residual adds, LayerNorm, softmax, attention matmuls, reshapes) is a host op on float32
-values (:data:`HOST_OPS`).
+calibration), a bias and a frozen per-tensor activation format and scale; a grouped convolution
+is one GEMM per group. Activation x activation GEMMs (attention's Q.K^T and P.V) are
+:class:`MatmulLayer` s with both operands requantized per tensor. Everything else (embeddings,
+ReLU, pooling, residual adds, LayerNorm, softmax, masks, reshapes) is a host op on float32 (or
+integer) values (:data:`HOST_OPS`). A model has one or more typed inputs (:class:`InputSpec`).
 
 :meth:`IntegerModel.run` executes the graph. For every GEMM layer it requantizes the input with
 :func:`antq.core.quantize.quantize_as` (the canonical float32 rounding), forms the (M, K) activation
