@@ -85,7 +85,8 @@ def test_quantize_with_overrides_and_qat(tmp_path, capsys):
     m = antq.load(out)
     fmts = {g.name: (g.act_fmt.bits, g.w_fmt.bits) for g in m.gemm_layers}
     assert fmts["head"] == (8, 8) and fmts["fc1"] == (3, 3) and fmts["embed"] == (4, 4)
-    assert not m.accelerator_ready  # the 3-bit layer
+    fc1 = next(g for g in m.gemm_layers if g.name == "fc1")  # 3-bit ints run as int4, 3-bit PoT/flint do not
+    assert m.accelerator_ready == (fc1.act_fmt.kind == fc1.w_fmt.kind == "int")
 
 
 @pytest.mark.parametrize("argv,match", [

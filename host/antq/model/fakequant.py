@@ -49,7 +49,7 @@ class ExportError(ValueError):
 def _grid_index(u: torch.Tensor, mids: torch.Tensor) -> torch.Tensor:
     """Index of the nearest grid point: the number of midpoints <= u (``bucketize(right=True)``, a binary
     search: on 2 CPU threads 3x faster than counting the comparisons, even for a 16-point grid)."""
-    return torch.bucketize(u, mids, right=True)
+    return torch.bucketize(u.contiguous(), mids, right=True)
 
 
 def _grid_values(u: torch.Tensor, q: Quantizer) -> torch.Tensor:

