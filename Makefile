@@ -5,7 +5,7 @@ PY    := .venv/bin/python
 JOBS  ?= 2
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help setup test test-slow test-wheel test-board demo docs lint golden config bench-quant bench-pack clean
+.PHONY: help setup test test-slow test-wheel test-board demo docs lint golden config bench-quant bench-calib bench-pack clean
 .DEFAULT_GOAL := help
 
 help: ## list the targets
@@ -36,6 +36,9 @@ golden: setup ## regenerate tests/golden/gemm.txt and epilogue.txt (shared by Py
 
 bench-quant: setup ## vectorized type/clip search vs. a straightforward loop (prints the ratio; FULL=1: 16x larger)
 	$(PY) -m antq bench-quant $(if $(FULL),--full)
+
+bench-calib: setup ## calibrating all-MiniLM-L6-v2 against the calibration as it was (prints the ratio)
+	$(PY) -m antq bench-calib
 
 bench-pack: setup ## pack/unpack throughput vs. np.copy (prints GB/s and ratios)
 	$(PY) -m antq bench-pack

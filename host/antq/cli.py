@@ -152,7 +152,7 @@ def _load_torch_model(spec: str) -> Any:
     """A zoo name, or ``package.module:callable`` returning an nn.Module."""
     from .model import zoo
 
-    if spec in zoo.ZOO:
+    if spec in zoo.names():
         return zoo.get(spec)
     if ":" in spec:
         import importlib
@@ -168,7 +168,7 @@ def _load_torch_model(spec: str) -> Any:
         if not isinstance(model, nn.Module):
             raise ValueError(f"{spec} gives a {type(model).__name__}, not a torch.nn.Module")
         return model.eval()
-    raise ValueError(f"unknown model {spec!r}: give a zoo name ({', '.join(zoo.ZOO)}) or module:callable")
+    raise ValueError(f"unknown model {spec!r}: give a zoo name ({', '.join(zoo.names())}) or module:callable")
 
 
 def _calib_data(arg: str, dataset: str | None) -> Any:
@@ -184,6 +184,12 @@ def _calib_data(arg: str, dataset: str | None) -> Any:
     n = int(arg)  # checked by _calib_arg
     if dataset is None:
         raise ValueError("the model names no dataset; pass --calib FILE.npy")
+    from .model.datasets import TEXT_DATASETS
+
+    if dataset in TEXT_DATASETS:  # token ids and attention masks of the first n training sentences
+        from .model.text import load_text
+
+        return {k: v[:n] for k, v in load_text(dataset, "train").items()}
     return load_dataset(dataset, "train")[0][:n]
 
 
@@ -203,7 +209,7 @@ def _cmd_quantize(a: argparse.Namespace) -> int:
     dataset = a.dataset or getattr(model, "dataset_name", None)
     x = _calib_data(a.calib, dataset)
     qm = quantize_model(model, x, a.config, a.bits, overrides=dict(a.override),
-                        int8_layers=a.int8, auto_int8=a.auto_int8, dataset=dataset)
+                        int8_layers=a.int8, auto_int8=a.auto_int8, dataset=dataset, target=a.target)
     if a.qat_epochs:
         if dataset is None:
             raise ValueError("QAT needs a dataset; the model names none (use --dataset)")
@@ -244,9 +250,11 @@ def _cmd_eval(a: argparse.Namespace) -> int:
 
 
 def _cmd_report(a: argparse.Namespace) -> int:
-    from .model.report import checks, measure, write
+    from .model.report import QUICK_SENTENCES, checks, measure, write
 
-    results = measure(qat_epochs=a.qat_epochs, qat_steps=a.qat_steps if a.quick else None, lr=a.lr)
+    sentences = None if a.no_sentences else (QUICK_SENTENCES if a.quick else {})
+    results = measure(qat_epochs=a.qat_epochs, qat_steps=a.qat_steps if a.quick else None, lr=a.lr,
+                      sentences=sentences)
     path = write(results, a.output, quick=a.quick)
     for c in checks(results):
         print(f"{'holds' if c['holds'] else 'DOES NOT HOLD'}: {c['check']}: {c['measured']}")
@@ -342,6 +350,13 @@ def _cmd_bench_quant(a: argparse.Namespace) -> int:
 
     (rows, cols), act = BENCH_QUANT_FULL if a.full else BENCH_QUANT_QUICK
     bench_quant((a.rows or rows, a.cols or cols), a.act_elems or act)
+    return 0
+
+
+def _cmd_bench_calib(a: argparse.Namespace) -> int:
+    from .run.microbench import bench_calib
+
+    bench_calib(a.sentences, a.config, a.bits)
     return 0
 
 
@@ -502,8 +517,8 @@ def build_parser() -> argparse.ArgumentParser:
         "(type and clip value by MSE), optionally fine-tune (QAT), and write the exported integer model: "
         "packed codes, per-channel scales (BatchNorm folded in before calibration), bias and activation "
         "formats. It runs without fp32 weights (antq eval, antq.load).")
-    p.add_argument("model", help="a zoo model (digits-cnn, digits-transformer) or module:callable returning "
-                   "an nn.Module")
+    p.add_argument("model", help="a zoo model (digits-cnn, digits-transformer, all-minilm-l6-v2 with "
+                                 "antq[nlp]) or module:callable returning an nn.Module")
     p.add_argument("--calib", default=CALIB_DEFAULT, type=_calib_arg, help="number of training samples of "
                    "the model's "
                    "dataset, or a .npy file of inputs (default 256)")
@@ -520,6 +535,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="per-layer config, "
                    "'int8' or bit width; repeatable")
     p.add_argument("--dataset", help="dataset name for calibration, QAT and eval (default: the model's)")
+    p.add_argument("--target", choices=("overlay",), default=None, help="refuse, before calibrating, formats "
+                   "the accelerator cannot decode (e.g. flint6: use 4 bits or config int)")
     p.add_argument("--qat-epochs", type=COUNT, default=0, help="fine-tune this many epochs before export "
                    "(default 0)")
     p.add_argument("--lr", type=POSITIVE_FLOAT, default=1e-4, help="QAT learning rate (default 1e-4)")
@@ -551,6 +568,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--qat-steps", type=POSITIVE, default=5,
                    help="QAT steps per config with --quick (default 5)")
     p.add_argument("--lr", type=POSITIVE_FLOAT, default=1e-4, help="QAT learning rate (default 1e-4)")
+    p.add_argument("--no-sentences", action="store_true", help="leave out the all-MiniLM-L6-v2 sentence-"
+                   "embedding section (it needs antq[nlp] and takes most of the run)")
     p.set_defaults(func=_cmd_report)
 
     # overlay
@@ -629,6 +648,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cols", type=POSITIVE, default=None, help="weight columns")
     p.add_argument("--act-elems", type=POSITIVE, default=None, help="activation tensor elements")
     p.set_defaults(func=_cmd_bench_quant)
+    p = sub.add_parser("bench-calib", help="time calibrating all-MiniLM-L6-v2 against the calibration as it "
+                                           "was",
+                       description="Calibrate all-MiniLM-L6-v2 (antq[nlp]; every GEMM) on the first training "
+                       "sentences with antq's calibration and with the calibration as it was before (full "
+                       "quantization per tensor, a separate statistics pass, a second rounding in the "
+                       "forward), "
+                       "and print both times, the ratio and whether both chose the same types and clips.")
+    p.add_argument("--sentences", type=POSITIVE, default=32, help="calibration sentences (default 32)")
+    p.add_argument("--config", default="ip-f", choices=configs, help="config (default ip-f)")
+    p.add_argument("--bits", type=int, default=4, choices=FORMAT_BITS, metavar="BITS",
+                   help="bit width (default 4)")
+    p.set_defaults(func=_cmd_bench_calib)
     p = sub.add_parser("bench-pack", help="pack/unpack throughput against np.copy",
                        description="Pack/unpack throughput in GB/s of 4-bit codes, against np.copy of "
                        "the same code bytes.")

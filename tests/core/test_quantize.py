@@ -74,7 +74,7 @@ def test_type_selection_follows_the_data():
     assert q.kind == "flint" and q.signed
     s = q.selection
     assert s.scores["flint"] < s.scores["int"] and list(s.scores) == ["int", "flint", "pot", "float"]
-    assert s.ratio.shape == (32,) and np.all((s.ratio >= 0.75) & (s.ratio < 1.5))
+    assert s.ratio.shape == (32,) and np.all((s.ratio >= quantize.WIDE_LOW) & (s.ratio < 1.5))
 
 
 def test_first_minimum_wins_in_ant_order():
@@ -91,8 +91,19 @@ def test_signedness_from_data_and_int_only_above_6_bits():
     assert antq.quantize_tensor(x - 0.01).signed
     q8 = antq.quantize_tensor(np.random.default_rng(0).standard_normal(1000), bits=8)
     assert q8.kind == "int" and list(q8.selection.scores) == ["int"]
-    assert quantize.ratios_for(8)[0] == 0.95 and quantize.ratios_for(4)[0] == 0.75
-    assert len(quantize.ratios_for(4)) == 75
+    r4, r8 = quantize.ratios_for(4), quantize.ratios_for(8)
+    assert r4[0] == r8[0] == quantize.WIDE_LOW and np.all(np.diff(r4) > 0) and np.all(np.diff(r8) > 0)
+    assert len(r4) == 30 + 75 and r4[30] == 0.75 and len(r8) == 30 + 55 and r8[30] == 0.95  # ANT's, and below
+
+
+def test_the_wide_clip_search_reaches_outlier_activations():
+    """An activation with a few outliers (max/rms about 26, within BERT's Linear inputs' 9-93) is clipped far
+    below its maximum, which ANT's 0.75.. range cannot do; its MSE can only drop (a superset)."""
+    x = np.random.default_rng(7).standard_normal(20000)
+    x[:8] *= 20
+    q = antq.quantize_tensor(x, 4, ("int",))
+    narrow = antq.quantize_tensor(x, 4, ("int",), ratios=np.arange(75, 150) / 100)
+    assert q.selection.ratio[0] < 0.2 and q.selection.mse < 0.2 * narrow.selection.mse
 
 
 def test_per_channel_scales_and_dequantize_error():

@@ -10,7 +10,7 @@ from antq.core import formats, quantize
 from antq.model import datasets, zoo
 from antq.model.calibrate import fine_tune, quantize_model
 from antq.model.configs import CANDIDATES, layer_specs
-from antq.model.fakequant import QuantConv2d, Quantizer, QuantLinear
+from antq.model.fakequant import QuantConv2d, Quantizer, QuantLinear, QuantMatmul
 from torch import nn
 
 CNN_LAYERS = ["features.0", "features.3", "features.7", "classifier.1", "classifier.4"]
@@ -88,17 +88,19 @@ def test_activations_calibrate_on_the_quantized_upstream(cnn, transformer, digit
     calib = digits[0]
     for model, signed in ((cnn, False), (transformer, True)):
         qm = quantize_model(model, calib, "ip-f", 4, progress=False)
-        fp = _inputs(model, calib, list(qm.layers))
-        quantized = _inputs(qm, calib, list(qm.layers))
-        for name, m in qm.layers.items():
+        names = [n for n, m in qm.layers.items() if not isinstance(m, QuantMatmul)]  # the fp32 model's layers
+        fp = _inputs(model, calib, names)
+        quantized = _inputs(qm, calib, names)
+        for name in names:
+            m = qm.layers[name]
             ref = quantize.quantize_tensor(quantized[name].numpy(), 4, CANDIDATES["ip-f"])
             assert m.input_quant.fmt == ref.fmt
             alpha = ref.selection.alpha.astype(np.float32)
             np.testing.assert_array_equal(m.input_quant.alpha.detach().numpy(), alpha)
-        later = list(qm.layers)[1]
+        later = names[1]
         assert not torch.equal(fp[later], quantized[later])  # upstream fake-quant was in effect
         # the CNN's inputs are images and ReLU outputs (unsigned), the transformer's are signed
-        assert {m.input_quant.signed for m in qm.layers.values()} == {signed}
+        assert {qm.layers[n].input_quant.signed for n in names} == {signed}
 
 
 def test_quantizers_are_frozen_after_calibration(cnn, digits):
@@ -122,8 +124,10 @@ def test_uncalibrated_quantizer_refuses_to_run():
 
 def test_forward_rounds_exactly_like_quantize_as(transformer, digits):
     qm = quantize_model(transformer, digits[0], "fip-f", 4, progress=False)
-    x = _inputs(qm, digits[0], list(qm.layers))
-    for name, m in qm.layers.items():
+    names = [n for n, m in qm.layers.items() if not isinstance(m, QuantMatmul)]
+    x = _inputs(qm, digits[0], names)
+    for name in names:
+        m = qm.layers[name]
         for q, t, axis in ((m.weight_quant, m.weight.detach(), 0), (m.input_quant, x[name], None)):
             ref = q.quantize_numpy(t, axis).dequantize()
             with torch.no_grad():
@@ -290,11 +294,26 @@ def test_layers_never_called_are_reported(digits):
         quantize_model(Unused(), digits[0], progress=False)
 
 
-def test_grid_index_equals_bucketize(rng):
-    from antq.model.fakequant import _grid_index
+@pytest.mark.parametrize("kind", ["int", "pot"])
+@pytest.mark.parametrize("bits", [2, 3, 4, 5, 8])
+@pytest.mark.parametrize("signed", [False, True])
+def test_int_and_pot_grid_values_equal_the_midpoint_search(rng, kind, bits, signed):
+    """The int and PoT shortcuts give the nearest grid point with ties up, as bucketize over the
+    midpoints finds it, bit for bit (zeros +0): exact ties on both signs, values beyond the grid,
+    beyond 2^23 and below the smallest power."""
+    from antq.model.fakequant import _grid_values
 
-    for fmt in (formats.get("flint", 4, False), formats.get("int", 5, True), formats.get("int", 8, True)):
-        mids = torch.tensor((fmt.grid[:-1] + fmt.grid[1:]) / 2, dtype=torch.float32)
-        u = torch.from_numpy(rng.standard_normal(20000).astype(np.float32) * fmt.max_value)
-        u[:len(mids)] = mids  # exact ties go up
-        assert torch.equal(_grid_index(u, mids), torch.bucketize(u, mids, right=True))
+    if kind == "pot" and bits > 6:
+        bits = 6  # above 6 bits ANT uses int only, and PoT grids outgrow float32
+    q = Quantizer(layer_specs(["l"], "ip" if kind == "pot" else "int", bits)["l"], "input", "l")
+    q.fmt = formats.get(kind, bits, signed)  # the format under test, whatever calibration would pick
+    q.grid = torch.tensor(q.fmt.grid, dtype=torch.float32)
+    q.mids = (q.grid[:-1] + q.grid[1:]) / 2
+    top = float(q.grid.abs().max())
+    u = torch.from_numpy((rng.standard_normal(40000) * np.exp(rng.uniform(-4, np.log(2 * top), 40000)))
+                         .astype(np.float32))
+    u[:len(q.mids)] = q.mids  # exact ties go up
+    u[len(q.mids):2 * len(q.mids)] = -q.mids
+    u[-8:] = torch.tensor([2.0**23 + 1, -(2.0**24), 2.0**30, -0.5, 0.5, 0.0, -0.0, 1e-30])
+    got, want = _grid_values(u, q), q.grid[torch.bucketize(u, q.mids, right=True)]
+    assert torch.equal(got, want) and torch.equal(torch.signbit(got), torch.signbit(want))

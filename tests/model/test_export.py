@@ -168,13 +168,20 @@ def test_host_ops_match_torch():
 def test_run_calls_gemm_with_the_documented_operands(transformer, digits):
     calib, xt, _ = digits
     ex = quantize_model(transformer, calib, "ip-f", progress=False).export()
-    calls = []
+    calls, act_calls = [], []
 
-    def my_gemm(a, w):  # an independent exact GEMM on the decoded values
-        calls.append((a, w))
+    def exact(a, w):  # an independent exact GEMM on the decoded values
         return a.values().astype(np.int64) @ w.values().astype(np.int64).T
 
-    out = ex.run(xt[:7], gemm=my_gemm)
+    def my_gemm(a, w):
+        calls.append((a, w))
+        return exact(a, w)
+
+    def my_act_gemm(a, b):
+        act_calls.append((a, b))
+        return exact(a, b)
+
+    out = ex.run(xt[:7], gemm=my_gemm, act_gemm=my_act_gemm)
     assert np.array_equal(out, ex.run(xt[:7]))
     assert len(calls) == len(ex.gemm_layers)
     for (a, w), layer in zip(calls, ex.gemm_layers, strict=True):
@@ -184,9 +191,18 @@ def test_run_calls_gemm_with_the_documented_operands(transformer, digits):
         assert a.shape == (7 * layer.rows_per_sample, layer.k)
         assert layer.macs(7) == a.shape[0] * layer.n * layer.k
         assert layer.out_shape(7) == ((7, 8, layer.n) if layer.name != "head" else (7, layer.n))
+    # Q.K^T and P.V: one call per sample and head, both operands per-tensor activations made per call
+    qk, pv = ex.matmul_layers
+    assert [m.name for m in ex.matmul_layers] == ["attn.matmul0", "attn.matmul1"]
+    assert len(act_calls) == 2 * 7 * 4 and qk.calls_per_sample == pv.calls_per_sample == 4
+    for (a, b), layer in zip(act_calls, [qk] * 28 + [pv] * 28, strict=True):
+        assert a.channel_axis is None and b.channel_axis is None
+        assert (a.fmt, b.fmt) == (layer.a_fmt, layer.b_fmt)
+        assert a.shape == (8, layer.k) and b.shape == (layer.n, layer.k)
+    assert pv.a_fmt.signed is False  # softmax probabilities: the unsigned grids
     ex.run(xt[:3], gemm=my_gemm)
     assert calls[len(ex.gemm_layers)][1] is calls[0][1]
-    assert ex.macs(1) == sum(g.macs(1) for g in ex.gemm_layers)
+    assert ex.macs(1) == sum(g.macs(1) for g in ex.layers)
 
 
 def test_trace_records_every_node_and_accumulators(cnn, digits):
@@ -271,3 +287,92 @@ def test_corrupt_or_mismatched_model_files(cnn, digits, tmp_path):
     path.write_bytes(bytes(data))
     with pytest.raises(container.ContainerError, match="checksum"):
         antq.load(path)
+
+
+class TwoInputs(nn.Module):
+    """Token ids (int64) and a float side input, positional: embedding, masks, casts, a Linear."""
+
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(20, 8)
+        self.fc = nn.Linear(8, 8)
+        self.side = nn.Linear(3, 8)
+
+    def forward(self, ids, feats):
+        mask = (ids > 0).unsqueeze(-1).float()
+        h = self.fc(self.emb(ids)) * mask + self.side(feats).unsqueeze(1)
+        return h.masked_fill(ids.unsqueeze(-1) == 1, 0.0).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+
+
+@pytest.mark.parametrize("as_dict", [False, True])
+def test_inputs_of_any_dtype_calibrate_and_export(as_dict, tmp_path):
+    """Token ids stay int64 (they used to be cast to float: 'Expected tensor for argument #1 indices');
+    only float tensors are activations."""
+    torch.manual_seed(0)
+    net = TwoInputs().eval()
+    ids, feats = torch.randint(0, 20, (40, 6)), torch.randn(40, 3)
+    calib = {"ids": ids[:32], "feats": feats[:32]} if as_dict else [((ids[:16], feats[:16]), None),
+                                                                      ((ids[16:32], feats[16:32]), None)]
+    qm = quantize_model(net, calib, "ip-f", progress=False)
+    assert qm.example.describe() == ("shape ids=(2, 6) int64, feats=(2, 3)" if as_dict else
+                                     "shape (2, 6) int64, (2, 3)")
+    ex = antq.load(antq.save(tmp_path / "m.antq", qm))
+    assert [(i.name, i.shape, i.dtype) for i in ex.inputs] == [("ids", (6,), "int64"),
+                                                                ("feats", (3,), "float32")]
+    with torch.no_grad():
+        fake = qm(ids[32:], feats[32:]).numpy()
+    assert np.array_equal(ex.run((ids[32:].numpy(), feats[32:].numpy())), fake)
+    assert np.array_equal(ex.run({"feats": feats[32:].numpy(), "ids": ids[32:].numpy()}), fake)
+    with pytest.raises(TypeError, match="model input 'ids' must be a integer array"):
+        ex.run((feats[32:].numpy()[:, :1].repeat(6, 1), feats[32:].numpy()))
+    with pytest.raises(ValueError, match="takes 2 inputs"):
+        ex.run(ids[32:].numpy())
+
+
+class Refused(nn.Module):
+    def __init__(self, how):
+        super().__init__()
+        self.fc, self.how = nn.Linear(16, 16), how
+
+    def forward(self, x):
+        h = self.fc(x.flatten(1)).reshape(-1, 1, 4, 4)
+        if self.how == "function":
+            return torch.cumsum(h, dim=1)
+        return h.to(torch.float64).float()
+
+
+@pytest.mark.parametrize("how,match", [("function", "cumsum.* function cumsum is not supported"),
+                                       ("arguments", r"^to \(call_method to\): dtype float64 is not a host "
+                                                     r"dtype")])
+def test_export_refuses_what_the_host_cannot_run_naming_the_node(how, match):
+    qm = quantize_model(Refused(how).eval(), torch.rand(8, 1, 4, 4), "ip-f", progress=False)
+    with pytest.raises(ExportError, match=match):
+        qm.export()
+
+
+def test_ceil_mode_pooling_exports_and_runs(tmp_path):
+    """It used to export, save, and then fail in run (unsupported arguments {'ceil_mode': True})."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.MaxPool2d(2, ceil_mode=True),
+                        nn.AvgPool2d(2, ceil_mode=True, count_include_pad=False), nn.Flatten(),
+                        nn.Linear(4 * 2 * 2, 3)).eval()
+    x = torch.rand(20, 1, 9, 9)
+    qm = quantize_model(net, x[:16], "ip-f", progress=False)
+    ex = antq.load(antq.save(tmp_path / "m.antq", qm))
+    assert np.array_equal(ex.run(x[16:].numpy()), _torch_logits(qm, x[16:].numpy()))
+
+
+def test_target_overlay_refuses_undecodable_formats_before_calibrating(cnn, digits):
+    """6-bit ip-f may choose flint6/pot6, which the PE cannot decode: said when quantizing for the
+    overlay, not only by the Runtime. 6-bit int runs (as int8 nibble passes)."""
+    with pytest.raises(ValueError, match=r"target='overlay'.*ip-f/6 may choose pot6u, pot6s, flint6u, "
+                                         r"flint6s"):
+        quantize_model(cnn, digits[0], "ip-f", 6, target="overlay", progress=False)
+    with pytest.raises(ValueError, match="nf4 may choose nf4"):
+        quantize_model(cnn, digits[0], "nf4", target="overlay", progress=False)
+    with pytest.raises(ValueError, match="unknown target 'fpga'"):
+        quantize_model(cnn, digits[0], "int", 6, target="fpga", progress=False)
+    ex = quantize_model(cnn, digits[0], "int", 6, target="overlay", progress=False).export()
+    assert ex.accelerator_ready and {g.w_fmt.name for g in ex.gemm_layers} == {"int6s"}
+    four = quantize_model(cnn, digits[0], "ip-f", 4, target="overlay", progress=False)
+    assert four.export().accelerator_ready

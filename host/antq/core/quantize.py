@@ -23,6 +23,10 @@ from .formats import Format, FormatError
 
 DEFAULT_CANDIDATES: tuple[str, ...] = ("int", "flint", "pot", "float")
 RATIO_LOW, RATIO_HIGH, RATIO_LOW_8BIT = 75, 150, 95
+WIDE_LOW, WIDE_STEPS = 0.05, 30
+"""Below ANT's 0.75 (0.95) the clip search continues geometrically down to 0.05 of max|x| in 30 steps:
+activations with outliers (BERT's Linear inputs have max/rms of 9-93) are best clipped far below
+their maximum, which ANT's range cannot reach."""
 INT_ONLY_ABOVE_BITS = 6
 """As in ANT, widths above 6 bits use int only (PoT/flint grids are too sparse to win there)."""
 MAX_RATIO = 1000.0
@@ -179,9 +183,12 @@ class Selection:
 
 
 def ratios_for(bits: int) -> np.ndarray:
-    """Clip ratios r searched: 0.75 .. 1.49 (0.95 .. 1.49 above 6 bits)."""
+    """Clip ratios r searched: ANT's 0.75 .. 1.49 in steps of 0.01 (0.95 .. 1.49 above 6 bits), and
+    below that :data:`WIDE_STEPS` geometric steps from :data:`WIDE_LOW` (a superset of ANT's search, so
+    no tensor's MSE can grow)."""
     low = RATIO_LOW_8BIT if bits > INT_ONLY_ABOVE_BITS else RATIO_LOW
-    return np.arange(low, RATIO_HIGH) / 100.0
+    return np.concatenate([np.geomspace(WIDE_LOW, low / 100.0, WIDE_STEPS, endpoint=False),
+                           np.arange(low, RATIO_HIGH) / 100.0])
 
 
 def _check_ratios(ratios: object) -> np.ndarray:
@@ -237,53 +244,80 @@ def _mids(fmt: Format) -> np.ndarray:
     return (g[:-1] + g[1:]) / 2
 
 
+def _below(x: np.ndarray, safe: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, ...]:
+    """For rows ``x`` normalised by ``safe`` and sorted thresholds ``t``: the count and the sum of each
+    row's elements below every threshold (c, T), and each row's sum and sum of squares (c,)."""
+    c, n = x.shape
+    if c == 1:  # one long row (an activation): sort it and locate the thresholds in it
+        # sorting in the input's precision and normalising after gives the same float64 values (a
+        # positive scale keeps the order), about twice as fast for float32 data
+        y = np.sort(x, axis=1).astype(np.float64) / safe[:, None]
+        p1 = np.cumsum(y, axis=1)
+        count = np.searchsorted(y[0], t, side="left")[None, :]
+        s1 = np.where(count > 0, np.take_along_axis(p1, np.maximum(count - 1, 0), axis=1), 0.0)
+        return count, s1, p1[:, -1], np.einsum("ij,ij->i", y, y)
+    # many rows (a weight's channels): bin every element among the thresholds, count and sum per bin
+    y = x.astype(np.float64) / safe[:, None]
+    L = len(t)
+    key = (np.searchsorted(t, y, side="right") + (L + 1) * np.arange(c)[:, None]).ravel()
+    yr = y.ravel()
+    per_bin = [np.bincount(key, weights=w, minlength=c * (L + 1)).reshape(c, L + 1)[:, :L]
+               for w in (None, yr)]
+    count, s1 = (np.cumsum(b, axis=1) for b in per_bin)  # below threshold k: the bins 0..k
+    return count.astype(np.int64), s1, y.sum(axis=1), np.einsum("ij,ij->i", y, y)
+
+
 def search(
     x2d: np.ndarray, fmts: Sequence[Format], ratios: np.ndarray, max_elems: int = 1 << 22
 ) -> dict[Format, tuple[np.ndarray, np.ndarray]]:
-    """Per-channel MSE of every (format, ratio) in one sort: returns best (mse, ratio index).
+    """Per-channel MSE of every (format, ratio), all candidates at once: returns best (mse, ratio index).
 
-    Each row of ``x2d`` is normalised by its max |x| and sorted once; for a grid g and ratio r
-    the rounding thresholds are the midpoints of g scaled by r/max(g), so one ``searchsorted``
-    gives every bin's element count and, through prefix sums of x and x^2, its squared error.
-    Cost: O(n log n) for the sort plus O(C * ratios * grid * log n) instead of
-    O(n * ratios * types) for the direct loop (:func:`search_loop`).
+    Each row of ``x2d`` is normalised by its max |x|. For a grid g and ratio r the rounding
+    thresholds are the midpoints of g scaled by r/max(g); the thresholds of every candidate format
+    and ratio together are sorted once. The count and sum of each row's elements below every
+    threshold (elements equal to a threshold round up, as the quantizer does) come from sorting a
+    single long row and locating the thresholds in it, or, for many rows, from binning every
+    element among the thresholds (:func:`_below`); with the row's sum of squares they give every
+    (format, ratio)'s squared error (summing over the bins by parts). Cost: O(n log n) or
+    O(n log T) for T thresholds, instead of O(n * ratios * types) for the direct loop
+    (:func:`search_loop`). Rows are processed in chunks of about ``max_elems`` values.
     """
-    x2d = np.asarray(x2d, dtype=np.float64)
+    x2d = np.asarray(x2d)
+    if x2d.dtype not in (np.float32, np.float64):
+        x2d = x2d.astype(np.float64)
     C, n = x2d.shape
-    maxabs = np.abs(x2d).max(axis=1)
+    maxabs = np.abs(x2d).max(axis=1).astype(np.float64)
     safe = np.where(maxabs > 0, maxabs, 1.0)
-    ys = np.sort(x2d / safe[:, None], axis=1)
-    p1 = np.zeros((C, n + 1))
-    p2 = np.zeros((C, n + 1))
-    np.cumsum(ys, axis=1, out=p1[:, 1:])
-    np.cumsum(ys * ys, axis=1, out=p2[:, 1:])
-    offsets = 4.0 * np.arange(C)  # rows live in disjoint windows [4c-1.5, 4c+1.5]
-    z = (ys + offsets[:, None]).ravel()
+    thresholds = [_mids(f)[None, :] * (ratios / f.max_value)[:, None] for f in fmts]  # each (R, G-1)
+    flat = np.concatenate([t.ravel() for t in thresholds])
+    order = np.argsort(flat, kind="stable")
+    sorted_t = flat[order]
+    pos = np.empty(len(flat), np.int64)
+    pos[order] = np.arange(len(flat))  # where each threshold sits among the sorted ones
+    mse = {f: np.empty((C, len(ratios))) for f in fmts}
+    step = max(1, min(C, max_elems // max(n, len(flat))))
+    for c0 in range(0, C, step):
+        rows = slice(c0, min(C, c0 + step))
+        c = rows.stop - rows.start
+        count, s1, total1, total2 = _below(x2d[rows], safe[rows], sorted_t)
+        off = 0
+        for f, thr in zip(fmts, thresholds, strict=True):
+            at = pos[off:off + thr.size]
+            off += thr.size
+            shape = (c,) + thr.shape  # (c, R, G-1)
+            nt, st = count[:, at].reshape(shape), s1[:, at].reshape(shape)
+            g = f.grid[None, :] * (ratios / f.max_value)[:, None]  # (R, G): the value of each bin
+            # sum over bins b of (S2_b - 2 g_b S1_b + N_b g_b^2), with S_b = S(t_b) - S(t_{b-1}) summed by
+            # parts: S2 adds up to the row's total, the rest to g_top-weighted totals plus threshold terms
+            lin = g[:, -1] * total1[:, None] + np.einsum("crj,rj->cr", st, g[:, :-1] - g[:, 1:])
+            sq = g[:, -1] ** 2 * n + np.einsum("crj,rj->cr", nt.astype(np.float64),
+                                               g[:, :-1] ** 2 - g[:, 1:] ** 2)
+            err = total2[:, None] - 2 * lin + sq
+            mse[f][rows] = np.maximum(err, 0) / n * (maxabs[rows, None] ** 2)
     out = {}
-    for fmt in fmts:
-        g = fmt.grid
-        s = ratios / fmt.max_value  # scale in normalised units, same for every row
-        thr = _mids(fmt)[None, :] * s[:, None]  # (R, G-1)
-        step = max(1, max_elems // (len(ratios) * (len(g) + 1)))
-        mse = np.empty((C, len(ratios)))
-        for c0 in range(0, C, step):
-            cs = slice(c0, min(C, c0 + step))
-            rows = np.arange(cs.start, cs.stop)
-            idx = np.searchsorted(z, thr[None] + offsets[rows, None, None], side="left")
-            idx -= (rows * n)[:, None, None]
-            b = np.concatenate(
-                [np.zeros(idx.shape[:2] + (1,), np.int64), idx, np.full(idx.shape[:2] + (1,), n)],
-                axis=2,
-            )  # (c, R, G+1) bin boundaries
-            flat = b.reshape(len(rows), -1)
-            s1 = np.diff(np.take_along_axis(p1[cs], flat, 1).reshape(b.shape), axis=2)
-            s2 = np.diff(np.take_along_axis(p2[cs], flat, 1).reshape(b.shape), axis=2)
-            cnt = np.diff(b, axis=2)
-            gs = g[None, None, :] * s[None, :, None]  # quantised value of each bin
-            err = (s2 - 2 * gs * s1 + cnt * gs * gs).sum(axis=2)
-            mse[cs] = np.maximum(err, 0) / n * (maxabs[cs, None] ** 2)
-        best = np.argmin(mse, axis=1)
-        out[fmt] = (mse[np.arange(C), best], best)
+    for f in fmts:
+        best = np.argmin(mse[f], axis=1)
+        out[f] = (mse[f][np.arange(C), best], best)
     return out
 
 
@@ -330,6 +364,39 @@ def quantize_as(
     return q
 
 
+def select(
+    x: object,
+    bits: int = 4,
+    candidates: Sequence[str] = DEFAULT_CANDIDATES,
+    channel_axis: int | None = None,
+    signed: bool | None = None,
+    ratios: np.ndarray | None = None,
+) -> Selection:
+    """ANT's choice of type and clip values for one tensor, without quantizing it (the search of
+    :func:`quantize_tensor`, whose arguments it takes; ``mse`` and ``sqnr_db`` stay NaN)."""
+    a = _as_numpy(x, "x")
+    axis = _check_axis(a.shape, channel_axis)
+    lowest = a.min()
+    if signed is None:
+        signed = bool(lowest < 0)
+    elif not isinstance(signed, (bool, np.bool_)):
+        raise TypeError(f"signed must be True, False or None, got {signed!r}")
+    elif not signed and lowest < 0:
+        raise ValueError(f"signed=False, but x has {int((a < 0).sum())} negative values (down to "
+                         f"{float(lowest):.3g}) that an unsigned format would clip to 0; pass signed=True, "
+                         "or None to choose from the data")
+    fmts, skipped = _candidate_formats(candidates, bits, bool(signed))
+    r = ratios_for(bits) if ratios is None else _check_ratios(ratios)
+    x2d = _to_2d(a if a.dtype.kind == "f" else a.astype(np.float64), axis)
+    results = search(x2d, fmts, r)
+    scores = {f.kind: float(results[f][0].sum()) for f in fmts}
+    best_fmt = fmts[int(np.argmin([scores[f.kind] for f in fmts]))]
+    ratio = r[results[best_fmt][1]]
+    alpha = ratio * np.abs(x2d).max(axis=1).astype(np.float64)
+    return Selection(kind=best_fmt.kind, fmt=best_fmt, scores=scores, ratio=ratio, alpha=alpha,
+                     skipped=skipped)
+
+
 def quantize_tensor(
     x: object,
     bits: int = 4,
@@ -345,43 +412,24 @@ def quantize_tensor(
     The returned tensor's ``selection`` records every candidate's MSE and the chosen clip ratio.
     """
     a = _as_numpy(x, "x")
+    sel = select(a, bits, candidates, channel_axis, signed, ratios)
     axis = _check_axis(a.shape, channel_axis)
-    lowest = a.min()
-    if signed is None:
-        signed = bool(lowest < 0)
-    elif not isinstance(signed, (bool, np.bool_)):
-        raise TypeError(f"signed must be True, False or None, got {signed!r}")
-    elif not signed and lowest < 0:
-        raise ValueError(f"signed=False, but x has {int((a < 0).sum())} negative values (down to "
-                         f"{float(lowest):.3g}) that an unsigned format would clip to 0; pass signed=True, "
-                         "or None to choose from the data")
-    fmts, skipped = _candidate_formats(candidates, bits, bool(signed))
-    r = ratios_for(bits) if ratios is None else _check_ratios(ratios)
-    x2d = _to_2d(a.astype(np.float64), axis)
-    results = search(x2d, fmts, r)
-    scores = {f.kind: float(results[f][0].sum()) for f in fmts}
-    best_fmt = fmts[int(np.argmin([scores[f.kind] for f in fmts]))]
-    ratio = r[results[best_fmt][1]]
-    maxabs = np.abs(x2d).max(axis=1)
-    alpha = ratio * maxabs
     with np.errstate(over="ignore"):  # refused below
-        scale = np.where(alpha > 0, alpha / best_fmt.max_value, 1.0).astype(np.float32)
-    reach = scale.astype(np.float64) * best_fmt.max_abs  # the largest |value| dequantize() gives
+        scale = np.where(sel.alpha > 0, sel.alpha / sel.fmt.max_value, 1.0).astype(np.float32)
+    reach = scale.astype(np.float64) * sel.fmt.max_abs  # the largest |value| dequantize() gives
     bad = ~np.isfinite(scale) | (scale <= 0) | (reach > FLOAT32_MAX)
     if bad.any():
         where = " in a channel" if axis is not None else ""
-        raise ValueError(f"x has max |x| = {float(maxabs[bad][0]):.3g}{where}, so its {best_fmt.name} "
-                         f"scale alpha / {best_fmt.max_value} = "
-                         f"{float(alpha[bad][0] / best_fmt.max_value):.3g} (whose grid reaches "
-                         f"{float(alpha[bad][0] / best_fmt.max_value * best_fmt.max_abs):.3g}) is outside "
+        alpha = float(sel.alpha[bad][0])
+        maxabs = float(np.abs(_to_2d(a.astype(np.float64), axis)).max(axis=1)[bad][0])
+        raise ValueError(f"x has max |x| = {maxabs:.3g}{where}, so its {sel.fmt.name} "
+                         f"scale alpha / {sel.fmt.max_value} = {alpha / sel.fmt.max_value:.3g} (whose grid "
+                         f"reaches {alpha / sel.fmt.max_value * sel.fmt.max_abs:.3g}) is outside "
                          "float32's range; rescale the data")
-    q = quantize_as(a, best_fmt, scale if axis is not None else scale[0], axis)
+    q = quantize_as(a, sel.fmt, scale if axis is not None else scale[0], axis)
     err = q.dequantize().astype(np.float64) - a
-    mse = float(np.mean(err**2))
+    sel.mse = float(np.mean(err**2))
     power = float(np.mean(a.astype(np.float64) ** 2))
-    q.selection = Selection(
-        kind=best_fmt.kind, fmt=best_fmt, scores=scores, ratio=ratio, alpha=alpha,
-        skipped=skipped, mse=mse,
-        sqnr_db=float(10 * np.log10(power / mse)) if mse > 0 else float("inf"),
-    )
+    sel.sqnr_db = float(10 * np.log10(power / sel.mse)) if sel.mse > 0 else float("inf")
+    q.selection = sel
     return q

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core import formats
+from ..core import formats, regmap
 from .baselines import BASELINES
 
 CANDIDATES: dict[str, tuple[str, ...]] = {
@@ -119,3 +119,45 @@ def layer_specs(names: Sequence[str], config: str = "ip-f", bits: int = 4,
         name = _layer_name(ref, names)
         specs[name] = _override_spec(specs[name], value, name)
     return specs
+
+
+TARGETS = ("overlay",)
+"""``quantize_model(target=...)``: the hardware a model is quantized for (None: the host, any format)."""
+
+
+def undecodable(spec: LayerSpec) -> list[str]:
+    """The formats a layer of this spec may choose that the accelerator cannot run
+    (:func:`antq.core.regmap.as_accelerator_format`): software-only baselines, and pot/flint/float
+    at any width but 4 (ints of 2-8 bits run as int4 or int8 nibble passes)."""
+    if spec.baseline:
+        return [spec.scheme]
+    kinds = ("int",) if spec.bits > 6 else CANDIDATES[spec.scheme]
+    bad = []
+    for kind in kinds:
+        for signed in (False, True):
+            try:
+                regmap.as_accelerator_format(formats.get(kind, spec.bits, signed))
+            except formats.FormatError:
+                continue  # the format does not exist (e.g. signed 2-bit flint): never chosen
+            except ValueError:
+                bad.append(formats.get(kind, spec.bits, signed).name)
+    return bad
+
+
+def check_target(specs: dict[str, LayerSpec], target: str) -> None:
+    """Raise ValueError, naming the layers and formats, if a layer could choose a format ``target``
+    cannot run. Decided from the candidates, before calibration, so it never depends on the data."""
+    if target not in TARGETS:
+        raise ValueError(f"unknown target {target!r}; expected one of {', '.join(TARGETS)} (or None for the "
+                         f"host)")
+    bad = {name: undecodable(spec) for name, spec in specs.items()}
+    bad = {name: b for name, b in bad.items() if b}
+    if bad:
+        by_spec: dict[str, list[str]] = {}
+        for name, b in bad.items():
+            by_spec.setdefault(f"{specs[name]} may choose {', '.join(b)}", []).append(name)
+        detail = "; ".join(f"{what} ({', '.join(names) if len(names) <= 4 else f'{len(names)} layers'})"
+                           for what, names in by_spec.items())
+        raise ValueError(f"target='overlay': the accelerator decodes every 4-bit int/pot/flint/float format "
+                         f"and ints of 2-8 bits (as int4 or int8 nibble passes), not {detail}; quantize "
+                         "with bits=4, or with config='int' at other widths")

@@ -1,9 +1,16 @@
 """Export: the calibrated fake-quant torch model -> the integer model (``antq.model.graph.IntegerModel``).
 
-:func:`export` traces the model with torch.fx (quantized layers as leaves); every quantized layer
-becomes a :class:`~antq.model.graph.GemmLayer` (codes, per-channel scales, bias, the frozen input
-format and scale) and every other call a host op (:mod:`antq.model.torchops`). Anything the host
-executor cannot run is refused here, with the layer's name, rather than at run time.
+:func:`export` takes the model's torch.fx graph (:mod:`antq.model.tracing`; quantized layers are
+leaves): every Conv2d/Linear becomes a :class:`~antq.model.graph.GemmLayer` (codes, per-channel
+scales, bias, the frozen input format and scale), every quantized activation x activation matmul a
+:class:`~antq.model.graph.MatmulLayer`, and every other call a host op (:mod:`antq.model.torchops`).
+
+Shape arithmetic is constant-folded: the graph is run on one and on two copies of the first
+calibration sample, and every node that does not depend on the input data (sizes, sequence
+lengths, sliced buffers, masks built from them) and gives the same value in both runs becomes a
+constant; what depends on the batch size stays a host op. Then the integer model is run on the
+example and must give the fake-quant model's bits: anything the host executor cannot run, or
+computes differently, is refused here with the node's name, not at run time.
 """
 
 from __future__ import annotations
@@ -17,10 +24,11 @@ import torch.fx
 from torch import nn
 
 from ..core.quantize import QuantizedTensor
-from .fakequant import ExportError, QuantConv2d, QuantLayer, QuantLinear
-from .graph import GemmLayer, IntegerModel, Node
-from .hostops import HOST_OPS
-from .torchops import FUNCTIONS, METHODS
+from .fakequant import ExportError, HostOps, QuantConv2d, QuantLayer, QuantLinear, QuantMatmul
+from .graph import GemmLayer, IntegerModel, MatmulLayer, Node
+from .hostops import DTYPES, HOST_OPS
+from .torchops import host_op
+from .tracing import trace
 
 
 def _arr(t: torch.Tensor | None) -> np.ndarray | None:
@@ -40,10 +48,22 @@ def _module_node(name: str, m: nn.Module, args: list) -> Node:
         return Node(name, "layer_norm", args, {"normalized_shape": list(m.normalized_shape),
                                                "eps": float(m.eps), "weight": _arr(m.weight),
                                                "bias": _arr(m.bias)})
-    simple = {nn.ReLU: "relu", nn.Tanh: "tanh", nn.Sigmoid: "sigmoid", nn.Identity: "identity",
+    simple = {nn.ReLU: "relu", nn.ReLU6: "relu6", nn.Tanh: "tanh", nn.Sigmoid: "sigmoid",
+              nn.Hardswish: "hardswish", nn.Hardsigmoid: "hardsigmoid", nn.SiLU: "silu",
+              nn.Identity: "identity",
               nn.Dropout: "identity", nn.Dropout2d: "identity", nn.Dropout1d: "identity"}
     if type(m) in simple:
         return Node(name, simple[type(m)], args, {})
+    if isinstance(m, nn.Hardtanh):
+        return Node(name, "hardtanh", args, {"min_val": float(m.min_val), "max_val": float(m.max_val)})
+    if isinstance(m, nn.LeakyReLU):
+        return Node(name, "leaky_relu", args, {"negative_slope": float(m.negative_slope)})
+    if isinstance(m, nn.Embedding):
+        if m.max_norm is not None:
+            raise ExportError(f"{name}: Embedding with max_norm renormalizes its weights in the forward "
+                              f"pass; "
+                              "not supported")
+        return Node(name, "embedding", args, {"weight": _arr(m.weight)})
     if isinstance(m, nn.GELU):
         return Node(name, "gelu", args, {"approximate": m.approximate})
     if isinstance(m, (nn.Softmax, nn.LogSoftmax)):
@@ -65,18 +85,30 @@ def _module_node(name: str, m: nn.Module, args: list) -> Node:
             raise ExportError(f"{name}: AdaptiveAvgPool2d with a None output size is not supported")
         return Node(name, "adaptive_avg_pool2d", args, {"output_size": _enc(size)})
     raise ExportError(f"{name}: {type(m).__name__} is not supported by the host executor (supported: "
-                      "Conv2d, Linear, BatchNorm, LayerNorm, ReLU, GELU, Tanh, Sigmoid, Softmax, Flatten, "
-                      "Max/Avg/AdaptiveAvgPool2d, Dropout, Identity)")
+                      "Conv2d, Linear, MultiheadAttention, Embedding, BatchNorm, LayerNorm, ReLU, ReLU6, "
+                      "Hardtanh, Hardswish, Hardsigmoid, SiLU, LeakyReLU, GELU, Tanh, Sigmoid, Softmax, "
+                      "Flatten, Max/Avg/AdaptiveAvgPool2d, Dropout, Identity)")
+
+
+_SHAPE_OPS = frozenset({"size", "dim", "getattr"})
 
 
 def _enc(a: Any, where: str = "") -> Any:
-    """Graph argument -> the JSON-like form IntegerModel stores."""
+    """Graph argument -> the JSON-like form IntegerModel stores (nodes become refs)."""
     if isinstance(a, torch.fx.Node):
         return {"ref": a.name}
     if isinstance(a, slice):
         return {"slice": [_enc(v, where) for v in (a.start, a.stop, a.step)]}
     if a is Ellipsis:
         return {"ellipsis": True}
+    if isinstance(a, torch.dtype):
+        name = str(a).removeprefix("torch.")
+        if name not in DTYPES:
+            raise ExportError(f"{where}: dtype {name} is not a host dtype (the integer model computes in "
+                              f"float32; supported: {', '.join(DTYPES)})")
+        return {"dtype": name}
+    if isinstance(a, torch.device):
+        return str(a.type)
     if isinstance(a, (tuple, list, torch.Size)):
         return [_enc(v, where) for v in a]
     if isinstance(a, dict):
@@ -87,9 +119,6 @@ def _enc(a: Any, where: str = "") -> Any:
 
 
 def _conv_geometry(name: str, m: QuantConv2d) -> dict[str, tuple[int, int]]:
-    if m.groups != 1:
-        raise ExportError(f"{name}: grouped convolution (groups={m.groups}) is not supported by the "
-                          "GEMM export")
     if m.padding_mode != "zeros":
         raise ExportError(f"{name}: padding_mode {m.padding_mode!r} is not supported (only 'zeros')")
     pad = m.padding
@@ -103,7 +132,17 @@ def _conv_geometry(name: str, m: QuantConv2d) -> dict[str, tuple[int, int]]:
                                   "not supported")
             pad = tuple(t // 2 for t in total)
     return {"kernel": tuple(m.kernel_size), "stride": tuple(m.stride), "padding": tuple(pad),
-            "dilation": tuple(m.dilation)}
+            "dilation": tuple(m.dilation), "groups": m.groups}
+
+
+def _matmul_layer(name: str, m: QuantMatmul) -> MatmulLayer:
+    if m.spec.baseline:
+        raise ExportError(f"{name}: {m.spec.scheme} is a software-only baseline; only ANT configs export")
+    if m.a_shape is None:
+        raise ExportError(f"{name}: no operand shapes recorded; calibrate the model first")
+    return MatmulLayer(name, m.input_quant.fmt, m.input_quant.scale().detach().cpu().numpy()[0],
+                       m.weight_quant.fmt, m.weight_quant.scale().detach().cpu().numpy()[0], m.a_shape,
+                       m.b_shape)
 
 
 def _gemm_layer(name: str, m: QuantLayer) -> GemmLayer:
@@ -119,11 +158,6 @@ def _gemm_layer(name: str, m: QuantLayer) -> GemmLayer:
     return GemmLayer(name=name, op="conv2d" if isinstance(m, QuantConv2d) else "linear", weight=weight,
                      bias=_arr(m.bias), act_fmt=m.input_quant.fmt,
                      act_scale=m.input_quant.scale().detach().cpu().numpy()[0], in_shape=m.in_shape, **geo)
-
-
-class _Tracer(torch.fx.Tracer):
-    def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
-        return isinstance(m, (QuantConv2d, QuantLinear)) or super().is_leaf_module(m, qualname)
 
 
 def _check_host_call(node: Node) -> None:
@@ -160,53 +194,199 @@ def _drop_identities(nodes: list[Node]) -> list[Node]:
     return out
 
 
+class _Recorder(torch.fx.Interpreter):
+    """Runs the graph and keeps every node's value."""
+
+    def run_node(self, n: torch.fx.Node) -> Any:
+        v = super().run_node(n)
+        self.values[n] = v
+        return v
+
+
+def _values(gm: torch.fx.GraphModule, args: tuple, kwargs: dict) -> dict[torch.fx.Node, Any]:
+    rec = _Recorder(gm)
+    rec.values = {}
+    names = [n.target for n in gm.graph.nodes if n.op == "placeholder"]
+    bound = inspect.signature(gm.forward).bind(*args, **kwargs).arguments
+    with torch.no_grad(), HostOps():
+        rec.run(*(bound[n] for n in names))
+    return rec.values
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+        return isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.shape == b.shape \
+            and a.dtype == b.dtype and torch.equal(a, b)
+    if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return type(a) is type(b) and a == b
+
+
+def _static(gm: torch.fx.GraphModule, one: dict, two: dict) -> dict[torch.fx.Node, Any]:
+    """Nodes to fold -> their value: not computed from the input data (shape queries give sizes),
+    not depending on the batch size (the same value for batches of one and two, and no input of
+    such a dependence except through indexing), and not a model output."""
+    data: set[torch.fx.Node] = set()
+    batch: set[torch.fx.Node] = set()
+    static: dict[torch.fx.Node, Any] = {}
+    for n in gm.graph.nodes:
+        ins = n.all_input_nodes
+        if n.op == "placeholder" or n.op == "call_module" or (
+                n.op in ("call_function", "call_method") and host_op(n.op, n.target) not in _SHAPE_OPS
+                and any(a in data for a in ins)):
+            data.add(n)
+            continue
+        if n.op == "output":
+            continue
+        indexing = n.op == "call_function" and host_op(n.op, n.target) == "getitem"
+        if not _same(one.get(n), two.get(n)) or (not indexing and any(a in batch for a in ins)):
+            batch.add(n)
+            continue
+        static[n] = two[n]
+    return static
+
+
+class _Builder:
+    """Turns graph nodes into integer-model nodes, inlining folded values and making constants of
+    folded tensors."""
+
+    def __init__(self, static: dict[torch.fx.Node, Any]) -> None:
+        self.static, self.nodes, self.consts = static, [], {}
+
+    def arg(self, a: Any, where: str) -> Any:
+        if isinstance(a, torch.fx.Node) and a in self.static:
+            return self.value(a, self.static[a], where)
+        if isinstance(a, (tuple, list)):
+            return [self.arg(v, where) for v in a]
+        if isinstance(a, dict):
+            return {k: self.arg(v, where) for k, v in a.items()}
+        if isinstance(a, slice):
+            return {"slice": [self.arg(v, where) for v in (a.start, a.stop, a.step)]}
+        return _enc(a, where)
+
+    def value(self, node: torch.fx.Node, v: Any, where: str) -> Any:
+        if isinstance(v, torch.Tensor):
+            if node.name not in self.consts:
+                arr = v.detach().cpu().numpy()
+                if arr.dtype.name not in DTYPES:
+                    raise ExportError(f"{where}: {node.name} is a {arr.dtype} tensor; the integer model "
+                                      f"computes in float32 (host dtypes: {', '.join(DTYPES)})")
+                self.nodes.append(Node(node.name, "constant", [], {"value": np.array(arr)}))
+                self.consts[node.name] = {"ref": node.name}
+            return self.consts[node.name]
+        if isinstance(v, (tuple, list, torch.Size)):
+            return [self.value(node, x, where) for x in v]
+        return _enc(v, f"{where} (the folded value of {node.name})")
+
+
+def _used(nodes: list[Node]) -> list[Node]:
+    """The nodes the output depends on (dead code, such as shape checks, is dropped)."""
+    from .graph import _refs
+
+    need = {"output"}
+    keep = []
+    for n in reversed(nodes):
+        if n.name in need or n.op == "input":
+            need.update(_refs([n.args, n.kwargs]))
+            keep.append(n)
+    return keep[::-1]
+
+
 def export(qm: nn.Module) -> IntegerModel:
-    """Trace a calibrated :class:`~antq.model.calibrate.FakeQuantModel` with torch.fx and build the
-    integer :class:`~antq.model.graph.IntegerModel`."""
-    if getattr(qm, "input_shape", None) is None:
+    """Build the integer :class:`~antq.model.graph.IntegerModel` of a calibrated
+    :class:`~antq.model.calibrate.FakeQuantModel` (see the module docstring)."""
+    if getattr(qm, "example", None) is None:
         raise ExportError("the model is not calibrated")
+    ex = qm.example
     try:
-        graph = _Tracer().trace(qm.model)
+        gm = qm.model if isinstance(qm.model, torch.fx.GraphModule) else trace(qm.model, ex.args, ex.kwargs)
     except Exception as e:  # torch.fx raises many kinds of errors on dynamic control flow
         raise ExportError(f"torch.fx cannot trace {type(qm.model).__name__} ({type(e).__name__}: {e}); the "
                           "host executor needs a static graph") from e
-    nodes: list[Node] = []
-    for fx in graph.nodes:
-        where = f"{fx.name} ({fx.op} {fx.target})"
-        args = _enc(list(fx.args), where)
-        kwargs = _enc(dict(fx.kwargs), where)
+    one, two = ex.repeat_first(1), ex.repeat_first(2)
+    try:
+        v1, v2 = _values(gm, one.args, one.kwargs), _values(gm, two.args, two.kwargs)
+    except Exception as e:
+        raise ExportError(f"the traced graph of {type(qm.model).__name__} does not run: {e}") from e
+    b = _Builder(_static(gm, v1, v2))
+    mods = dict(gm.named_modules())
+    for fx in gm.graph.nodes:
+        if fx in b.static:
+            continue
+        where = f"{fx.name} ({fx.op} {getattr(fx.target, '__name__', fx.target)})"
+        args, kwargs = b.arg(list(fx.args), where), b.arg(dict(fx.kwargs), where)
         if fx.op == "placeholder":
-            if any(n.op == "input" for n in nodes):
-                raise ExportError(f"{where}: the model takes more than one input; antq models take "
-                                  "one tensor")
-            node = Node(fx.name, "input")
+            t = v2[fx]
+            if not isinstance(t, torch.Tensor):
+                raise ExportError(f"{where}: model inputs must be tensors, got {type(t).__name__}")
+            dtype = str(t.dtype).removeprefix("torch.")
+            if dtype not in DTYPES:
+                raise ExportError(f"{where}: an input of dtype {dtype}; the integer model takes float32 and "
+                                  f"integer inputs ({', '.join(DTYPES)})")
+            node = Node(fx.name, "input", [], {"shape": list(t.shape[1:]), "dtype": dtype})
         elif fx.op == "output":
             node = Node("output", "output", args)
         elif fx.op == "get_attr":
-            value = qm.model.get_parameter(fx.target) if fx.target in dict(qm.model.named_parameters()) \
-                else qm.model.get_buffer(fx.target)
-            node = Node(fx.name, "constant", [], {"value": _arr(value)})
+            raise ExportError(f"{where}: a parameter computed from the input data")  # cannot happen: static
         elif fx.op == "call_module":
-            m = qm.model.get_submodule(fx.target)
-            if isinstance(m, (QuantConv2d, QuantLinear)):
+            m = mods[fx.target]
+            if isinstance(m, QuantMatmul):
+                node = Node(fx.name, "act_gemm", args, {}, _matmul_layer(fx.target, m))
+            elif isinstance(m, (QuantConv2d, QuantLinear)):
                 node = Node(fx.name, "gemm", args, {}, _gemm_layer(fx.target, m))
             else:
                 node = _module_node(fx.target, m, args)
                 node.name = fx.name
-        elif fx.op == "call_function":
-            if fx.target not in FUNCTIONS:
-                raise ExportError(f"{where}: function {getattr(fx.target, '__name__', fx.target)} is not "
-                                  "supported by the host executor")
-            node = Node(fx.name, FUNCTIONS[fx.target], args, kwargs)
-        elif fx.op == "call_method":
-            if fx.target not in METHODS:
-                raise ExportError(f"{where}: tensor method .{fx.target}() is not supported by the host "
-                                  "executor")
-            node = Node(fx.name, METHODS[fx.target], args, kwargs)
+        elif fx.op in ("call_function", "call_method"):
+            op = host_op(fx.op, fx.target)
+            if op is None:
+                what = f"tensor method .{fx.target}()" if fx.op == "call_method" else \
+                    f"function {getattr(fx.target, '__name__', fx.target)}"
+                raise ExportError(f"{where}: {what} is not supported by the host executor")
+            node = Node(fx.name, op, args, kwargs)
         else:
             raise ExportError(f"{where}: unsupported graph node")
         if node.op in HOST_OPS:
             _check_host_call(node)
-        nodes.append(node)
-    return IntegerModel(_drop_identities(nodes), qm.input_shape, name=qm.model_name, dataset=qm.dataset,
-                          config=qm.config, bits=qm.bits)
+        b.nodes.append(node)
+    model = IntegerModel(_used(_drop_identities(b.nodes)), name=qm.model_name, dataset=qm.dataset,
+                         config=qm.config, bits=qm.bits)
+    _verify(model, two, v2[next(n for n in gm.graph.nodes if n.op == "output")])
+    return model
+
+
+def _numpy(v: Any) -> Any:
+    if isinstance(v, torch.Tensor):
+        return v.detach().cpu().numpy()
+    if isinstance(v, (tuple, list)):
+        return [_numpy(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _numpy(x) for k, x in v.items()}
+    return v
+
+
+def _flat(v: Any) -> list:
+    if isinstance(v, dict):
+        return [x for k in sorted(v) for x in _flat(v[k])]
+    if isinstance(v, (tuple, list)):
+        return [x for item in v for x in _flat(item)]
+    return [v]
+
+
+def _verify(model: IntegerModel, example: Any, expected: Any) -> None:
+    """The integer model must run on the example and give the fake-quant model's bits."""
+    feed = {i.name: t.detach().cpu().numpy()
+            for i, t in zip(model.inputs, [*example.args, *example.kwargs.values()], strict=True)}
+    try:
+        got = model.run(feed)
+    except (ValueError, TypeError, IndexError, OverflowError) as e:
+        raise ExportError(f"the exported model cannot run on the host: {e}") from e
+    want = _flat(_numpy(expected))
+    have = _flat(got)
+    same = len(want) == len(have) and all(
+        np.array_equal(np.asarray(w), np.asarray(h)) for w, h in zip(want, have, strict=True))
+    if not same:
+        raise ExportError("the exported integer model does not give the fake-quant model's outputs bit for "
+                          "bit on "
+                          "the calibration example (a host op that antq computes differently from torch); "
+                          "please report it")

@@ -3,9 +3,11 @@
 A :class:`IntegerModel` is what ``antq.save`` writes for a quantized network and ``antq.load``
 gives back. It holds a list of graph nodes. Conv2d and Linear nodes are :class:`GemmLayer` s:
 packed weight codes (N, K) with per-output-channel scales (BatchNorm folded in before
-calibration), a bias and a frozen per-tensor activation format and scale. Everything else (ReLU,
-pooling, residual adds, LayerNorm, softmax, attention matmuls, reshapes) is a host op on float32
-values (:data:`HOST_OPS`).
+calibration), a bias and a frozen per-tensor activation format and scale; a grouped convolution
+is one GEMM per group. Activation x activation GEMMs (attention's Q.K^T and P.V) are
+:class:`MatmulLayer` s with both operands requantized per tensor. Everything else (embeddings,
+ReLU, pooling, residual adds, LayerNorm, softmax, masks, reshapes) is a host op on float32 (or
+integer) values (:data:`HOST_OPS`). A model has one or more typed inputs (:class:`InputSpec`).
 
 :meth:`IntegerModel.run` executes the graph. For every GEMM layer it requantizes the input with
 :func:`antq.core.quantize.quantize_as` (the canonical float32 rounding), forms the (M, K) activation
@@ -19,7 +21,7 @@ same operations, so it gives them too. This module needs numpy only (not torch).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,10 +31,12 @@ from numpy.lib.stride_tricks import sliding_window_view
 from ..core import container, formats, reference, regmap
 from ..core.formats import Format
 from ..core.quantize import QuantizedTensor, check_real, quantize_as, to_numpy
+from .hostops import DTYPES as HOST_DTYPES
 from .hostops import HOST_OPS
 
 STATE_FORMAT = "antq-qmodel"
-STATE_VERSION = 1
+STATE_VERSION = 2
+"""2: several typed inputs, grouped convolutions, activation x activation GEMMs."""
 
 Gemm = Callable[[QuantizedTensor, QuantizedTensor], np.ndarray]
 
@@ -59,6 +63,9 @@ class GemmLayer:
     stride: tuple[int, int] = (1, 1)
     padding: tuple[int, int] = (0, 0)
     dilation: tuple[int, int] = (1, 1)
+    groups: int = 1
+    """Grouped / depthwise conv2d: ``groups`` GEMMs per call, group g multiplying input channels
+    ``g*C/groups ..`` by weight rows ``g*N/groups ..`` (each its own accelerator call)."""
 
     def __post_init__(self) -> None:
         if self.op not in ("conv2d", "linear"):
@@ -77,10 +84,22 @@ class GemmLayer:
         self.in_shape = tuple(int(s) for s in self.in_shape)
         if self.op == "conv2d" and len(self.in_shape) != 3:
             raise ValueError(f"layer {self.name}: conv2d input shape must be (C, H, W), got {self.in_shape}")
+        self.groups = int(self.groups)
+        if self.groups < 1 or self.n % self.groups or \
+                (self.op == "conv2d" and self.in_shape[0] % self.groups) \
+                or (self.op == "linear" and self.groups != 1):
+            raise ValueError(f"layer {self.name}: groups={self.groups} must divide the input and output "
+                             "channels of a conv2d (linear layers have one group)")
         kh, kw = self.kernel
-        per_k = self.in_shape[-1] if self.op == "linear" else self.in_shape[0] * kh * kw
+        per_k = self.in_shape[-1] if self.op == "linear" else self.in_shape[0] // self.groups * kh * kw
         if per_k != self.k:
             raise ValueError(f"layer {self.name}: input shape {self.in_shape} does not match K = {self.k}")
+        ng = self.n // self.groups
+        w = self.weight
+        self.group_weights = [w] if self.groups == 1 else [
+            QuantizedTensor(w.codes[g * ng:(g + 1) * ng], kind=w.kind, bits=w.bits, signed=w.signed,
+                            scale=w.scale[g * ng:(g + 1) * ng], channel_axis=0) for g in range(self.groups)]
+        """The (N/groups, K) weight of each group: the objects passed to ``gemm`` (the same on every call)."""
 
     n = property(lambda self: self.weight.shape[0], doc="Output channels / features (N).")
     k = property(lambda self: self.weight.shape[1], doc="Reduction length (K).")
@@ -115,14 +134,18 @@ class GemmLayer:
         """Multiply-accumulates of one call on ``batch`` samples: M * N * K."""
         return batch * self.rows_per_sample * self.n * self.k
 
-    def activation_matrix(self, x: np.ndarray) -> QuantizedTensor:
-        """Requantize a float input (B, *in_shape) and lay it out as the (M, K) GEMM operand."""
+    def activation_matrices(self, x: np.ndarray) -> list[QuantizedTensor]:
+        """Requantize a float input (B, *in_shape) and lay it out as the (M, K) GEMM operand of each group."""
         if tuple(x.shape[1:]) != self.in_shape:
             raise ValueError(f"layer {self.name}: input of shape {x.shape}, expected (B, *{self.in_shape})")
         q = quantize_as(x, self.act_fmt, self.act_scale)
-        codes = q.codes if self.op == "linear" else _im2col(q.codes, self)
-        return QuantizedTensor(codes.reshape(-1, self.k), kind=self.act_fmt.kind, bits=self.act_fmt.bits,
-                               signed=self.act_fmt.signed, scale=self.act_scale)
+        if self.op == "linear":
+            parts = [q.codes]
+        else:
+            cg = self.in_shape[0] // self.groups
+            parts = [_im2col(q.codes[:, g * cg:(g + 1) * cg], self) for g in range(self.groups)]
+        return [QuantizedTensor(c.reshape(-1, self.k), kind=self.act_fmt.kind, bits=self.act_fmt.bits,
+                                signed=self.act_fmt.signed, scale=self.act_scale) for c in parts]
 
     def forward(self, x: np.ndarray, gemm: Gemm, times: dict[str, float] | None = None
                 ) -> tuple[np.ndarray, np.ndarray]:
@@ -132,16 +155,11 @@ class GemmLayer:
         ``gemm`` (the callable) and ``rescale`` (scales, bias, layout), for latency breakdowns.
         """
         t0 = time.perf_counter()
-        a = self.activation_matrix(x)
+        mats = self.activation_matrices(x)
         t1 = time.perf_counter()
-        acc = gemm(a, self.weight)
+        parts = [_checked_gemm(gemm, a, w, self.name) for a, w in zip(mats, self.group_weights, strict=True)]
+        acc = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
         t2 = time.perf_counter()
-        if not isinstance(acc, np.ndarray) or acc.dtype.kind not in "iu":
-            raise TypeError(f"layer {self.name}: gemm must return an integer numpy array, got "
-                            f"{type(acc).__name__} {getattr(acc, 'dtype', '')}")
-        if acc.shape != (a.shape[0], self.n):
-            raise ValueError(f"layer {self.name}: gemm returned shape {acc.shape}, expected "
-                             f"{(a.shape[0], self.n)}")
         y = rescale(acc, self.act_scale, self.weight.scale, self.bias)
         batch = x.shape[0]
         if self.op == "conv2d":
@@ -159,7 +177,7 @@ class GemmLayer:
             "act": {"kind": self.act_fmt.kind, "bits": self.act_fmt.bits, "signed": self.act_fmt.signed,
                     "scale": float(self.act_scale)},
             "in_shape": list(self.in_shape), "kernel": list(self.kernel), "stride": list(self.stride),
-            "padding": list(self.padding), "dilation": list(self.dilation),
+            "padding": list(self.padding), "dilation": list(self.dilation), "groups": self.groups,
         }
 
     @classmethod
@@ -169,8 +187,115 @@ class GemmLayer:
             name=s["name"], op=s["op"], weight=s["weight"], bias=s["bias"],
             act_fmt=formats.get(act["kind"], act["bits"], act["signed"]), act_scale=np.float32(act["scale"]),
             in_shape=tuple(s["in_shape"]), kernel=tuple(s["kernel"]), stride=tuple(s["stride"]),
-            padding=tuple(s["padding"]), dilation=tuple(s["dilation"]),
+            padding=tuple(s["padding"]), dilation=tuple(s["dilation"]), groups=s["groups"],
         )
+
+
+def _checked_gemm(gemm: Gemm, a: QuantizedTensor, w: QuantizedTensor, name: str) -> np.ndarray:
+    """``gemm(a, w)``, checked to be an integer (M, N) array, naming the layer if it is not."""
+    acc = gemm(a, w)
+    if not isinstance(acc, np.ndarray) or acc.dtype.kind not in "iu":
+        raise TypeError(f"layer {name}: gemm must return an integer numpy array, got "
+                        f"{type(acc).__name__} {getattr(acc, 'dtype', '')}")
+    if acc.shape != (a.shape[0], w.shape[0]):
+        raise ValueError(f"layer {name}: gemm returned shape {acc.shape}, expected "
+                         f"{(a.shape[0], w.shape[0])}")
+    return acc
+
+
+@dataclass
+class MatmulLayer:
+    """An activation x activation GEMM (attention's Q.K^T and P.V): ``y = (A x B) * s_a * s_b``.
+
+    Both operands are activations, each requantized per tensor to its frozen format and scale
+    (chosen by ANT at calibration). ``A`` is (..., M, K) and ``B`` (..., K, N) with broadcast
+    leading dimensions, as ``torch.matmul``; every leading index is one ``gemm(a, b)`` call with
+    ``a`` the (M, K) codes and ``b`` the (N, K) codes of ``B`` transposed, packed per call (no
+    operand is resident). The rescale is :func:`rescale` with the scalar ``s_b`` and no bias.
+    """
+
+    name: str
+    a_fmt: Format
+    a_scale: np.float32
+    b_fmt: Format
+    b_scale: np.float32
+    a_shape: tuple[int, ...]
+    """Per-sample shapes of the operands (without the batch dimension)."""
+    b_shape: tuple[int, ...]
+    op: str = "matmul"
+
+    def __post_init__(self) -> None:
+        self.a_scale, self.b_scale = np.float32(self.a_scale), np.float32(self.b_scale)
+        for what, v in (("a", self.a_scale), ("b", self.b_scale)):
+            if not (np.isfinite(v) and v > 0):
+                raise ValueError(f"layer {self.name}: operand {what} scale must be finite and positive")
+        self.a_shape, self.b_shape = tuple(int(d) for d in self.a_shape), tuple(int(d) for d in self.b_shape)
+        if len(self.a_shape) < 1 or len(self.b_shape) < 2 or self.a_shape[-1] != self.b_shape[-2]:
+            raise ValueError(f"layer {self.name}: operand shapes {self.a_shape} x {self.b_shape} do not "
+                             "multiply (..., M, K) x (..., K, N)")
+
+    @property
+    def hardware(self) -> bool:
+        return regmap.accepts(self.a_fmt, self.b_fmt)
+
+    act_fmt = property(lambda self: self.a_fmt, doc="The first operand's format (as GemmLayer.act_fmt).")
+    w_fmt = property(lambda self: self.b_fmt, doc="The second operand's format (as GemmLayer.w_fmt).")
+    k = property(lambda self: self.a_shape[-1])
+    n = property(lambda self: self.b_shape[-1])
+
+    @property
+    def calls_per_sample(self) -> int:
+        return int(np.prod(np.broadcast_shapes(self.a_shape[:-2], self.b_shape[:-2]), dtype=np.int64))
+
+    @property
+    def rows_per_sample(self) -> int:
+        return self.calls_per_sample * self.a_shape[-2]
+
+    def macs(self, batch: int = 1) -> int:
+        return batch * self.rows_per_sample * self.n * self.k
+
+    def forward(self, a: np.ndarray, b: np.ndarray, gemm: Gemm, times: dict[str, float] | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
+        """(float32 ``a @ b``, int64 accumulators (calls, M, N)) on the quantized operands."""
+        t0 = time.perf_counter()
+        if tuple(a.shape[1:]) != self.a_shape or tuple(b.shape[1:]) != self.b_shape:
+            raise ValueError(f"layer {self.name}: operands of shapes {a.shape} x {b.shape}, expected "
+                             f"(B, *{self.a_shape}) x (B, *{self.b_shape})")
+        qa = quantize_as(a, self.a_fmt, self.a_scale).codes
+        qb = quantize_as(b, self.b_fmt, self.b_scale).codes
+        lead = np.broadcast_shapes(qa.shape[:-2], qb.shape[:-2])
+        qa = np.broadcast_to(qa, lead + qa.shape[-2:]).reshape((-1,) + qa.shape[-2:])
+        qb = np.broadcast_to(qb, lead + qb.shape[-2:]).reshape((-1,) + qb.shape[-2:])
+        t1 = time.perf_counter()
+        accs = []
+        for i in range(len(qa)):
+            ta = QuantizedTensor(qa[i], kind=self.a_fmt.kind, bits=self.a_fmt.bits, signed=self.a_fmt.signed,
+                                 scale=self.a_scale)
+            tb = QuantizedTensor(np.ascontiguousarray(qb[i].T), kind=self.b_fmt.kind, bits=self.b_fmt.bits,
+                                 signed=self.b_fmt.signed, scale=self.b_scale)
+            accs.append(_checked_gemm(gemm, ta, tb, self.name))
+        acc = np.stack(accs)
+        t2 = time.perf_counter()
+        y = rescale(acc, self.a_scale, self.b_scale, None).reshape(lead + acc.shape[-2:])
+        if times is not None:
+            times.update(quantize=t1 - t0, gemm=t2 - t1, rescale=time.perf_counter() - t2)
+        return y, acc
+
+    def state(self) -> dict:
+        return {"name": self.name, "op": self.op, "a_shape": list(self.a_shape),
+                "b_shape": list(self.b_shape),
+                **{f"{w}": {"kind": f.kind, "bits": f.bits, "signed": f.signed, "scale": float(sc)}
+                   for w, f, sc in (("a", self.a_fmt, self.a_scale), ("b", self.b_fmt, self.b_scale))}}
+
+    @classmethod
+    def from_state(cls, s: dict) -> MatmulLayer:
+        fa, fb = (formats.get(s[w]["kind"], s[w]["bits"], s[w]["signed"]) for w in ("a", "b"))
+        return cls(s["name"], fa, np.float32(s["a"]["scale"]), fb, np.float32(s["b"]["scale"]),
+                   tuple(s["a_shape"]), tuple(s["b_shape"]))
+
+
+def _layer_from_state(s: dict) -> GemmLayer | MatmulLayer:
+    return MatmulLayer.from_state(s) if s["op"] == "matmul" else GemmLayer.from_state(s)
 
 
 def rescale(acc: np.ndarray, act_scale: np.float32, w_scale: np.ndarray, bias: np.ndarray | None
@@ -201,17 +326,18 @@ def _im2col(codes: np.ndarray, layer: GemmLayer) -> np.ndarray:
 
 # ------------------------------------------------------------------------------------------------
 # Graph nodes. Arguments are JSON-like: numbers, strings, None, lists, arrays, and the tagged dicts
-# {"ref": node name}, {"slice": [start, stop, step]} and {"ellipsis": True}.
+# {"ref": node name}, {"slice": [start, stop, step]}, {"ellipsis": True} and {"dtype": name}.
 
 @dataclass
 class Node:
-    """One step of the graph: ``input``, ``output``, ``gemm`` (with a layer), ``constant`` or a host op."""
+    """One step of the graph: ``input`` (kwargs ``shape``, ``dtype``), ``output``, ``gemm`` (a
+    GemmLayer), ``act_gemm`` (a MatmulLayer on two activations), ``constant`` or a host op."""
 
     name: str
     op: str
     args: list = field(default_factory=list)
     kwargs: dict = field(default_factory=dict)
-    layer: GemmLayer | None = None
+    layer: GemmLayer | MatmulLayer | None = None
 
 
 @dataclass
@@ -229,14 +355,25 @@ class TraceRecord:
     """For a GEMM node: seconds spent to ``quantize``, in ``gemm`` and to ``rescale``."""
 
 
+@dataclass(frozen=True)
+class InputSpec:
+    """One model input: its name, the shape of one sample and its dtype (float32 or an integer type)."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+
+
 def _resolve(a: Any, env: dict[str, Any]) -> Any:
     if isinstance(a, dict):
         if "ref" in a:
             return env[a["ref"]]
         if "slice" in a:
-            return slice(*a["slice"])
+            return slice(*(_resolve(v, env) for v in a["slice"]))
         if "ellipsis" in a:
             return Ellipsis
+        if "dtype" in a and len(a) == 1:
+            return np.dtype(a["dtype"])
         return {k: _resolve(v, env) for k, v in a.items()}
     if isinstance(a, list):
         return [_resolve(v, env) for v in a]
@@ -253,6 +390,24 @@ def _refs(a: Any) -> list[str]:
     return []
 
 
+def batch_len(x: Any) -> int:
+    """Samples in a model input: an array, a tuple/list of arrays or a dict of arrays (one per input)."""
+    if isinstance(x, dict):
+        return len(next(iter(x.values())))
+    if isinstance(x, (tuple, list)):
+        return len(x[0])
+    return len(x)
+
+
+def batch_slice(x: Any, start: int, stop: int) -> Any:
+    """Samples ``start:stop`` of a model input (see :func:`batch_len`)."""
+    if isinstance(x, dict):
+        return {k: v[start:stop] for k, v in x.items()}
+    if isinstance(x, (tuple, list)):
+        return type(x)(v[start:stop] for v in x)
+    return x[start:stop]
+
+
 class IntegerModel:
     """A quantized network that runs on integer GEMMs, with no fp32 Conv/Linear weights.
 
@@ -260,18 +415,18 @@ class IntegerModel:
     exports it) and load it with ``antq.load``. ``run(x)`` executes it in numpy.
     """
 
-    def __init__(self, nodes: list[Node], input_shape: Sequence[int], *, name: str | None = None,
-                 dataset: str | None = None, config: str | None = None, bits: int | None = None) -> None:
+    def __init__(self, nodes: list[Node], *, name: str | None = None, dataset: str | None = None,
+                 config: str | None = None, bits: int | None = None) -> None:
         self.nodes = list(nodes)
-        self.input_shape = tuple(int(s) for s in input_shape)
         self.name, self.dataset, self.config, self.bits = name, dataset, config, bits
         self._check_graph()
+        self.inputs = [InputSpec(n.name, tuple(int(d) for d in n.kwargs["shape"]), str(n.kwargs["dtype"]))
+                       for n in self.nodes if n.op == "input"]
 
     def _check_graph(self) -> None:
         seen: set[str] = set()
-        inputs = [n for n in self.nodes if n.op == "input"]
-        if len(inputs) != 1 or self.nodes[-1].op != "output":
-            raise ValueError("a IntegerModel graph needs exactly one input node and ends with an "
+        if not any(n.op == "input" for n in self.nodes) or self.nodes[-1].op != "output":
+            raise ValueError("a IntegerModel graph needs at least one input node and ends with an "
                              "output node")
         for n in self.nodes:
             if n.name in seen:
@@ -279,61 +434,118 @@ class IntegerModel:
             missing = [r for r in _refs([n.args, n.kwargs]) if r not in seen]
             if missing:
                 raise ValueError(f"node {n.name!r} uses {missing} before they are computed")
-            if n.op == "gemm" and n.layer is None:
-                raise ValueError(f"gemm node {n.name!r} has no layer")
-            if n.op not in ("input", "output", "gemm", "constant") and n.op not in HOST_OPS:
+            if n.op in ("gemm", "act_gemm") and not isinstance(n.layer, GemmLayer if n.op == "gemm"
+                                                                else MatmulLayer):
+                raise ValueError(f"{n.op} node {n.name!r} has no layer of the right kind")
+            if n.op == "input" and ("shape" not in n.kwargs or n.kwargs.get("dtype") not in HOST_DTYPES):
+                raise ValueError(f"input node {n.name!r} needs a shape and a dtype of {HOST_DTYPES}")
+            if n.op not in ("input", "output", "gemm", "act_gemm", "constant") and n.op not in HOST_OPS:
                 raise ValueError(f"node {n.name!r}: unknown host op {n.op!r}")
             seen.add(n.name)
 
     @property
+    def input_shape(self) -> tuple[int, ...]:
+        """The shape of one sample of the (first) input."""
+        return self.inputs[0].shape
+
+    @property
     def gemm_layers(self) -> list[GemmLayer]:
-        """The Conv2d/Linear layers in execution order (the objects :meth:`run` passes to ``gemm``)."""
+        """The Conv2d/Linear layers in execution order (their weights are what :meth:`run` passes to
+        ``gemm``)."""
+        return [n.layer for n in self.nodes if isinstance(n.layer, GemmLayer)]
+
+    @property
+    def matmul_layers(self) -> list[MatmulLayer]:
+        """The activation x activation GEMMs (attention's Q.K^T and P.V) in execution order."""
+        return [n.layer for n in self.nodes if isinstance(n.layer, MatmulLayer)]
+
+    @property
+    def layers(self) -> list[GemmLayer | MatmulLayer]:
+        """Every GEMM of the model, weight and activation x activation, in execution order."""
         return [n.layer for n in self.nodes if n.layer is not None]
 
     @property
     def accelerator_ready(self) -> bool:
-        """True if every GEMM layer uses operand formats the accelerator decodes."""
-        return all(layer.hardware for layer in self.gemm_layers)
+        """True if every GEMM (weight or activation x activation) uses formats the accelerator decodes."""
+        return all(layer.hardware for layer in self.layers)
 
     def macs(self, batch: int = 1) -> int:
-        return sum(layer.macs(batch) for layer in self.gemm_layers)
+        return sum(layer.macs(batch) for layer in self.layers)
 
-    def check_input(self, x: Any) -> np.ndarray:
-        """``x`` as the float32 batch :meth:`run` computes on; a clear error for any other input."""
-        a = to_numpy(x, "model input")
-        if a.dtype.kind not in "fiu" or a.dtype == np.bool_:
-            raise TypeError(f"model input must be a real numeric array, got dtype {a.dtype}")
-        want = f"(batch, {', '.join(map(str, self.input_shape))})"
+    def check_inputs(self, x: Any) -> list[np.ndarray]:
+        """The inputs :meth:`run` computes on, one array per model input, or a clear error naming what
+        is wrong (names, count, shape, dtype, empty batch, NaN/Inf, float32 range) before any GEMM."""
+        if isinstance(x, dict):
+            unknown = set(x) - {i.name for i in self.inputs}
+            missing = [i.name for i in self.inputs if i.name not in x]
+            if unknown or missing:
+                raise ValueError(f"model inputs are {[i.name for i in self.inputs]}; got {sorted(x)}")
+            values = [x[i.name] for i in self.inputs]
+        elif isinstance(x, (tuple, list)) and len(self.inputs) > 1:
+            if len(x) != len(self.inputs):
+                raise ValueError(f"the model takes {len(self.inputs)} inputs "
+                                 f"({', '.join(i.name for i in self.inputs)}), got {len(x)}")
+            values = list(x)
+        else:
+            if len(self.inputs) > 1:
+                raise ValueError(f"the model takes {len(self.inputs)} inputs "
+                                 f"({', '.join(i.name for i in self.inputs)}): pass a tuple or a dict")
+            values = [x]
+        named = len(self.inputs) > 1
+        out = [self._check_input(v, spec, named) for v, spec in zip(values, self.inputs, strict=True)]
+        if len({len(v) for v in out}) != 1:
+            raise ValueError(f"model inputs have different batch sizes: {[len(v) for v in out]}")
+        return out
+
+    @staticmethod
+    def _check_input(x: Any, spec: InputSpec, named: bool) -> np.ndarray:
+        what = f"model input {spec.name!r}" if named else "model input"
+        a = to_numpy(x, what)
+        integer = np.dtype(spec.dtype).kind in "iub"
+        if a.dtype.kind not in ("iub" if integer else "fiu") or \
+                (a.dtype == np.bool_) != (spec.dtype == "bool"):
+            raise TypeError(f"{what} must be a {'integer' if integer else 'real numeric'} array "
+                            f"({spec.dtype}), got dtype {a.dtype}")
+        want = f"(batch, {', '.join(map(str, spec.shape))})"
         if a.ndim == 0:
-            raise ValueError(f"model input is 0-d (a single number); expected a batch of shape {want}")
-        if a.ndim != len(self.input_shape) + 1 or tuple(a.shape[1:]) != self.input_shape:
-            raise ValueError(f"model input has shape {a.shape}; expected {want}")
+            raise ValueError(f"{what} is 0-d (a single number); expected a batch of shape {want}")
+        if a.ndim != len(spec.shape) + 1 or tuple(a.shape[1:]) != spec.shape:
+            raise ValueError(f"{what} has shape {a.shape}; expected {want}")
         if a.shape[0] == 0:
-            raise ValueError("model input has an empty batch (0 samples): nothing to run")
-        return check_real(a, "model input").astype(np.float32)
+            raise ValueError(f"{what} has an empty batch (0 samples): nothing to run")
+        if not integer:
+            check_real(a, what)  # NaN/Inf and values float32 cannot hold
+        return a.astype(spec.dtype)
 
-    def run(self, x: Any, gemm: Gemm | None = None, trace: bool = False
+    def run(self, x: Any, gemm: Gemm | None = None, trace: bool = False, act_gemm: Gemm | None = None
             ) -> np.ndarray | tuple[np.ndarray, list[TraceRecord]]:
         """Run on a batch ``x`` (B, *input_shape); returns float32 outputs.
 
-        ``gemm(a, w)`` computes every Conv/Linear layer: ``a`` is the (M, K) activation
+        ``x`` is an array for a one-input model, else a tuple (in input order) or a dict by input
+        name. ``gemm(a, w)`` computes every Conv/Linear layer: ``a`` is the (M, K) activation
         QuantizedTensor (per-tensor scale), ``w`` the layer's (N, K) weight (per-channel scale);
         it must return exact int64 accumulators (M, N). Default: :func:`antq.core.reference.gemm`.
-        With ``trace=True`` returns ``(output, records)``, one :class:`TraceRecord` per node.
+        ``act_gemm(a, b)`` (default: ``gemm``) computes the activation x activation GEMMs, both
+        operands per-tensor QuantizedTensors made in this call. With ``trace=True`` returns
+        ``(output, records)``, one :class:`TraceRecord` per node.
         """
         gemm = reference.gemm if gemm is None else gemm
+        act_gemm = gemm if act_gemm is None else act_gemm
+        inputs = iter(self.check_inputs(x))
         env: dict[str, Any] = {}
         records: list[TraceRecord] = []
         out: Any = None
         for node in self.nodes:
-            acc, times = None, ({} if node.op == "gemm" else None)
+            acc, times = None, ({} if node.layer is not None else None)
             t0 = time.perf_counter()
             if node.op == "input":
-                val = self.check_input(x)
+                val = next(inputs)
             elif node.op == "output":
                 val = out = _to_float32(_resolve(node.args[0], env))
             elif node.op == "gemm":
                 val, acc = node.layer.forward(_resolve(node.args[0], env), gemm, times)
+            elif node.op == "act_gemm":
+                val, acc = node.layer.forward(*_resolve(node.args[:2], env), act_gemm, times)
             elif node.op == "constant":
                 val = _resolve(node.kwargs["value"], env)
             else:
@@ -352,16 +564,18 @@ class IntegerModel:
 
     def summary(self) -> str:
         """One line per GEMM layer: shapes, operand formats, MACs per sample, accelerator support."""
-        rows = [f"{'layer':<22} {'op':<7} {'N x K':>11} {'act':>7} {'weight':>8} {'MACs':>9}  hw"]
-        for layer in self.gemm_layers:
-            rows.append(f"{layer.name:<22} {layer.op:<7} {f'{layer.n} x {layer.k}':>11} "
+        w = max([22, *(len(layer.name) for layer in self.layers)])
+        rows = [f"{'layer':<{w}} {'op':<7} {'N x K':>11} {'act':>7} {'weight':>8} {'MACs':>9}  hw"]
+        for layer in self.layers:
+            rows.append(f"{layer.name:<{w}} {layer.op:<7} {f'{layer.n} x {layer.k}':>11} "
                         f"{layer.act_fmt.name:>7} "
                         f"{layer.w_fmt.name:>8} {layer.macs(1):>9}  {'yes' if layer.hardware else 'NO'}")
         return "\n".join(rows)
 
     def __repr__(self) -> str:
-        return (f"IntegerModel({self.name or 'model'}, input {self.input_shape}, "
-                f"{len(self.gemm_layers)} GEMM layers, config {self.config}, dataset {self.dataset})")
+        shapes = ", ".join(f"{i.name} {i.shape}" for i in self.inputs)
+        return (f"IntegerModel({self.name or 'model'}, input {shapes}, {len(self.gemm_layers)} GEMM layers, "
+                f"{len(self.matmul_layers)} activation GEMMs, config {self.config}, dataset {self.dataset})")
 
     def __antq_state__(self) -> dict:
         nodes = []
@@ -371,8 +585,7 @@ class IntegerModel:
                 d["layer"] = n.layer.state()
             nodes.append(d)
         return {"format": STATE_FORMAT, "version": STATE_VERSION, "name": self.name,
-                "dataset": self.dataset, "config": self.config, "bits": self.bits,
-                "input_shape": list(self.input_shape), "nodes": nodes}
+                "dataset": self.dataset, "config": self.config, "bits": self.bits, "nodes": nodes}
 
     @classmethod
     def from_state(cls, s: Any) -> IntegerModel:
@@ -384,18 +597,19 @@ class IntegerModel:
                 f"{STATE_VERSION}; re-export the model with a matching antq")
         try:
             nodes = [Node(d["name"], d["op"], d["args"], d["kwargs"],
-                          GemmLayer.from_state(d["layer"]) if "layer" in d else None) for d in s["nodes"]]
-            return cls(nodes, s["input_shape"], name=s["name"], dataset=s["dataset"], config=s["config"],
-                       bits=s["bits"])
+                          _layer_from_state(d["layer"]) if "layer" in d else None) for d in s["nodes"]]
+            return cls(nodes, name=s["name"], dataset=s["dataset"], config=s["config"], bits=s["bits"])
         except (KeyError, TypeError) as e:
             raise container.ContainerError(f"malformed quantized model: missing or bad field {e}") from e
 
 
 def _to_float32(v: Any) -> Any:
     if isinstance(v, np.ndarray):
-        return v.astype(np.float32)
+        return v.astype(np.float32) if v.dtype.kind == "f" else v
     if isinstance(v, (list, tuple)):  # a model returning several tensors: a tuple, as torch does
         return tuple(_to_float32(x) for x in v)
+    if isinstance(v, dict):  # a model returning named outputs (e.g. Hugging Face's last_hidden_state)
+        return {k: _to_float32(x) for k, x in v.items()}
     return v
 
 

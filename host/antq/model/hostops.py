@@ -3,8 +3,9 @@
 Every value between ops is float32, as in the torch model. Two kinds of op keep the fake-quant
 torch model and the integer model equal bit for bit (docs/contracts.md §11):
 
-* exact ops (data movement, max, and one IEEE float32 operation per element: add, sub, mul,
-  div, neg, relu) give the same bits in torch and numpy, so the torch model runs its own;
+* exact ops (data movement and gathers, max/min/clamp, ReLU/ReLU6/hardtanh, comparisons, casts,
+  ``where``/``masked_fill``, and one IEEE float32 operation per element: add, sub, mul, div, neg)
+  give the same bits in torch and numpy, so the torch model runs its own;
 * :data:`ROUNDED_OPS` (reductions, transcendentals, float matmuls, normalisations), whose float32
   result depends on the implementation, are defined here: float64 inside, rounded to float32
   once, reductions over a contiguous last axis so that a row's result does not depend on the
@@ -124,29 +125,56 @@ def _pair(v) -> tuple[int, int]:
     return (int(v), int(v)) if isinstance(v, (int, np.integer)) else (int(v[0]), int(v[1]))
 
 
-def _pool_windows(x, kernel_size, stride, padding, dilation, fill):
-    """(..., OH, OW, kh*kw) windows (a contiguous copy: the pooled axis is last)."""
+def _pool_out(size: int, k: int, s: int, p: int, d: int, ceil_mode: bool) -> int:
+    """Output length of a pooling window as torch computes it (``ceil_mode`` included)."""
+    span = size + 2 * p - d * (k - 1) - 1
+    out = (span + (s - 1 if ceil_mode else 0)) // s + 1
+    if ceil_mode and (out - 1) * s >= size + p:  # the last window must start inside the input or left pad
+        out -= 1
+    return out
+
+
+def _pool_windows(x, kernel_size, stride, padding, dilation, fill, ceil_mode=False):
+    """(..., OH, OW, kh*kw) windows (a contiguous copy: the pooled axis is last). With ``ceil_mode`` the
+    last windows may run past the right/bottom padding; those positions hold ``fill``."""
     (kh, kw), (ph, pw), (dh, dw) = _pair(kernel_size), _pair(padding), _pair(dilation)
     sh, sw = _pair(kernel_size if stride is None or stride == [] or stride == () else stride)
-    p = np.pad(x, ((0, 0),) * (x.ndim - 2) + ((ph, ph), (pw, pw)), constant_values=fill)
+    h, w = x.shape[-2:]
+    oh, ow = _pool_out(h, kh, sh, ph, dh, ceil_mode), _pool_out(w, kw, sw, pw, dw, ceil_mode)
+    eh = max(0, (oh - 1) * sh + dh * (kh - 1) + 1 - (h + 2 * ph))
+    ew = max(0, (ow - 1) * sw + dw * (kw - 1) + 1 - (w + 2 * pw))
+    p = np.pad(x, ((0, 0),) * (x.ndim - 2) + ((ph, ph + eh), (pw, pw + ew)), constant_values=fill)
     win = sliding_window_view(p, ((kh - 1) * dh + 1, (kw - 1) * dw + 1), axis=(-2, -1))
-    win = win[..., ::sh, ::sw, ::dh, ::dw]
+    win = win[..., ::sh, ::sw, ::dh, ::dw][..., :oh, :ow, :, :]
     return np.ascontiguousarray(win).reshape(win.shape[:-2] + (-1,))
 
 
 def _max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
-    _unsupported("max_pool2d", ceil_mode=ceil_mode, return_indices=return_indices)
-    return _pool_windows(x, kernel_size, stride, padding, dilation, -np.inf).max(axis=-1)
+    _unsupported("max_pool2d", return_indices=return_indices)
+    return _pool_windows(x, kernel_size, stride, padding, dilation, -np.inf, ceil_mode).max(axis=-1)
+
+
+def _avg_divisors(size: int, k: int, s: int, p: int, out: int, include_pad: bool) -> np.ndarray:
+    """Per output position, the element count torch divides an average-pool window by."""
+    start = np.arange(out) * s - p
+    end = np.minimum(start + k, size + p)
+    if include_pad:
+        return (end - start).astype(np.float64)
+    return (np.minimum(end, size) - np.maximum(start, 0)).astype(np.float64)
 
 
 def _avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
                 divisor_override=None):
-    _unsupported("avg_pool2d", ceil_mode=ceil_mode, divisor_override=divisor_override)
-    win = _pool_windows(_f64(x), kernel_size, stride, padding, 1, 0.0)
-    if count_include_pad or _pair(padding) == (0, 0):
-        return (win.sum(axis=-1) / win.shape[-1]).astype(F32)
-    ones = _pool_windows(np.ones((1,) * (x.ndim - 2) + x.shape[-2:]), kernel_size, stride, padding, 1, 0.0)
-    return (win.sum(axis=-1) / ones.sum(axis=-1)).astype(F32)
+    win = _pool_windows(_f64(x), kernel_size, stride, padding, 1, 0.0, ceil_mode)
+    total = win.sum(axis=-1)
+    if divisor_override:
+        return (total / float(divisor_override)).astype(F32)
+    (kh, kw), (ph, pw) = _pair(kernel_size), _pair(padding)
+    sh, sw = _pair(kernel_size if stride is None or stride == [] or stride == () else stride)
+    oh, ow = total.shape[-2:]
+    div = np.outer(_avg_divisors(x.shape[-2], kh, sh, ph, oh, count_include_pad),
+                   _avg_divisors(x.shape[-1], kw, sw, pw, ow, count_include_pad))
+    return (total / div).astype(F32)
 
 
 def _adaptive_avg_pool2d(x, output_size):
@@ -218,6 +246,113 @@ def _cat(tensors, dim=0):
     return np.concatenate(tensors, axis=dim)
 
 
+DTYPES = ("float32", "int64", "int32", "int16", "int8", "uint8", "bool")
+"""The dtypes a host value may have: float32 for every real value, integers and bool for token ids,
+masks and indices (the integer model computes in float32, as the eval-mode torch model does)."""
+
+
+def _dtype(d: Any) -> np.dtype:
+    name = str(d)
+    if name not in DTYPES:
+        raise ValueError(f"dtype {name} is not a host dtype (the integer model computes in float32; "
+                         f"supported: {', '.join(DTYPES)})")
+    return np.dtype(name)
+
+
+def _to(x, *args, dtype=None, non_blocking=False, copy=False, memory_format=None):
+    """``Tensor.to``: a cast to a host dtype; a device argument ("cpu") changes nothing."""
+    for a in args:
+        if isinstance(a, np.dtype):
+            dtype = a
+        elif isinstance(a, np.ndarray):
+            dtype = a.dtype
+        elif a not in ("cpu", None):
+            raise ValueError(f"host op to: unsupported argument {a!r}")
+    return x if dtype is None else np.asarray(x).astype(_dtype(dtype))
+
+
+def _embedding(ids, weight, padding_idx=None, max_norm=None, norm_type=2.0, scale_grad_by_freq=False,
+               sparse=False):
+    _unsupported("embedding", max_norm=max_norm)
+    ids = np.asarray(ids)
+    if ids.dtype.kind not in "iu":
+        raise ValueError(f"host op embedding: indices must be integers, got {ids.dtype}")
+    if ids.size and (ids.min() < 0 or ids.max() >= len(weight)):
+        raise ValueError(f"host op embedding: index out of range 0..{len(weight) - 1} "
+                         f"(got {ids.min()}..{ids.max()})")
+    return np.asarray(weight, F32)[ids]
+
+
+def _expand(x, *sizes):
+    shape = _shape_args(sizes)
+    lead = len(shape) - x.ndim
+    full = tuple(x.shape[i - lead] if s == -1 else s for i, s in enumerate(shape))
+    return np.broadcast_to(x, full)
+
+
+def _masked_fill(x, mask, value):
+    return np.where(mask, np.asarray(value, x.dtype), x)
+
+
+def _clamp(x, min=None, max=None):  # noqa: A002 (torch's argument names)
+    if min is not None:
+        x = np.maximum(x, np.asarray(min, x.dtype))
+    if max is not None:
+        x = np.minimum(x, np.asarray(max, x.dtype))
+    return x
+
+
+def _hardtanh(x, min_val=-1.0, max_val=1.0, inplace=False):
+    return np.minimum(np.maximum(x, F32(min_val)), F32(max_val))
+
+
+def _hardswish(x, inplace=False):
+    v = _f64(x)
+    return (v * np.clip(v + 3.0, 0.0, 6.0) / 6.0).astype(F32)
+
+
+def _hardsigmoid(x, inplace=False):
+    return (np.clip(_f64(x) + 3.0, 0.0, 6.0) / 6.0).astype(F32)
+
+
+def _silu(x, inplace=False):
+    v = _f64(x)
+    return (v / (1.0 + np.exp(-v))).astype(F32)
+
+
+def _leaky_relu(x, negative_slope=0.01, inplace=False):
+    v = _f64(x)
+    return np.where(v > 0, v, v * float(negative_slope)).astype(F32)
+
+
+def _normalize(x, p=2.0, dim=1, eps=1e-12, out=None):
+    _unsupported("normalize", out=out)
+    if p != 2:
+        raise ValueError(f"host op normalize: only p=2 is supported, got p={p}")
+    return _rowwise(x, dim, lambda r: r / np.maximum(np.sqrt((r * r).sum(axis=-1, keepdims=True)), eps))
+
+
+def _chunk(x, chunks, dim=0):
+    size = -(-x.shape[dim] // chunks)
+    return tuple(np.split(x, range(size, x.shape[dim], size), axis=dim))
+
+
+def _split(x, split_size_or_sections, dim=0):
+    n = x.shape[dim]
+    if isinstance(split_size_or_sections, (int, np.integer)):
+        cuts = list(range(int(split_size_or_sections), n, int(split_size_or_sections)))
+    else:
+        cuts = list(np.cumsum(split_size_or_sections)[:-1])
+    return tuple(np.split(x, cuts, axis=dim))
+
+
+def _add(a, b, alpha=None):
+    _unsupported("add", alpha=alpha)
+    if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):  # shape arithmetic: concatenation
+        return tuple(a) + tuple(b)
+    return np.add(a, b)
+
+
 def _binary(fn):
     def op(a, b, alpha=None):
         _unsupported(fn.__name__, alpha=alpha)
@@ -228,19 +363,49 @@ def _binary(fn):
 HOST_OPS: dict[str, Callable[..., Any]] = {
     "identity": lambda x: x,
     "relu": lambda x, inplace=False: np.maximum(x, F32(0)),
+    "hardtanh": _hardtanh,
+    "relu6": lambda x, inplace=False: _hardtanh(x, 0.0, 6.0),
     "gelu": _gelu,
     "tanh": lambda x: np.tanh(_f64(x)).astype(F32),
     "sigmoid": lambda x: (1.0 / (1.0 + np.exp(-_f64(x)))).astype(F32),
+    "hardswish": _hardswish,
+    "hardsigmoid": _hardsigmoid,
+    "silu": _silu,
+    "leaky_relu": _leaky_relu,
+    "exp": lambda x: np.exp(_f64(x)).astype(F32),
+    "sqrt": lambda x: np.sqrt(_f64(x)).astype(F32),
     "neg": lambda x: -x,
-    "add": _binary(np.add),
+    "abs": np.abs,
+    "add": _add,
     "sub": _binary(np.subtract),
     "mul": _binary(np.multiply),
     "div": _binary(np.true_divide),
+    "floordiv": _binary(np.floor_divide),
+    "eq": _binary(np.equal),
+    "ne": _binary(np.not_equal),
+    "lt": _binary(np.less),
+    "le": _binary(np.less_equal),
+    "gt": _binary(np.greater),
+    "ge": _binary(np.greater_equal),
+    "logical_not": np.logical_not,
+    "maximum": _binary(np.maximum),
+    "minimum": _binary(np.minimum),
+    "clamp": _clamp,
+    "where": lambda cond, a, b: np.where(cond, a, b),
+    "masked_fill": _masked_fill,
+    "to": _to,
+    "float": lambda x: np.asarray(x).astype(F32),
+    "long": lambda x: np.asarray(x).astype(np.int64),
+    "int": lambda x: np.asarray(x).astype(np.int32),
+    "bool": lambda x: np.asarray(x).astype(bool),
+    "dropout": lambda x, p=0.5, training=False, inplace=False: x,
     "matmul": _matmul,
     "softmax": _softmax,
     "log_softmax": _log_softmax,
     "batch_norm": _batch_norm,
     "layer_norm": _layer_norm,
+    "normalize": _normalize,
+    "embedding": _embedding,
     "max_pool2d": _max_pool2d,
     "avg_pool2d": _avg_pool2d,
     "adaptive_avg_pool2d": _adaptive_avg_pool2d,
@@ -250,9 +415,13 @@ HOST_OPS: dict[str, Callable[..., Any]] = {
     "transpose": lambda x, dim0, dim1: np.swapaxes(x, dim0, dim1),
     "unsqueeze": lambda x, dim: np.expand_dims(x, dim % (x.ndim + 1)),
     "squeeze": _squeeze,
+    "expand": _expand,
+    "chunk": _chunk,
+    "split": _split,
     "mean": _mean,
     "sum": _sum,
     "size": _size,
+    "dim": lambda x: x.ndim,
     "getattr": _getattr,
     "getitem": _getitem,
     "cat": _cat,
@@ -260,8 +429,9 @@ HOST_OPS: dict[str, Callable[..., Any]] = {
 """Host op name -> numpy implementation with the torch function's signature (float32 in and out)."""
 
 ROUNDED_OPS: frozenset[str] = frozenset({
-    "gelu", "tanh", "sigmoid", "matmul", "softmax", "log_softmax", "batch_norm", "layer_norm",
-    "avg_pool2d", "adaptive_avg_pool2d", "mean", "sum",
+    "gelu", "tanh", "sigmoid", "hardswish", "hardsigmoid", "silu", "leaky_relu", "exp", "sqrt", "matmul",
+    "softmax", "log_softmax", "batch_norm", "layer_norm", "normalize", "avg_pool2d", "adaptive_avg_pool2d",
+    "mean", "sum",
 })
 """Host ops defined here in float64 with one final rounding to float32. Their float32 result would
 depend on the implementation, so the fake-quant torch model calls these functions in eval mode

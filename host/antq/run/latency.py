@@ -12,30 +12,41 @@ import numpy as np
 
 from ..core import regmap
 from ..core.quantize import QuantizedTensor
+from ..model.graph import batch_len
 from .runtime import Runtime
 
 PARTS = ("quantize_pack_s", "flush_s", "compute_s", "invalidate_s", "unpack_rescale_s", "host_s")
 """Wall-time parts of each layer, in the order of the stacked bars."""
 
 
-def _gemm_row(rec, call, ov, clock_mhz: float, ddr_gbps: float | None) -> dict:
-    """One GEMM layer's breakdown: host-side wall times, compute from the IP's cycle counter."""
-    t = call.timing
+def _gemm_row(rec, calls: list, ov, clock_mhz: float, ddr_gbps: float | None) -> dict:
+    """One GEMM node's breakdown (one accelerator call, or one per group or per attention head and
+    sample): host-side wall times, compute from the IP's cycle counter, summed over its calls."""
     cfg = ov.array
     layer_a, layer_w = rec.layer_fmts
-    a_bytes, w_bytes, y_bytes = regmap.footprint(call.m, call.n, call.k, layer_a, layer_w, cfg)
-    ddr_bytes = a_bytes + w_bytes * -(-call.m // cfg.rows) + y_bytes
-    cycle_s = t.cycles / (clock_mhz * 1e6)
-    ddr_s = 0.0 if ddr_gbps is None else ddr_bytes / (ddr_gbps * 1e9)
+    cycles = ddr_bytes = macs = 0
+    pack_s = flush_s = invalidate_s = unpack_s = total_s = wall_s = 0.0
+    for call in calls:
+        t = call.timing
+        a_bytes, w_bytes, y_bytes = regmap.footprint(call.m, call.n, call.k, layer_a, layer_w, cfg)
+        ddr_bytes += a_bytes + w_bytes * -(-call.m // cfg.rows) + y_bytes
+        cycles += t.cycles
+        macs += call.m * call.n * call.k
+        pack_s, flush_s, invalidate_s = pack_s + t.pack_s, flush_s + t.flush_s, invalidate_s + t.invalidate_s
+        unpack_s, total_s = unpack_s + t.unpack_s, total_s + t.total_s
+        wall_s += t.start_s + t.compute_s
+    cycle_s = cycles / (clock_mhz * 1e6)
+    ddr_s = ddr_bytes / (ddr_gbps * 1e9) if ddr_gbps else 0.0
+    c0 = calls[0]
     return {
-        "name": rec.name, "kind": "gemm", "m": call.m, "n": call.n, "k": call.k,
-        "a_fmt": layer_a.name, "w_fmt": layer_w.name, "macs": call.m * call.n * call.k,
-        "cycles": int(t.cycles), "macs_per_cycle": call.m * call.n * call.k / max(t.cycles, 1),
+        "name": rec.name, "kind": "gemm", "m": c0.m, "n": c0.n, "k": c0.k, "calls": len(calls),
+        "a_fmt": layer_a.name, "w_fmt": layer_w.name, "macs": macs,
+        "cycles": int(cycles), "macs_per_cycle": macs / max(cycles, 1),
         "ddr_bytes": int(ddr_bytes),
-        "quantize_pack_s": rec.times["quantize"] + t.pack_s, "flush_s": t.flush_s,
-        "compute_s": max(cycle_s, ddr_s), "compute_wall_s": t.start_s + t.compute_s,
-        "invalidate_s": t.invalidate_s,
-        "unpack_rescale_s": t.unpack_s + rec.times["rescale"] + max(0.0, rec.times["gemm"] - t.total_s),
+        "quantize_pack_s": rec.times["quantize"] + pack_s, "flush_s": flush_s,
+        "compute_s": max(cycle_s, ddr_s), "compute_wall_s": wall_s,
+        "invalidate_s": invalidate_s,
+        "unpack_rescale_s": unpack_s + rec.times["rescale"] + max(0.0, rec.times["gemm"] - total_s),
         "host_s": 0.0,
     }
 
@@ -66,7 +77,7 @@ def bench_model(model, overlay, x: np.ndarray, *, clock_mhz: float | None = None
                              f"got {v}")
     if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
         raise ValueError(f"repeats must be a positive int, got {repeats!r}")
-    layers = {layer.name: layer for layer in model.gemm_layers}
+    layers = {layer.name: layer for layer in model.layers}
     projected = getattr(overlay.device, "level", None) is not None
     best: list[dict] | None = None
     with Runtime(model, overlay) as rt:
@@ -78,11 +89,14 @@ def bench_model(model, overlay, x: np.ndarray, *, clock_mhz: float | None = None
             pending: list[str] = []
             host_s = 0.0
             for r in records:
-                if r.op == "gemm":
+                if r.op in ("gemm", "act_gemm"):
                     if pending:
                         rows.append(_host_row(pending, host_s))
                         pending, host_s = [], 0.0
-                    rows.append(_gemm_row(_Rec(r, layers[r.name]), next(calls), overlay, clock, ddr_gbps))
+                    layer = layers[r.name]
+                    n_calls = len(r.acc) if r.op == "act_gemm" else layer.groups
+                    layer_calls = [next(calls) for _ in range(n_calls)]
+                    rows.append(_gemm_row(_Rec(r, layer), layer_calls, overlay, clock, ddr_gbps))
                 elif r.op not in ("input", "output"):
                     pending.append(r.op)
                     host_s += r.seconds
@@ -98,18 +112,18 @@ def bench_model(model, overlay, x: np.ndarray, *, clock_mhz: float | None = None
         if int8_cost:
             for row in best:
                 if row["kind"] == "gemm":
-                    row["int8_cycles"] = _int8_cycles(overlay, row, layers[row["name"]])
+                    row["int8_cycles"] = row["calls"] * _int8_cycles(overlay, row, layers[row["name"]])
     total = {p: sum(r[p] for r in best) for p in PARTS}
     total_s = sum(total.values())
     gemm_rows = [r for r in best if r["kind"] == "gemm"]
     macs, cycles = sum(r["macs"] for r in gemm_rows), sum(r["cycles"] for r in gemm_rows)
     out = {
         "model": model.name, "backend": getattr(overlay.device, "level", "board"), "projected": projected,
-        "clock_mhz": clock, "ddr_gbps": ddr_gbps, "batch": int(len(x)), "repeats": repeats,
+        "clock_mhz": clock, "ddr_gbps": ddr_gbps, "batch": int(batch_len(x)), "repeats": repeats,
         "array": {"rows": overlay.array.rows, "cols": overlay.array.cols},
         "layers": best, "totals": total, "total_s": total_s, "macs": macs, "cycles": cycles,
         "macs_per_cycle": macs / max(cycles, 1), "peak_macs_per_cycle": overlay.array.peak_macs_per_cycle,
-        "images_per_s": len(x) / total_s,
+        "images_per_s": batch_len(x) / total_s,
     }
     if int8_cost:
         c8 = sum(r["int8_cycles"] for r in gemm_rows)

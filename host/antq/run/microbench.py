@@ -14,11 +14,12 @@ import json
 import re
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
 from ..core import arch, formats, pack, quantize, reference, regmap
+from ..core.formats import Format
 from ..core.quantize import QuantizedTensor
 from ..core.stream import config_word, job_beats
 from ..emu.antcore import AntCore
@@ -263,3 +264,139 @@ def bench_cocotb(rows: int = 16, cols: int = 16, k: int = 4096, jobs: int = 2, s
     r = json.loads(result.read_text())
     r.update(rows=rows, cols=cols, k=k, jobs=jobs, cycles_per_s=r["cycles"] / r["seconds"], build_s=build_s)
     return r
+
+
+# ------------------------------------------------------------------------------------------------
+# Calibration: antq's against the calibration as it was before (same results, measured in one run)
+
+def _search_before(
+    x2d: np.ndarray, fmts: Sequence[Format], ratios: np.ndarray, max_elems: int = 1 << 22
+) -> dict[Format, tuple[np.ndarray, np.ndarray]]:
+    """The search as it was: one format at a time, thresholds located in all rows at once."""
+    x2d = np.asarray(x2d, dtype=np.float64)
+    C, n = x2d.shape
+    maxabs = np.abs(x2d).max(axis=1)
+    safe = np.where(maxabs > 0, maxabs, 1.0)
+    ys = np.sort(x2d / safe[:, None], axis=1)
+    p1 = np.zeros((C, n + 1))
+    p2 = np.zeros((C, n + 1))
+    np.cumsum(ys, axis=1, out=p1[:, 1:])
+    np.cumsum(ys * ys, axis=1, out=p2[:, 1:])
+    offsets = 4.0 * np.arange(C)  # rows live in disjoint windows [4c-1.5, 4c+1.5]
+    z = (ys + offsets[:, None]).ravel()
+    out = {}
+    for fmt in fmts:
+        g = fmt.grid
+        s = ratios / fmt.max_value  # scale in normalised units, same for every row
+        thr = quantize._mids(fmt)[None, :] * s[:, None]  # (R, G-1)
+        step = max(1, max_elems // (len(ratios) * (len(g) + 1)))
+        mse = np.empty((C, len(ratios)))
+        for c0 in range(0, C, step):
+            cs = slice(c0, min(C, c0 + step))
+            rows = np.arange(cs.start, cs.stop)
+            idx = np.searchsorted(z, thr[None] + offsets[rows, None, None], side="left")
+            idx -= (rows * n)[:, None, None]
+            b = np.concatenate(
+                [np.zeros(idx.shape[:2] + (1,), np.int64), idx, np.full(idx.shape[:2] + (1,), n)],
+                axis=2,
+            )  # (c, R, G+1) bin boundaries
+            flat = b.reshape(len(rows), -1)
+            s1 = np.diff(np.take_along_axis(p1[cs], flat, 1).reshape(b.shape), axis=2)
+            s2 = np.diff(np.take_along_axis(p2[cs], flat, 1).reshape(b.shape), axis=2)
+            cnt = np.diff(b, axis=2)
+            gs = g[None, None, :] * s[None, :, None]  # quantised value of each bin
+            err = (s2 - 2 * gs * s1 + cnt * gs * gs).sum(axis=2)
+            mse[cs] = np.maximum(err, 0) / n * (maxabs[cs, None] ** 2)
+        best = np.argmin(mse, axis=1)
+        out[fmt] = (mse[np.arange(C), best], best)
+    return out
+
+
+def _count_index(u, mids):
+    """The grid index as it was computed: counting the midpoints <= u in uint8."""
+    import torch
+
+    idx = torch.zeros(u.shape, dtype=torch.uint8, device=u.device)
+    for m in mids:
+        idx.add_(u >= m)
+    return idx.long()
+
+
+@contextlib.contextmanager
+def calibration_before() -> Iterator[None]:
+    """Calibration as antq did it before the candidates were searched together: every quantizer ran the
+    full ``quantize_tensor`` (search one format at a time, quantize, dequantize, MSE), then a float32
+    fake-quant pass for its statistics, and the forward rounded the tensor again (grid indices by
+    counting comparisons). Same choices; kept only as the baseline of :func:`bench_calib`."""
+    import math
+
+    import torch
+
+    from ..model import fakequant
+    from ..model.configs import CANDIDATES
+
+    def calibrate(self, x):
+        a = x.detach().float().cpu().numpy()
+        q = quantize.quantize_tensor(a, self.spec.bits, CANDIDATES[self.spec.scheme],
+                                     channel_axis=0 if self.role == "weight" else None,
+                                     signed=True if self.role == "weight" else None)
+        sel = q.selection
+        self.fmt, grid, max_value = sel.fmt, sel.fmt.grid, float(sel.fmt.max_value)
+        alpha = np.where(sel.alpha > 0, sel.alpha, max_value)
+        self.group = "channel" if self.role == "weight" else "tensor"
+        self.signed, scores = sel.fmt.signed, sel.scores
+        self.max_value = max_value
+        self.grid = torch.tensor(grid, dtype=torch.float32)
+        self.mids = torch.tensor((grid[:-1] + grid[1:]) / 2, dtype=torch.float32)
+        self.alpha = torch.nn.Parameter(torch.tensor(np.asarray(alpha).reshape(-1), dtype=torch.float32))
+        with torch.no_grad():
+            err = (self._fake(x.float()) - x.float()).double()
+            mse = float(err.pow(2).mean())
+            power = float(x.double().pow(2).mean())
+        self.stats = {"type": self.label, "signed": self.signed, "mse": mse, "scores": scores,
+                      "sqnr_db": 10 * math.log10(power / mse) if mse > 0 and power > 0 else math.inf}
+        if self.on_calibrated is not None:
+            self.on_calibrated()
+
+    def integers(self, x):
+        self._ready(x)
+        return self.grid[_count_index(x.float() / self._broadcast_scale(x), self.mids)].double()
+
+    Q = fakequant.Quantizer
+    saved = (quantize.search, fakequant._grid_index, Q.calibrate, Q.integers)
+    quantize.search, fakequant._grid_index = _search_before, _count_index
+    Q.calibrate, Q.integers = calibrate, integers
+    try:
+        yield
+    finally:
+        quantize.search, fakequant._grid_index, Q.calibrate, Q.integers = saved
+
+
+def bench_calib(sentences: int = 32, config: str = "ip-f", bits: int = 4, layers: int | None = None) -> dict:
+    """Calibrating all-MiniLM-L6-v2 (every GEMM) on ``sentences`` sentences: antq's calibration against
+    :func:`calibration_before`, with the ratio and whether both chose the same types and clips."""
+    from ..model import text
+    from ..model.calibrate import quantize_model
+
+    model = text.load_minilm(layers)
+    x = {k: v[:sentences] for k, v in text.load_text("murphy", "calib").items()}
+    quantize_model(model, {k: v[:2] for k, v in x.items()}, config, bits, progress=False)  # warm-up: imports
+    t0 = time.perf_counter()
+    fast = quantize_model(model, x, config, bits, progress=False)
+    t_fast = time.perf_counter() - t0
+    with calibration_before():
+        t0 = time.perf_counter()
+        slow = quantize_model(model, x, config, bits, progress=False)
+        t_slow = time.perf_counter() - t0
+    same = all(a.fmt == b.fmt and bool((a.alpha == b.alpha).all())
+               for a, b in zip(fast.quantizers(), slow.quantizers(), strict=True))
+    row = {"model": text.MINILM, "layers": len(model.bert.encoder.layer), "sentences": sentences,
+           "tokens": int(x["input_ids"].shape[1]), "config": config, "bits": bits, "gemms": len(fast.layers),
+           "tensors": len(list(fast.quantizers())), "fast_s": t_fast, "before_s": t_slow,
+           "speedup": t_slow / t_fast, "same_choice": same}
+    print(f"calibrating {row['model']} ({row['layers']} layers, {row['gemms']} GEMMs, {row['tensors']} "
+          f"tensors) "
+          f"on {sentences} sentences of {row['tokens']} tokens, {config} {bits}-bit:")
+    print(f"  antq {t_fast:.1f} s, as before {t_slow:.1f} s: {row['speedup']:.1f}x faster, "
+          f"same types and clip values: {'yes' if same else 'NO'}")
+    return row

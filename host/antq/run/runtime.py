@@ -1,9 +1,11 @@
-"""Run an integer model on the overlay: GEMMs on the accelerator, everything else on the host.
+"""Run an integer model on the overlay: every GEMM on the accelerator, everything else on the host.
 
-:class:`Runtime` loads every Conv/Linear weight of an :class:`~antq.model.graph.IntegerModel` into
-a device buffer once and passes :meth:`Runtime.gemm` to :meth:`IntegerModel.run`, so the host
-graph (requantization, bias, ReLU, pooling, softmax, LayerNorm, ...) is the very code that runs
-with :func:`antq.core.reference.gemm`. Because the accelerator's GEMM is exact, a run on the
+:class:`Runtime` loads every Conv/Linear weight of an :class:`~antq.model.graph.IntegerModel` (each
+group's, for grouped convolutions) into a device buffer once and passes :meth:`Runtime.gemm` to
+:meth:`IntegerModel.run`; the activation x activation GEMMs (attention's Q.K^T and P.V) have no
+resident operand, so :meth:`Runtime.act_gemm` packs both per call. The host graph
+(requantization, bias, ReLU, pooling, softmax, LayerNorm, ...) is the very code that runs with
+:func:`antq.core.reference.gemm`. Because the accelerator's GEMM is exact, a run on the
 overlay (board or any emulation level) equals the software reference bit for bit, and so equals
 the eval-mode fake-quant torch model (docs/contracts.md §11).
 """
@@ -19,7 +21,20 @@ from tqdm import tqdm
 
 from ..core import regmap
 from ..core.quantize import QuantizedTensor
-from ..model.graph import IntegerModel, TraceRecord
+from ..model.graph import IntegerModel, TraceRecord, batch_len, batch_slice
+
+
+def _concat(outs: list[Any]) -> Any:
+    """Batches of outputs (arrays, tuples or dicts of arrays) joined along the batch axis."""
+    if isinstance(outs[0], dict):
+        return {k: _concat([o[k] for o in outs]) for k in outs[0]}
+    if isinstance(outs[0], tuple):
+        return tuple(_concat(list(parts)) for parts in zip(*outs, strict=True))
+    return np.concatenate(outs)
+
+
+ACT_GEMM = "act_gemm"
+"""The name :attr:`Runtime.calls` records for an activation x activation GEMM call."""
 
 
 @dataclass
@@ -45,7 +60,7 @@ class Runtime:
         if not isinstance(model, IntegerModel):
             raise TypeError(f"model must be an antq IntegerModel (antq.load of a .antq file), got "
                             f"{type(model).__name__}")
-        bad = [f"{layer.name} ({layer.act_fmt.name} x {layer.w_fmt.name})" for layer in model.gemm_layers
+        bad = [f"{layer.name} ({layer.act_fmt.name} x {layer.w_fmt.name})" for layer in model.layers
                if not regmap.accepts(layer.act_fmt, layer.w_fmt)]
         if bad:
             raise ValueError("the accelerator cannot run these layers' formats (it decodes 4-bit int/pot/"
@@ -57,12 +72,14 @@ class Runtime:
         self._closed = False
         try:
             for layer in model.gemm_layers:
-                try:
-                    handle = overlay.load_weights(layer.weight)
-                except ValueError as e:
-                    raise ValueError(f"layer {layer.name} ({layer.op}, N={layer.n}, K={layer.k}) cannot be "
-                                     f"mapped onto the accelerator: {e}") from e
-                self._weights[id(layer.weight)] = (layer.name, handle)
+                for w in layer.group_weights:
+                    try:
+                        handle = overlay.load_weights(w)
+                    except ValueError as e:
+                        raise ValueError(f"layer {layer.name} ({layer.op}, N={w.shape[0]}, K={layer.k}) "
+                                         f"cannot "
+                                         f"be mapped onto the accelerator: {e}") from e
+                    self._weights[id(w)] = (layer.name, handle)
         except BaseException:
             self.close()
             raise
@@ -87,6 +104,13 @@ class Runtime:
         self.calls.append(LayerCall(name, a.shape[0], w.shape[0], a.shape[1], self.overlay.last_timing))
         return y
 
+    def act_gemm(self, a: QuantizedTensor, b: QuantizedTensor) -> np.ndarray:
+        """The accelerator's exact GEMM of two activation operands, both packed for this call. Its calls
+        are recorded as :data:`ACT_GEMM` (a MatmulLayer makes one call per leading index, in order)."""
+        y = self.overlay.gemm(a, b)
+        self.calls.append(LayerCall(ACT_GEMM, a.shape[0], b.shape[0], a.shape[1], self.overlay.last_timing))
+        return y
+
     def run(self, x: Any, *, trace: bool = False, batch_size: int | None = None, progress: bool = False
             ) -> np.ndarray | tuple[np.ndarray, list[TraceRecord]]:
         """Outputs for inputs ``x`` (B, ...), in batches of ``batch_size`` (default: one batch)."""
@@ -94,17 +118,17 @@ class Runtime:
         if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, Integral)
                                        or batch_size < 1):
             raise ValueError(f"batch_size must be a positive int or None, got {batch_size!r}")
-        x = self.model.check_input(x)  # shape, dtype, empty batch, NaN, float32 range: before any GEMM
-        n = len(x)
+        self.model.check_inputs(x)  # names, shape, dtype, empty batch, NaN, float32 range: before any GEMM
         self.calls.clear()
+        n = batch_len(x)
         step = n if batch_size is None else int(batch_size)
         if trace and step < n:
             raise ValueError("trace=True needs the whole input in one batch (batch_size=None)")
         if step >= n:
-            return self.model.run(x, gemm=self.gemm, trace=trace)
-        outs = [self.model.run(x[i:i + step], gemm=self.gemm)
+            return self.model.run(x, gemm=self.gemm, trace=trace, act_gemm=self.act_gemm)
+        outs = [self.model.run(batch_slice(x, i, i + step), gemm=self.gemm, act_gemm=self.act_gemm)
                 for i in tqdm(range(0, n, step), desc="inference", unit="batch", disable=not progress)]
-        return np.concatenate(outs)
+        return _concat(outs)
 
     __call__ = run
 

@@ -1,0 +1,53 @@
+"""all-MiniLM-L6-v2, a real pretrained transformer, end to end: quantized with ANT (every GEMM, the
+attention matmuls included), exported, saved, reloaded and run on the emulated overlay, bit-identical
+to the software reference and to the eval-mode fake-quant model. The fast suite runs the model's
+first encoder layer; the whole model runs behind the slow marker."""
+
+import functools
+
+import antq
+import numpy as np
+import pytest
+from antq.model import text
+from antq.model.calibrate import quantize_model
+from antq.run.runtime import Runtime
+from helpers import open_ov
+
+
+@functools.cache
+def _minilm(layers: int | None, n_test: int):
+    model = text.load_minilm(layers)
+    xc = {k: v[:8] for k, v in text.load_text("murphy", "calib").items()}
+    xt = {k: v[:n_test] for k, v in text.load_text("murphy", "test").items()}
+    qm = quantize_model(model, xc, "ip-f", 4, target="overlay", progress=False)
+    return model, qm, xt
+
+
+def _check(layers, n_test, level, tmp_path):
+    model, qm, xt = _minilm(layers, n_test)
+    loaded = antq.load(antq.save(tmp_path / "minilm.antq", qm))
+    n_layers = len(model.bert.encoder.layer)
+    assert len(loaded.gemm_layers) == 6 * n_layers and len(loaded.matmul_layers) == 2 * n_layers
+    assert loaded.accelerator_ready
+    host = loaded.run(xt)
+    assert host.shape == (n_test, 384) and host.dtype == np.float32
+    assert np.array_equal(text.embed(qm, xt), host), "the fake-quant model must equal the integer model"
+    with open_ov(level, pace=0) as ov, Runtime(loaded, ov) as rt:
+        assert np.array_equal(rt.run(xt, batch_size=3), host), f"the {level} overlay must equal the reference"
+        calls = len(rt.calls)
+    # every GEMM ran on the accelerator: the Linear layers once per batch, Q.K^T and P.V per sample and head
+    batches = -(-n_test // 3)
+    assert calls == batches * 6 * n_layers + 2 * n_layers * 12 * n_test
+    fp = text.embed(model, xt)
+    assert 0.3 < text.cosines(fp, host).mean() < 0.9999  # quantized, and still the same embedding space
+
+
+@pytest.mark.parametrize("level", ["csim", "rtl"])
+def test_first_layer_of_minilm_on_the_overlay(level, tmp_path):
+    _check(1, 5, level, tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("level", ["csim", "rtl"])
+def test_whole_minilm_on_the_overlay(level, tmp_path):
+    _check(None, 6, level, tmp_path)
