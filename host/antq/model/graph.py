@@ -426,7 +426,7 @@ class IntegerModel:
     def _check_graph(self) -> None:
         seen: set[str] = set()
         if not any(n.op == "input" for n in self.nodes) or self.nodes[-1].op != "output":
-            raise ValueError("a IntegerModel graph needs at least one input node and ends with an "
+            raise ValueError("an IntegerModel graph needs at least one input node and ends with an "
                              "output node")
         for n in self.nodes:
             if n.name in seen:
