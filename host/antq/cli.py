@@ -519,9 +519,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cols", type=int, default=4096, help="weight columns")
     p.add_argument("--act-elems", type=int, default=8 << 20, help="activation tensor elements")
     p.set_defaults(func=_cmd_bench_quant)
-    p = sub.add_parser("bench-pack", help="pack/unpack throughput against np.copy",
-                       description="Pack/unpack throughput in GB/s of 4-bit codes, against np.copy of "
-                       "the same code bytes.")
+    p = sub.add_parser("bench-pack", help="pack/unpack and im2col throughput against np.copy",
+                       description="Pack/unpack throughput in GB/s of 4- and 8-bit codes through the "
+                       "container and accelerator layouts, and of the runtime's im2col, each against np.copy "
+                       "of the same bytes.")
     p.add_argument("--rows", type=int, default=4096)
     p.add_argument("--cols", type=int, default=4096)
     p.set_defaults(func=_cmd_bench_pack)
