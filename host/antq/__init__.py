@@ -3,8 +3,9 @@
 The package is layered, each layer importing only those before it (a test checks it):
 
 ==============  ====================================================================
-``core``        numpy only: formats, arch, register map, stream format, tiling, quantize,
-                pack, reference GEMM, container, golden vectors
+``core``        numpy (and one g++-built kernel for packing and im2col): formats, arch,
+                register map, stream format, tiling, quantize, pack, reference GEMM,
+                container, golden vectors
 ``toolchain``   paths and caches; g++ HLS builds, Verilator, Yosys, the emulation .hwh
 ``model``       the integer model (numpy) and the torch side: fake quantization,
                 calibration, export, baselines, zoo, datasets, report

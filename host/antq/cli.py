@@ -660,9 +660,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bits", type=int, default=4, choices=FORMAT_BITS, metavar="BITS",
                    help="bit width (default 4)")
     p.set_defaults(func=_cmd_bench_calib)
-    p = sub.add_parser("bench-pack", help="pack/unpack throughput against np.copy",
-                       description="Pack/unpack throughput in GB/s of 4-bit codes, against np.copy of "
-                       "the same code bytes.")
+    p = sub.add_parser("bench-pack", help="pack/unpack and im2col throughput against np.copy",
+                       description="Pack/unpack throughput in GB/s of 4- and 8-bit codes through the "
+                       "container and accelerator layouts, and of the runtime's im2col, each against np.copy "
+                       "of the same bytes.")
     p.add_argument("--rows", type=POSITIVE, default=4096)
     p.add_argument("--cols", type=POSITIVE, default=4096)
     p.set_defaults(func=_cmd_bench_pack)

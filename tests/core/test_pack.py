@@ -1,5 +1,7 @@
 """Packing layout: exact inverse, documented nibble/tile order, padding and alignment."""
 
+import math
+
 import numpy as np
 import pytest
 from antq.core import arch, pack
@@ -82,3 +84,125 @@ def test_bad_input():
         Layout(tile=0)
     with pytest.raises(ValueError, match="multiple of 8"):
         Layout(bus_bits=12)
+
+
+# ------------------------------------------------------------------------------------------------
+# The packer against a reference written straight from docs/contracts.md section 5: every code's
+# nibble index from the formula, with its own padding arithmetic. Slow and obvious, on purpose.
+
+def _ref_geometry(shape: tuple[int, ...], tile: int, bus: int) -> tuple[int, int, int, int]:
+    rows, k = (1, shape[0]) if len(shape) == 1 else (shape[0], int(np.prod(shape[1:])))
+    k_align = math.lcm(4 * tile, bus) // (4 * tile)  # every tile block ends on a bus word
+    return rows, k, -(-rows // tile) * tile, -(-k // k_align) * k_align
+
+
+def _ref_nibble_index(tile: int, r_pad: int, k_pad: int) -> np.ndarray:
+    """(r_pad, k_pad): nibble n of the plane that holds code (r, k): block r // T, step k, row r % T."""
+    r, k = np.meshgrid(np.arange(r_pad), np.arange(k_pad), indexing="ij")
+    return (r // tile) * tile * k_pad + k * tile + r % tile
+
+
+def ref_pack(codes: np.ndarray, bits: int, tile: int, bus: int) -> np.ndarray:
+    rows, k, r_pad, k_pad = _ref_geometry(codes.shape, tile, bus)
+    m = np.zeros((r_pad, k_pad), np.int64)
+    m[:rows, :k] = codes.reshape(rows, k)
+    planes = [m] if bits <= 4 else [m & 0xF, m >> 4]
+    out = []
+    for plane in planes:
+        nib = np.zeros(r_pad * k_pad, np.int64)
+        nib[_ref_nibble_index(tile, r_pad, k_pad)] = plane
+        out.append((nib[0::2] | (nib[1::2] << 4)).astype(np.uint8))  # even nibble in bits 3:0
+    return np.concatenate(out)
+
+
+def ref_unpack(buf: np.ndarray, bits: int, shape: tuple[int, ...], tile: int, bus: int) -> np.ndarray:
+    rows, k, r_pad, k_pad = _ref_geometry(shape, tile, bus)
+    nplanes = 1 if bits <= 4 else 2
+    plane_bytes = r_pad * k_pad // 2
+    if buf.size != nplanes * plane_bytes:
+        raise ValueError("needs")
+    codes = np.zeros((rows, k), np.int64)
+    for p in range(nplanes):
+        b = buf[p * plane_bytes:(p + 1) * plane_bytes].astype(np.int64)
+        nib = np.empty(2 * b.size, np.int64)
+        nib[0::2], nib[1::2] = b & 0xF, b >> 4
+        m = nib[_ref_nibble_index(tile, r_pad, k_pad)]
+        if m[rows:].any() or m[:, k:].any():
+            raise ValueError("non-zero padding")
+        codes |= m[:rows, :k] << (4 * p)
+    if codes.max() >= 1 << bits:
+        raise ValueError("wider than")
+    return codes.astype(np.uint8).reshape(shape)
+
+
+shapes = st.one_of(st.lists(st.integers(1, 24), min_size=1, max_size=3),
+                   st.tuples(st.integers(1, 70), st.integers(1, 700)).map(list))
+"""Small tensors of 1-3 dims, and matrices long enough for several rounds of the kernel's steps."""
+tiles = st.one_of(st.integers(1, 9), st.sampled_from([12, 16, 32, 48]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(2, 8), shapes, tiles, st.sampled_from([8, 32, 64, 128]), st.integers(0, 2**32 - 1))
+def test_pack_equals_reference_and_round_trips(bits, shape, tile, bus, seed):
+    codes = np.random.default_rng(seed).integers(0, 1 << bits, shape).astype(np.uint8)
+    lay = Layout(tile=tile, bus_bits=bus)
+    buf = pack.pack(codes, bits, lay)
+    want = ref_pack(codes, bits, tile, bus)
+    assert buf.dtype == np.uint8 and buf.shape == want.shape and np.array_equal(buf, want)
+    back = pack.unpack(buf, bits, tuple(shape), lay)
+    assert back.dtype == np.uint8 and np.array_equal(back, codes)
+    assert np.array_equal(ref_unpack(want, bits, tuple(shape), tile, bus), codes)
+
+
+def _outcome(fn, *args):
+    try:
+        return fn(*args)
+    except ValueError as e:
+        return next(word for word in ("needs", "non-zero padding", "wider than") if word in str(e))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(2, 8), shapes, tiles, st.sampled_from([8, 32, 64, 128]), st.integers(0, 2**32 - 1),
+       st.sampled_from(["random", "one bad nibble"]))
+def test_unpack_equals_reference_on_any_buffer(bits, shape, tile, bus, seed, kind):
+    """Random bytes, or a valid buffer with one nibble changed: the same codes or the same error."""
+    rng = np.random.default_rng(seed)
+    lay = Layout(tile=tile, bus_bits=bus)
+    codes = rng.integers(0, 1 << bits, shape).astype(np.uint8)
+    buf = pack.pack(codes, bits, lay)
+    if kind == "random":
+        buf = rng.integers(0, 256, buf.size).astype(np.uint8)
+    else:
+        buf[rng.integers(buf.size)] ^= np.uint8(rng.integers(1, 16) << (4 * rng.integers(2)))
+    got = _outcome(pack.unpack, buf, bits, tuple(shape), lay)
+    want = _outcome(ref_unpack, buf, bits, tuple(shape), tile, bus)
+    assert type(got) is type(want)
+    assert got == want if isinstance(want, str) else np.array_equal(got, want)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(2, 8), st.sampled_from([1, 3, 16]), st.integers(0, 2**32 - 1),
+       st.sampled_from(["int64", "int16", "fortran", "strided", "read-only"]))
+def test_any_integer_array_and_read_only_buffers(bits, tile, seed, kind):
+    rng = np.random.default_rng(seed)
+    codes = rng.integers(0, 1 << bits, (33, 40)).astype(np.uint8)
+    src = {"int64": codes.astype(np.int64), "int16": codes.astype(np.int16),
+           "fortran": np.asfortranarray(codes), "strided": np.repeat(codes, 2, axis=1)[:, ::2],
+           "read-only": codes.copy()}[kind]
+    src.flags.writeable = kind != "read-only"
+    lay = Layout(tile=tile, bus_bits=64)
+    buf = pack.pack(src, bits, lay)
+    assert np.array_equal(buf, ref_pack(codes, bits, tile, 64))
+    ro = np.frombuffer(buf.tobytes(), np.uint8)  # read-only, as from a file
+    assert np.array_equal(pack.unpack(ro, bits, codes.shape, lay), codes)
+    assert np.array_equal(pack.unpack(np.repeat(buf, 2)[::2], bits, codes.shape, lay), codes)
+
+
+@pytest.mark.parametrize("bits", [2, 3, 4, 5, 7])
+def test_out_of_range_codes_are_rejected_with_their_range(bits):
+    codes = np.zeros((16, 300), np.uint8)
+    codes[15, 299] = 1 << bits  # the very last code of a word-path block
+    with pytest.raises(ValueError, match=f"out of range for {bits} bits: 0..{1 << bits}"):
+        pack.pack(codes, bits, pack.accelerator_layout("a"))
+    with pytest.raises(ValueError, match=f"out of range for {bits} bits: -1..0"):
+        pack.pack(-np.eye(3, dtype=np.int8), bits)

@@ -24,6 +24,7 @@ from ..core.quantize import QuantizedTensor
 from ..core.stream import config_word, job_beats
 from ..emu.antcore import AntCore
 from ..emu.levels.ref import model_cycles
+from ..model.graph import im2col
 from ..toolchain import verilator
 from ..toolchain.paths import build_dir, file_lock, makeflags
 from ..toolchain.verilator import RTLError
@@ -103,27 +104,61 @@ def bench_quant(weight_shape: tuple[int, int] = BENCH_QUANT_QUICK[0], act_elems:
     return rows
 
 
-def bench_pack(shape: tuple[int, int] = (4096, 4096), seed: int = 0) -> list[dict]:
-    """Pack/unpack throughput in GB/s of codes, against ``np.copy`` of the same code bytes."""
+IM2COL_CASES: dict[str, tuple[tuple[int, int, int, int], int, int, int]] = {
+    "cifar 3x3": ((32, 64, 32, 32), 3, 1, 1), "digits 3x3": ((1024, 16, 8, 8), 3, 1, 1)}
+"""bench-pack im2col rows: (B, C, H, W) codes, kernel, stride, padding. A CIFAR-sized 3x3 layer and
+the second conv of ``digits-cnn`` (16 channels on 8x8) on a batch of 1024."""
+
+
+def bench_pack(shape: tuple[int, int] = (4096, 4096), seed: int = 0, repeats: int = 5) -> list[dict]:
+    """Pack/unpack throughput in GB/s of codes, against ``np.copy`` of the same code bytes, for
+    4-bit and 8-bit codes through the container and the accelerator layouts; and the runtime's
+    im2col against ``np.copy`` of its output bytes. Each ratio uses a copy timed in this run."""
     rng = np.random.default_rng(seed)
-    codes = rng.integers(0, 16, size=shape, dtype=np.uint8)
-    t_copy = best_time(lambda: np.copy(codes), 5)
-    gb = codes.nbytes / 1e9
+    layouts = [("container", pack.Layout()), ("accel-a", pack.accelerator_layout("a")),
+               ("accel-w", pack.accelerator_layout("w"))]
     rows = []
-    for label, layout in [("container", pack.Layout()), ("accel-a", pack.accelerator_layout("a")),
-                          ("accel-w", pack.accelerator_layout("w"))]:
-        buf = pack.pack(codes, 4, layout)
-        t_pack = best_time(lambda layout=layout: pack.pack(codes, 4, layout))
-        t_unpack = best_time(lambda layout=layout, buf=buf: pack.unpack(buf, 4, shape, layout))
-        rows.append({"layout": label, "tile": layout.tile, "bus_bits": layout.bus_bits,
-                     "pack_GBps": gb / t_pack, "unpack_GBps": gb / t_unpack, "copy_GBps": gb / t_copy,
-                     "pack_vs_copy": t_copy / t_pack, "unpack_vs_copy": t_copy / t_unpack})
-    print(f"{shape[0]}x{shape[1]} 4-bit codes ({gb * 1e3:.0f} MB of codes); np.copy: {gb / t_copy:.2f} GB/s")
-    print(f"{'layout':<10} {'tile':>4} {'pack GB/s':>10} {'x copy':>7} {'unpack GB/s':>12} {'x copy':>7}")
-    for r in rows:
-        print(f"{r['layout']:<10} {r['tile']:>4} {r['pack_GBps']:>10.2f} {r['pack_vs_copy']:>7.2f} "
-              f"{r['unpack_GBps']:>12.2f} {r['unpack_vs_copy']:>7.2f}")
+    for bits in (4, 8):
+        codes = rng.integers(0, 1 << bits, size=shape, dtype=np.uint8)
+        t_copy = best_time(lambda c=codes: np.copy(c), repeats)
+        gb = codes.nbytes / 1e9
+        for label, lay in layouts:
+            buf = pack.pack(codes, bits, lay)
+            if not np.array_equal(pack.unpack(buf, bits, shape, lay), codes):
+                raise RuntimeError(f"pack/unpack of {bits}-bit codes through {lay} is not a round trip")
+            t_pack = best_time(lambda c=codes, b=bits, lay=lay: pack.pack(c, b, lay), repeats)
+            t_unpack = best_time(lambda p=buf, b=bits, lay=lay: pack.unpack(p, b, shape, lay), repeats)
+            rows.append({"op": "pack", "layout": label, "bits": bits, "tile": lay.tile,
+                         "bus_bits": lay.bus_bits, "shape": list(shape), "copy_GBps": gb / t_copy,
+                         "pack_GBps": gb / t_pack, "unpack_GBps": gb / t_unpack,
+                         "pack_vs_copy": t_copy / t_pack, "unpack_vs_copy": t_copy / t_unpack})
+    for label, (xshape, k, stride, pad) in IM2COL_CASES.items():
+        x = rng.integers(0, 16, size=xshape, dtype=np.uint8)
+        args = ((k, k), (stride, stride), (pad, pad), (1, 1))
+        out = im2col(x, *args)
+        t_copy = best_time(lambda o=out: np.copy(o), repeats)
+        t_im2col = best_time(lambda x=x, args=args: im2col(x, *args), repeats)
+        gb = out.nbytes / 1e9
+        rows.append({"op": "im2col", "layout": label, "shape": list(xshape), "out_shape": list(out.shape),
+                     "copy_GBps": gb / t_copy, "im2col_GBps": gb / t_im2col,
+                     "im2col_vs_copy": t_copy / t_im2col})
+    _print_pack(rows, shape, repeats)
     return rows
+
+
+def _print_pack(rows: list[dict], shape: tuple[int, int], repeats: int) -> None:
+    print(f"{shape[0]}x{shape[1]} codes; GB/s of code bytes; x copy = np.copy time / time; best of {repeats}")
+    print(f"{'layout':<10} {'bits':>4} {'tile':>4} {'copy GB/s':>10} {'pack GB/s':>10} {'x copy':>7} "
+          f"{'unpack GB/s':>12} {'x copy':>7}")
+    for r in (r for r in rows if r["op"] == "pack"):
+        print(f"{r['layout']:<10} {r['bits']:>4} {r['tile']:>4} {r['copy_GBps']:>10.2f} "
+              f"{r['pack_GBps']:>10.2f} {r['pack_vs_copy']:>7.2f} {r['unpack_GBps']:>12.2f} "
+              f"{r['unpack_vs_copy']:>7.2f}")
+    print(f"{'im2col':<11} {'codes B C H W':<16} {'output':>12} {'copy GB/s':>10} {'GB/s':>7} {'x copy':>7}")
+    for r in (r for r in rows if r["op"] == "im2col"):
+        src, dst = " ".join(map(str, r["shape"])), "x".join(map(str, r["out_shape"]))
+        print(f"{r['layout']:<11} {src:<16} {dst:>12} {r['copy_GBps']:>10.2f} {r['im2col_GBps']:>7.2f} "
+              f"{r['im2col_vs_copy']:>7.2f}")
 
 
 def _random_tensor(rng: np.random.Generator, fmt: formats.Format, shape: tuple[int, int]) -> QuantizedTensor:

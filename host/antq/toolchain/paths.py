@@ -8,20 +8,23 @@ in antq computes a path from ``__file__``.
 
 Build outputs and caches (g++ and Verilator builds, trained zoo models) go to :func:`build_dir`:
 ``$ANTQ_BUILD``, else ``build/`` of a source checkout, else the user cache folder
-(``$XDG_CACHE_HOME/antq``, by default ``~/.cache/antq``), never into site-packages.
+(``$XDG_CACHE_HOME/antq``, by default ``~/.cache/antq``), never into site-packages. It and
+:func:`file_lock` are defined in :mod:`antq.core.paths` (core's g++ kernel caches there too) and
+re-exported here.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import importlib.resources
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
-BUILD_ENV = "ANTQ_BUILD"
-"""Overrides where builds and caches go."""
+from ..core.paths import BUILD_ENV, PACKAGE, build_dir, checkout, file_lock
+
+__all__ = ["BACKEND_ENV", "BITFILE_ENV", "BOARD_ENV", "BUILD_ENV", "FPGA_MANAGER", "SOURCES", "build_dir",
+           "file_lock", "makeflags", "on_board", "package_file", "shipped_model", "source_dir"]
+
 BACKEND_ENV = "ANTQ_BACKEND"
 """Which device :class:`antq.emu.SimDevice` offers PYNQ: ``ref``, ``csim``, ``rtl``, ``board`` or ``auto``."""
 BITFILE_ENV = "ANTQ_BITFILE"
@@ -34,23 +37,15 @@ FPGA_MANAGER = Path("/sys/class/fpga_manager")
 SOURCES = ("hls", "overlay/rtl", "overlay/harness", "overlay/emulation", "bitstreams")
 """The repository folders that ship as package data (``antq/_data/<name>`` in a wheel)."""
 
-_PACKAGE = importlib.resources.files("antq")
-
-
-def _checkout() -> Path | None:
-    """The source checkout this package runs from (an editable install), if it is one."""
-    root = Path(str(_PACKAGE)).resolve().parents[1]
-    return root if (root / "pyproject.toml").is_file() and (root / "hls").is_dir() else None
-
 
 def source_dir(name: str) -> Path:
     """Where the packaged folder ``name`` (one of :data:`SOURCES`) is, installed or in a checkout."""
     if name not in SOURCES:
         raise ValueError(f"unknown package data folder {name!r}; expected one of {', '.join(SOURCES)}")
-    packaged = Path(str(_PACKAGE / "_data" / name))
+    packaged = Path(str(PACKAGE / "_data" / name))
     if packaged.is_dir():
         return packaged
-    root = _checkout()
+    root = checkout()
     if root is None:
         raise FileNotFoundError(f"antq's {name}/ folder is missing: this installation has no "
                                 f"{packaged} (reinstall antq)")
@@ -59,7 +54,7 @@ def source_dir(name: str) -> Path:
 
 def package_file(*parts: str) -> Path:
     """A file inside the antq package itself (notebooks, shipped zoo weights)."""
-    return Path(str(_PACKAGE.joinpath(*parts)))
+    return Path(str(PACKAGE.joinpath(*parts)))
 
 
 def shipped_model(name: str = "digits-cnn-ip-f-4bit") -> Path:
@@ -69,35 +64,9 @@ def shipped_model(name: str = "digits-cnn-ip-f-4bit") -> Path:
     return package_file("model", "data", "zoo", f"{name}.antq")
 
 
-def build_dir() -> Path:
-    """``$ANTQ_BUILD``, else the checkout's ``build/`` (gitignored), else the user cache folder."""
-    env = os.environ.get(BUILD_ENV)
-    if env:
-        return Path(env)
-    root = _checkout()
-    if root is not None:
-        return root / "build"
-    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(cache) / "antq"
-
-
 def on_board() -> bool:
     """True on a Zynq board with an FPGA manager (where PYNQ's EmbeddedDevice works)."""
     return FPGA_MANAGER.is_dir() and any(FPGA_MANAGER.iterdir())
-
-
-@contextlib.contextmanager
-def file_lock(path: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``path`` (created with its folder): pytest-xdist workers and
-    concurrent commands then build a cached artefact once instead of racing on it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 @contextlib.contextmanager
