@@ -2,9 +2,9 @@
 //
 // Each cycle the array takes one reduction step: the 4-bit activation codes of its R rows and
 // the 4-bit weight codes of its C columns (all zero when there is no step: code 0 is zero in
-// every format), the type config of the step's job, and the step's markers: `first` (the first
-// step of a job with acc = 0: restart the accumulators) and `last` (the last step of a job with
-// emit = 1: capture the sums into the shadow registers). PE (r, c) accumulates
+// every format), the type config of the step's job, and the markers: `clr` (on a bubble in
+// front of a job with acc = 0: clear the accumulators) and `last` (on the last step of a job
+// with emit = 1: capture the sums into the shadow registers). PE (r, c) accumulates
 // sum_k a[r][k] * w[c][k]. Everything a step needs travels with it, so jobs with other types or
 // acc/emit settings follow each other without a gap.
 //
@@ -12,7 +12,8 @@
 // the cycle it is presented in, say p. Row r's operand and markers then take r cycles of skew to
 // PE (r, 0), column c's operand c cycles to PE (0, c), and every PE hands its operands on to its
 // right and lower neighbour one cycle later, so the step is in stage A of PE (r, c) in cycle
-// p + 1 + r + c and in its accumulator (and, with `last`, its shadow) from cycle p + 3 + r + c on.
+// p + 1 + r + c and in its accumulator (and, with `last`, its shadow) from cycle p + 3 + r + c on;
+// a clear presented in cycle p has cleared PE (r, c) from cycle p + 3 + r + c on.
 //
 // DECODE_IN_PE = 0 (the paper's arrangement): R + C ant_decoders sit at the array edges and the
 //   decoded {sign, M, S} (9 bits) travels through the skew registers and the array.
@@ -53,7 +54,7 @@ module ant_array #(
     input  wire                w_hi,
     input  wire [4*ROWS-1:0]   a_codes,
     input  wire [4*COLS-1:0]   w_codes,
-    input  wire                first,
+    input  wire                clr,
     input  wire                last,
     input  wire [ROW_W-1:0]    rd_row,
     input  wire [COL_W-1:0]    rd_col,
@@ -64,10 +65,10 @@ module ant_array #(
     localparam NPE  = ROWS * COLS;
 
     // Operand links, unpacked (Icarus is slow on wide packed vectors with many part-selects):
-    // a_link[r*(COLS+1) + c] enters PE (r, c) from the left, with its markers f_link (first)
+    // a_link[r*(COLS+1) + c] enters PE (r, c) from the left, with its markers c_link (clr)
     // and l_link (last); w_link[c*(ROWS+1) + r] enters it from above.
     wire [OP_W-1:0]  a_link [0:ROWS*(COLS+1)-1];
-    wire             f_link [0:ROWS*(COLS+1)-1];
+    wire             c_link [0:ROWS*(COLS+1)-1];
     wire             l_link [0:ROWS*(COLS+1)-1];
     wire [OP_W-1:0]  w_link [0:COLS*(ROWS+1)-1];
     wire [ACC_W-1:0] shadow [0:NPE-1];
@@ -96,7 +97,7 @@ module ant_array #(
             reg [1:0]      mpipe [0:r];
             always @(posedge clk) begin
                 pipe[0]  <= rst ? {OP_W{1'b0}} : op;
-                mpipe[0] <= rst ? 2'b00 : {first, last};
+                mpipe[0] <= rst ? 2'b00 : {clr, last};
             end
             for (d = 1; d <= r; d = d + 1) begin : g_stage
                 always @(posedge clk) begin
@@ -105,7 +106,7 @@ module ant_array #(
                 end
             end
             assign a_link[r*(COLS+1)] = pipe[r];
-            assign f_link[r*(COLS+1)] = mpipe[r][1];
+            assign c_link[r*(COLS+1)] = mpipe[r][1];
             assign l_link[r*(COLS+1)] = mpipe[r][0];
         end
 
@@ -145,11 +146,11 @@ module ant_array #(
                     .clk(clk), .rst(rst),
                     .a_in(a_link[r*(COLS+1) + c]),
                     .w_in(w_link[c*(ROWS+1) + r]),
-                    .first_in(f_link[r*(COLS+1) + c]),
+                    .clr_in(c_link[r*(COLS+1) + c]),
                     .last_in(l_link[r*(COLS+1) + c]),
                     .a_out(a_link[r*(COLS+1) + c + 1]),
                     .w_out(w_link[c*(ROWS+1) + r + 1]),
-                    .first_out(f_link[r*(COLS+1) + c + 1]),
+                    .clr_out(c_link[r*(COLS+1) + c + 1]),
                     .last_out(l_link[r*(COLS+1) + c + 1]),
                     .acc(acc[r*COLS + c]),
                     .shadow(shadow[r*COLS + c])
@@ -180,7 +181,7 @@ module ant_array #(
     // unused, and the accumulators are read only through the shadows.
     generate
         for (r = 0; r < ROWS; r = r + 1) begin : g_a_sink
-            wire unused_a = &{1'b0, a_link[r*(COLS+1) + COLS], f_link[r*(COLS+1) + COLS],
+            wire unused_a = &{1'b0, a_link[r*(COLS+1) + COLS], c_link[r*(COLS+1) + COLS],
                               l_link[r*(COLS+1) + COLS]};
         end
         for (c = 0; c < COLS; c = c + 1) begin : g_w_sink

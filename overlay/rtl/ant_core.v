@@ -7,15 +7,15 @@
 //           [63:35] reserved (0)
 //   step    bits 4i+3:4i = activation code of row i, bits 4R+4j+3:4R+4j = weight code of
 //           column j (one step of an activation tile block, then one of a weight tile block)
-// acc = 0 restarts the accumulators with the job's first step, acc = 1 adds to what the previous
-// jobs left. emit = 1 captures the sums after the job's last step into the PEs' shadow registers
+// acc = 0 clears the accumulators in front of the job's first step (the clear rides the config
+// beat's slot through the array), acc = 1 adds to what the previous jobs left. emit = 1 captures the sums after the job's last step into the PEs' shadow registers
 // and sends them on m_axis, row-major (beat r*C + c is PE (r, c)), TLAST on the last, while the
 // next jobs already run. A config beat with stats = 1 and k = 0 is a stats request: four beats
 // [total, busy, stall_in, stall_out] follow on m_axis after every result still pending (TLAST
 // on the fourth), and the counters restart. k = 0 without stats is outside the contract: the
 // beat is taken and ignored. s_axis_tlast is not needed (the core counts K) and is ignored.
 //
-// Everything a step needs (its codes, its job's types, the first/last markers) travels with it
+// Everything a step needs (its codes, its job's types, the clr/last markers) travels with it
 // through the skew, so the array never drains between jobs. The only input stalls:
 //   - the last step of an emitting job is held until the previous emitting job's readout has
 //     started and has at most READ_AHEAD shadows left to read, all of which fit into the output
@@ -100,15 +100,15 @@ module ant_core #(
     reg  [23:0]         k_left;
     reg                 k_one;      // k_left == 1: the next step is the job's last
     reg                 emit_q;
-    reg                 first_pend; // the next step is the first of a job with acc = 0
     reg  [7:0]          cfg_q;      // {w_hi, w_signed, w_kind, a_hi, a_signed, a_kind}
     reg                 expect_q;   // input is expected (for stall_in)
     reg  [FL_W-1:0]     flight;     // cycles until the last taken step has left the array
 
-    // the step register (all zero when there is no step)
+    // the step register (all zero when there is no step; a clear in the slot of an acc = 0
+    // job's config beat)
     reg  [4*ROWS-1:0]   step_a;
     reg  [4*COLS-1:0]   step_w;
-    reg                 step_first, step_last;
+    reg                 step_clr, step_last;
 
     // ---- output tasks: readouts (NPE beats) and stats answers (4 beats), in order ----
     reg                 r_pend;     // a readout is committed and has not started
@@ -185,33 +185,30 @@ module ant_core #(
             k_left     <= 24'd0;
             k_one      <= 1'b0;
             emit_q     <= 1'b0;
-            first_pend <= 1'b0;
             cfg_q      <= 8'd0;
             expect_q   <= 1'b0;
             flight     <= {FL_W{1'b0}};
             step_a     <= {4*ROWS{1'b0}};
             step_w     <= {4*COLS{1'b0}};
-            step_first <= 1'b0;
+            step_clr   <= 1'b0;
             step_last  <= 1'b0;
         end else begin
             step_a     <= {4*ROWS{1'b0}};
             step_w     <= {4*COLS{1'b0}};
-            step_first <= 1'b0;
+            step_clr   <= 1'b0;
             step_last  <= 1'b0;
             if (cfg_fire && !cfg_zero) begin
                 job_open   <= 1'b1;
                 k_left     <= cfg_k;
                 k_one      <= (cfg_k == 24'd1);
                 emit_q     <= s_axis_tdata[33];
-                first_pend <= !s_axis_tdata[32];
+                step_clr   <= !s_axis_tdata[32];
                 cfg_q      <= s_axis_tdata[31:24];
             end
             if (step_fire) begin
                 step_a     <= s_axis_tdata[4*ROWS-1:0];
                 step_w     <= s_axis_tdata[4*(ROWS+COLS)-1:4*ROWS];
-                step_first <= first_pend;
                 step_last  <= k_one && emit_q;
-                first_pend <= 1'b0;
                 k_left     <= k_left - 24'd1;
                 k_one      <= (k_left == 24'd2);
                 if (k_one) begin
@@ -366,7 +363,7 @@ module ant_core #(
         .a_kind(cfg_q[1:0]), .a_signed(cfg_q[2]), .a_hi(cfg_q[3]),
         .w_kind(cfg_q[5:4]), .w_signed(cfg_q[6]), .w_hi(cfg_q[7]),
         .a_codes(step_a), .w_codes(step_w),
-        .first(step_first), .last(step_last),
+        .clr(step_clr), .last(step_last),
         .rd_row(rd_row), .rd_col(rd_col), .rd_data(rd_data)
     );
 

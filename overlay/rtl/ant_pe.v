@@ -6,15 +6,15 @@
 // datapaths. The operands go on, registered, to the PE on the right (activation) and below
 // (weight), so a step meets its neighbours one cycle later (output-stationary dataflow).
 //
-// Job markers travel with the activation (first_in/last_in, registered to first_out/last_out,
+// Job markers travel with the activation (clr_in/last_in, registered to clr_out/last_out,
 // which also steer stage B of this PE):
-//   first  the first step of a job with acc = 0: the accumulator restarts from this product
-//          (acc <= 0 + product) instead of adding to what the previous job left;
+//   clr    rides the bubble (zero codes) in front of a job with acc = 0: the accumulator is
+//          cleared instead of added to (a synchronous reset of its flip-flops, no LUT), so
+//          that job's steps start from zero while the previous job's are already in;
 //   last   the last step of a job with emit = 1: the sum including this product is also
 //          captured into `shadow` (flip-flops with a clock enable), which the array reads out
 //          while the next job already accumulates.
-// A zero code (M = 0) is a bubble: the array is fed zeros, without markers, when there is no
-// step.
+// A zero code (M = 0) is a bubble: the array is fed zeros when there is no step.
 //
 // Widths: M_a*M_w < 2^8 and S_a + S_w <= 28; the shifted magnitude is |a|*|w| <= 2^14 * 2^14
 // (pot4u x pot4u), so it is formed in MAG_W = 29 bits. The conditional negation rides on the
@@ -49,11 +49,11 @@ module ant_pe #(
     input  wire                    rst,
     input  wire [OP_W-1:0]         a_in,
     input  wire [OP_W-1:0]         w_in,
-    input  wire                    first_in,
+    input  wire                    clr_in,
     input  wire                    last_in,
     output reg  [OP_W-1:0]         a_out,
     output reg  [OP_W-1:0]         w_out,
-    output reg                     first_out,
+    output reg                     clr_out,
     output reg                     last_out,
     output reg  signed [ACC_W-1:0] acc,
     output reg  [ACC_W-1:0]        shadow
@@ -89,17 +89,16 @@ module ant_pe #(
     reg  [MAG_W-1:0] mag_q;
     reg              neg_q;
 
-    // stage B: acc (or 0 on a job's first step) +- mag_q, neg_q on the carry-in
-    wire [ACC_W-1:0] base = first_out ? {ACC_W{1'b0}} : acc;
+    // stage B: acc +- mag_q, neg_q on the carry-in (or 0 on a clear)
     wire [ACC_W-1:0] flip = {{(ACC_W-MAG_W){1'b0}}, mag_q} ^ {ACC_W{neg_q}};
-    wire [ACC_W:0]   sum  = {base, 1'b1} + {flip, neg_q};
+    wire [ACC_W:0]   sum  = {acc, 1'b1} + {flip, neg_q};
     wire             unused_cin = sum[0];  // the carry-in position
 
     always @(posedge clk) begin
         if (rst) begin
             a_out     <= {OP_W{1'b0}};
             w_out     <= {OP_W{1'b0}};
-            first_out <= 1'b0;
+            clr_out   <= 1'b0;
             last_out  <= 1'b0;
             mag_q     <= {MAG_W{1'b0}};
             neg_q     <= 1'b0;
@@ -107,11 +106,11 @@ module ant_pe #(
         end else begin
             a_out     <= a_in;
             w_out     <= w_in;
-            first_out <= first_in;
+            clr_out   <= clr_in;
             last_out  <= last_in;
             mag_q     <= mag;
             neg_q     <= a_sign ^ w_sign;
-            acc       <= sum[ACC_W:1];
+            acc       <= clr_out ? {ACC_W{1'b0}} : sum[ACC_W:1];
         end
     end
 

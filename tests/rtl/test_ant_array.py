@@ -7,8 +7,8 @@ int8 as nibble passes accumulated in place with no gap between the passes' types
 vectors, the exact capture and readout latency, and a reset with steps in flight.
 
 Timing (docs/rtl.md): a step presented in cycle p is in PE (r, c)'s accumulator (and, with
-`last`, its shadow) from cycle p + 3 + r + c on; a read issued in cycle t (rd_row/rd_col) sees
-the shadow as of the end of t, and rd_data shows it in cycle t + 1.
+`last`, its shadow) from cycle p + 3 + r + c on, a clear (on a bubble) likewise; a read issued in
+cycle t (rd_row/rd_col) sees the shadow as of the end of t, and rd_data shows it in cycle t + 1.
 """
 
 import itertools
@@ -55,7 +55,7 @@ class TB:
 
     async def reset(self):
         d = self.dut
-        d.rst.value, d.a_codes.value, d.w_codes.value, d.first.value, d.last.value = 1, 0, 0, 0, 0
+        d.rst.value, d.a_codes.value, d.w_codes.value, d.clr.value, d.last.value = 1, 0, 0, 0, 0
         d.rd_row.value, d.rd_col.value = 0, 0
         self.config(HW[0], 0, HW[0], 0)
         for _ in range(2):
@@ -74,15 +74,16 @@ class TB:
 
     def jobs(self, chain, start, bubbles=0.0):
         """Plan the jobs of one tile back to back from cycle ``start``: ``chain`` is a list of
-        (a codes (R, K), fa, ha, w codes (C, K), fw, hw); the first restarts the accumulators,
-        the last captures. Returns the cycle of the last step."""
-        t = start
+        (a codes (R, K), fa, ha, w codes (C, K), fw, hw); a clear in cycle ``start`` comes first,
+        the last step captures. Returns the cycle of the last step."""
+        self.at(start)[0] = (0, 0, chain[0][1:3] + chain[0][4:6], 1, 0)
+        t = start + 1
         for j, (ca, fa, ha, cw, fw, hw) in enumerate(chain):
             k = ca.shape[1]
             for s in range(k):
                 while bubbles and self.rng.random() < bubbles:
                     t += 1
-                step = (word(ca[:, s]), word(cw[:, s]), (fa, ha, fw, hw), int(j == 0 and s == 0),
+                step = (word(ca[:, s]), word(cw[:, s]), (fa, ha, fw, hw), 0,
                         int(j == len(chain) - 1 and s == k - 1))
                 self.at(t)[0] = step
                 t += 1
@@ -99,11 +100,11 @@ class TB:
         d = self.dut
         for step, read in self.plan:
             if step is None:
-                d.a_codes.value, d.w_codes.value, d.first.value, d.last.value = 0, 0, 0, 0
+                d.a_codes.value, d.w_codes.value, d.clr.value, d.last.value = 0, 0, 0, 0
             else:
                 d.a_codes.value, d.w_codes.value = step[0], step[1]
                 self.config(*step[2])
-                d.first.value, d.last.value = step[3], step[4]
+                d.clr.value, d.last.value = step[3], step[4]
             if read is not None:
                 d.rd_row.value, d.rd_col.value = read[0], read[1]
             await FallingEdge(d.clk)  # the read was registered at the rising edge in between
@@ -206,11 +207,12 @@ async def golden_vectors(dut):
         for chain, y in packed_tiles(tb, case, cfg):
             if prev is not None:
                 t = max(t, prev + tb.rows * tb.cols - sum(len(c[0]) for c in chain) + 1)
-            last = t - 1
+            tb.at(t)[0] = (0, 0, (chain[0][1], chain[0][2], chain[0][4], chain[0][5]), 1, 0)  # the clear
+            last = t
             for j, (pa, fa, ha, pw, fw, hw) in enumerate(chain):
                 for s, (xa, xw) in enumerate(zip(pa, pw, strict=True)):
                     last += 1
-                    tb.at(last)[0] = (xa, xw, (fa, ha, fw, hw), int(j == 0 and s == 0),
+                    tb.at(last)[0] = (xa, xw, (fa, ha, fw, hw), 0,
                                       int(j == len(chain) - 1 and s == len(pa) - 1))
             tb.reads(last, y)
             t, prev = last + 1, last
@@ -257,7 +259,7 @@ def packed_tiles(tb, case, cfg):
 
 @cocotb.test()
 async def reset_with_steps_in_flight(dut):
-    """rst empties the array and clears the accumulators: a job without `first` after a reset
+    """rst empties the array and clears the accumulators: a job without a clear after a reset
     gives exactly its own sum, and no marker in flight survives to capture."""
     tb = TB(dut)
     await tb.reset()
@@ -270,9 +272,9 @@ async def reset_with_steps_in_flight(dut):
     d = dut
     for j in range(5):  # steps in flight (the last one with `last`), then reset
         d.a_codes.value, d.w_codes.value = word(a.codes[:, j]), word(w.codes[:, j])
-        d.first.value, d.last.value = int(j == 0), int(j == 4)
+        d.clr.value, d.last.value = 0, int(j == 4)
         await FallingEdge(d.clk)
-    d.rst.value, d.a_codes.value, d.w_codes.value, d.first.value, d.last.value = 1, 0, 0, 0, 0
+    d.rst.value, d.a_codes.value, d.w_codes.value, d.clr.value, d.last.value = 1, 0, 0, 0, 0
     await FallingEdge(d.clk)
     d.rst.value = 0
     for i in range(tb.rows * tb.cols):  # the shadows still hold the first tile: nothing captured
@@ -283,7 +285,7 @@ async def reset_with_steps_in_flight(dut):
     steps = [(word(cb[:, s]), word(cv[:, s]), (fa, ha, fw, hw), 0, int(s == 2)) for s in range(3)]
     for s, step in enumerate(steps):
         tb.at(s)[0] = step
-    tb.reads(2, yb)  # no `first`: the reset left zeros to add to
+    tb.reads(2, yb)  # no clear: the reset left zeros to add to
     await tb.run()
 
 

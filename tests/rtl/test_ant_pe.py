@@ -3,8 +3,8 @@
 The PE has two stages: a step at a_in/w_in in cycle t is in the accumulator from cycle t + 2
 on. The expected accumulator is rebuilt from antq.formats' decoded form, the same sum that
 antq.reference.gemm computes; it is checked every cycle, with the operand and marker
-pass-through, the first marker (the accumulator restarts from the product), the last marker
-(the sum is captured into the shadow, which then holds while the accumulator goes on) and reset.
+pass-through, the clr marker (on a bubble: the accumulator is cleared), the last marker (the sum
+is captured into the shadow, which then holds while the accumulator goes on) and reset.
 """
 
 import itertools
@@ -36,7 +36,7 @@ class TB:
         self.decode = simrun.tb_env()["decode"]
         self.acc = 0          # the model accumulator, as of the current cycle
         self.shadow = None    # the model shadow (None: not captured since the TB started)
-        self.pipe = []        # products (value, first, last) in flight: stage A, then stage B
+        self.pipe = []        # products (value, clr, last) in flight: stage A, then stage B
         cocotb.start_soon(Clock(dut.clk, 10, "ns").start())
 
     def operand(self, fmt, code, hi):
@@ -46,29 +46,29 @@ class TB:
         s, m, e = (int(x) for x in fmt.decode(np.array([code])))
         return (s < 0) << 8 | m << 4 | (e + 4 * hi)
 
-    async def step(self, fa=None, ca=0, ha=0, fw=None, cw=0, hw=0, first=0, last=0):
-        """Drive one step (or a bubble) for one cycle, then check the PE against the model."""
+    async def step(self, fa=None, ca=0, ha=0, fw=None, cw=0, hw=0, clr=0, last=0):
+        """Drive one step (or a bubble, or a clear) for one cycle, then check the PE against the model."""
         d = self.dut
         fa, fw = fa or HW[0], fw or HW[0]
         a_bus, w_bus = self.operand(fa, ca, ha), self.operand(fw, cw, hw)
-        d.a_in.value, d.w_in.value, d.first_in.value, d.last_in.value = a_bus, w_bus, first, last
+        d.a_in.value, d.w_in.value, d.clr_in.value, d.last_in.value = a_bus, w_bus, clr, last
         await FallingEdge(d.clk)
         # this step entered stage A at this edge, and the one before it the accumulator
-        self.pipe.append((term(fa, ca, ha, fw, cw, hw), first, last))
+        self.pipe.append((term(fa, ca, ha, fw, cw, hw), clr, last))
         if len(self.pipe) > 1:
-            value, f, lst = self.pipe.pop(0)
-            self.acc = to_signed((0 if f else self.acc) + value)
+            value, c, lst = self.pipe.pop(0)
+            self.acc = 0 if c else to_signed(self.acc + value)
             if lst:
                 self.shadow = self.acc
         assert (d.a_out.value.integer, d.w_out.value.integer) == (a_bus, w_bus)
-        assert (d.first_out.value.integer, d.last_out.value.integer) == (first, last)
+        assert (d.clr_out.value.integer, d.last_out.value.integer) == (clr, last)
         assert d.acc.value.signed_integer == self.acc, f"acc {d.acc.value.signed_integer} != {self.acc}"
         if self.shadow is not None:
             assert d.shadow.value.signed_integer == self.shadow
 
     async def reset(self):
         d = self.dut
-        d.rst.value, d.a_in.value, d.w_in.value, d.first_in.value, d.last_in.value = 1, 0, 0, 0, 0
+        d.rst.value, d.a_in.value, d.w_in.value, d.clr_in.value, d.last_in.value = 1, 0, 0, 0, 0
         for _ in range(2):
             await FallingEdge(d.clk)
         d.rst.value = 0
@@ -78,31 +78,33 @@ class TB:
 
 @cocotb.test()
 async def random_operands(dut):
-    """Every 4-bit type pair with random codes, int8 high-nibble flags and markers."""
+    """Every 4-bit type pair with random codes, int8 high-nibble flags, captures and clears."""
     tb = TB(dut)
     rng = np.random.default_rng(cocotb.RANDOM_SEED)
     await tb.reset()
     for fa, fw in itertools.product(HW, HW):
-        for j in range(12):
+        if rng.random() < 0.7:
+            await tb.step(clr=1)  # a job with acc = 0; otherwise it adds to the last one
+        for _ in range(12):
             ca, cw = int(rng.integers(16)), int(rng.integers(16))
             ha = int(fa.kind == "int" and rng.integers(2))
             hw = int(fw.kind == "int" and rng.integers(2))
-            await tb.step(fa, ca, ha, fw, cw, hw, first=int(j == 0 or rng.random() < 0.1),
-                          last=int(rng.random() < 0.2))
+            await tb.step(fa, ca, ha, fw, cw, hw, last=int(rng.random() < 0.2))
         for _ in range(int(rng.integers(3))):
             await tb.step()  # bubbles between the jobs
 
 
 @cocotb.test()
-async def first_and_last_markers(dut):
-    """Back-to-back jobs: first restarts from the product, last captures the sum including it,
-    the shadow holds while the next job accumulates, and K = 1 jobs carry both markers."""
+async def clear_and_capture_markers(dut):
+    """Back-to-back jobs, each behind its clear: last captures the sum including its product,
+    the shadow holds while the next job accumulates, K = 1 jobs capture their only product."""
     tb = TB(dut)
     await tb.reset()
     fl = formats.get("flint", 4, True)
     for k in (3, 1, 1, 5, 2):
+        await tb.step(clr=1)
         for j in range(k):
-            await tb.step(fl, 7, 0, fl, 7, 0, first=int(j == 0), last=int(j == k - 1))  # 6 * 6
+            await tb.step(fl, 7, 0, fl, 7, 0, last=int(j == k - 1))  # 6 * 6
     for _ in range(3):
         await tb.step(fl, 1, 0, fl, 1, 0)  # the shadow keeps 72 while acc goes on
     assert tb.shadow == 72 and dut.shadow.value.signed_integer == 72
@@ -119,17 +121,20 @@ async def accumulator_extremes(dut):
     amax = int(pu.encode(np.array([pu.max_value]))[0])
     for wval, want in ((-ps.max_abs, -2_146_435_072), (ps.max_abs, 2_146_435_072)):
         wcode = int(ps.encode(np.array([wval]))[0])
+        await tb.step(clr=1)
         for j in range(k):
-            await tb.step(pu, amax, 0, ps, wcode, 0, first=int(j == 0), last=int(j == k - 1))
+            await tb.step(pu, amax, 0, ps, wcode, 0, last=int(j == k - 1))
         await tb.step()
         await tb.step()
         assert tb.shadow == want == k * pu.max_abs * wval
     # the largest single product: pot4u x pot4u = 2^28 (max_k 7); an int8s high-nibble square
+    await tb.step(clr=1)
     for j in range(arch.max_k(pu, pu)):
-        await tb.step(pu, 15, 0, pu, 15, 0, first=int(j == 0), last=int(j == 6))
+        await tb.step(pu, 15, 0, pu, 15, 0, last=int(j == 6))
     i4s = formats.get("int", 4, True)
-    await tb.step(i4s, 8, 1, i4s, 8, 1, first=1)  # (-8 << 4) * (-8 << 4)
+    await tb.step(clr=1)
     assert tb.shadow == 7 << 28
+    await tb.step(i4s, 8, 1, i4s, 8, 1)  # (-8 << 4) * (-8 << 4)
     await tb.step(i4s, 8, 1, i4s, 8, 1, last=1)
     await tb.step()
     await tb.step()
@@ -142,8 +147,9 @@ async def zero_codes_and_reset(dut):
     tb = TB(dut)
     await tb.reset()
     fl = formats.get("flint", 4, True)
-    for j in range(3):
-        await tb.step(fl, 7, 0, fl, 7, 0, first=int(j == 0))
+    await tb.step(clr=1)
+    for _ in range(3):
+        await tb.step(fl, 7, 0, fl, 7, 0)
     for ca, cw in ((8, 7), (7, 8), (0, 15), (8, 8)):  # "-0" and 0 on either side
         await tb.step(fl, ca, 0, fl, cw, 0)
     await tb.step()
