@@ -204,7 +204,7 @@ def schedule(config_words: Sequence[int], rows: int, cols: int, *, gaps: Sequenc
     then holds valid until taken; ``ready(t)`` (default always) is the sink's tready in cycle t.
     The core starts idle at cycle 0 with its counters just cleared.
     """
-    kinds: list[tuple[str, int, bool, bool]] = []  # (job | stats | noop, k, acc, emit)
+    kinds: list[tuple[str, int, bool]] = []  # (job | stats | noop, k, emit): acc changes no timing
     for word in config_words:
         word = int(word)
         if word & RESERVED_MASK or word < 0:
@@ -213,11 +213,10 @@ def schedule(config_words: Sequence[int], rows: int, cols: int, *, gaps: Sequenc
         if word >> CFG_STATS & 1:
             if word != STATS_WORD:
                 raise ValueError(f"a stats request is exactly {STATS_WORD:#x}, not {word:#x}")
-            kinds.append(("stats", 0, False, False))
+            kinds.append(("stats", 0, False))
         else:
-            kinds.append(("job" if k else "noop", k, bool(word >> regmap.CFG_ACC & 1),
-                          bool(word >> regmap.CFG_EMIT & 1)))
-    nbeats = sum(1 + k for _, k, _, _ in kinds)
+            kinds.append(("job" if k else "noop", k, bool(word >> regmap.CFG_EMIT & 1)))
+    nbeats = sum(1 + k for _, k, _ in kinds)
     if gaps is not None and len(gaps) != nbeats:
         raise ValueError(f"gaps must have one entry per beat ({nbeats}), got {len(gaps)}")
     gap = np.zeros(nbeats, np.int64) if gaps is None else np.asarray(gaps, np.int64)
@@ -234,7 +233,7 @@ def schedule(config_words: Sequence[int], rows: int, cols: int, *, gaps: Sequenc
     readout: int | None = None  # first output beat of the last committed readout
     prev_stats: int | None = None
     t, n = -1, 0  # t: the cycle the previous beat was taken
-    for kind, k, _, emit in kinds:
+    for kind, k, emit in kinds:
         o = t + 1 + int(gap[n])
         offer[n] = o
         if kind == "stats":
@@ -286,44 +285,52 @@ def schedule(config_words: Sequence[int], rows: int, cols: int, *, gaps: Sequenc
     return sched
 
 
-def _step_mask(kinds: list[tuple[str, int, bool, bool]], nbeats: int) -> np.ndarray:
+def _step_mask(kinds: list[tuple[str, int, bool]], nbeats: int) -> np.ndarray:
     mask = np.zeros(nbeats, bool)
     n = 0
-    for _, k, _, _ in kinds:
+    for _, k, _ in kinds:
         mask[n + 1:n + 1 + k] = True
         n += 1 + k
     return mask
 
 
-def _covered(intervals: list[tuple[int, int]], lo: int, hi: int) -> int:
-    """Cycles in lo..hi (inclusive) covered by the union of inclusive ``intervals``."""
-    total, reach = 0, lo - 1
-    for a, b in sorted(intervals):
-        a, b = max(a, reach + 1), min(b, hi)
-        if a <= b:
-            total += b - a + 1
-            reach = b
-        reach = max(reach, min(b, hi))
-    return total
+def _union(starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The union of inclusive intervals [starts, ends] as sorted disjoint intervals."""
+    keep = starts <= ends
+    starts, ends = starts[keep], ends[keep]
+    if not starts.size:
+        return starts, ends
+    order = np.argsort(starts, kind="stable")
+    starts, ends = starts[order], np.maximum.accumulate(ends[order])
+    new = np.concatenate([[True], starts[1:] > ends[:-1] + 1])  # a gap before this interval
+    first = np.flatnonzero(new)
+    last = np.concatenate([first[1:] - 1, [starts.size - 1]])
+    return starts[first], ends[last]
+
+
+def _covered(union: tuple[np.ndarray, np.ndarray], lo: int, hi: int) -> int:
+    """Cycles in lo..hi (inclusive) covered by a union of disjoint intervals."""
+    a, b = np.maximum(union[0], lo), np.minimum(union[1], hi)
+    return int(np.maximum(b - a + 1, 0).sum())
 
 
 def _counters(s: Schedule, snaps: list[int], steps_at: np.ndarray, d: int, tasks: list[tuple[int, int]],
               offer: np.ndarray, is_stats: np.ndarray, held_from: np.ndarray) -> None:
     """The four counters of every stats answer, from the beats' cycles (docs/contracts.md §10)."""
-    busy: list[tuple[int, int]] = []
-    if steps_at.size:  # consecutive steps' flight windows overlap unless d cycles apart
-        brk = np.flatnonzero(np.diff(steps_at) > d)
-        starts = np.concatenate([[0], brk + 1])
-        ends = np.concatenate([brk, [steps_at.size - 1]])
-        busy += [(int(steps_at[a]) + 1, int(steps_at[b]) + d) for a, b in zip(starts, ends, strict=True)]
-    busy += [(acc + 1, int(s.transfer[last])) for acc, last in tasks]
+    # busy: every step's flight and every output task from its commit to its last beat's transfer
+    task_acc = np.array([acc for acc, _ in tasks], np.int64)
+    task_end = s.transfer[np.array([last for _, last in tasks], np.int64)]
+    busy = _union(np.concatenate([steps_at + 1, task_acc + 1]), np.concatenate([steps_at + d, task_end]))
     # input gaps in which the core was ready and expected a beat: after a beat that is not a stats
     # request, before the next is offered (and, before a held last step, once it could be taken)
-    idle_in = [(int(max(s.accept[n - 1] + 1, held_from[n])), int(offer[n]) - 1)
-               for n in range(1, offer.size) if not is_stats[n - 1]]
-    if offer.size and not is_stats[-1]:
-        idle_in.append((int(s.accept[-1]) + 1, snaps[-1]))
-    stalled_out = [(int(p), int(x) - 1) for p, x in zip(s.present, s.transfer, strict=True) if x > p]
+    lo = np.maximum(s.accept[:-1] + 1, held_from[1:])
+    hi = offer[1:] - 1
+    expect = ~is_stats[:-1]
+    lo, hi = lo[expect], hi[expect]
+    if offer.size and not is_stats[-1]:  # after the last beat, until the last snapshot
+        lo, hi = np.append(lo, s.accept[-1] + 1), np.append(hi, snaps[-1])
+    idle_in = _union(lo, hi)
+    stalled_out = _union(s.present, s.transfer - 1)
     prev = -1
     for snap in snaps:
         s.snapshots.append(snap)
