@@ -1,10 +1,10 @@
 # RTL: the ANT PE array (overlay/rtl), its Verilated harness, lint, waves, speed and cost report.
 # docs/rtl.md explains each target.
-.PHONY: rtl-lib bench-rtl lint-rtl rtl-waves area
+.PHONY: rtl-lib bench-rtl lint-rtl rtl-waves area timing
 
 RTL_ROWS ?=
 RTL_COLS ?=
-WAVES_TEST ?= back_to_back_jobs_at_full_rate
+WAVES_TEST ?= timing_full_rate
 RTL_ARCH = $(shell $(PY) -c "from antq.core import arch; print(f'{arch.ARRAY_ROWS}-{arch.ARRAY_COLS}')")
 
 rtl-lib: setup ## build the -O3 Verilated ant_core library (RTL_ROWS/RTL_COLS override antq.core.arch)
@@ -23,3 +23,6 @@ rtl-waves: setup ## FST trace of one ant_core cocotb test under Verilator (WAVES
 
 area: setup ## Yosys cost report up to 8x8 arrays (FULL=1: 16x16 too, what make docs puts in docs/rtl.md) and build/area.json
 	$(PY) -m antq area $(if $(FULL),--full)
+
+timing: setup ## Yosys timing estimate of ant_core 16x16 and 8x8 on xc7z020-1: worst path, logic + routing, Fmax
+	$(PY) -m antq.toolchain.timing

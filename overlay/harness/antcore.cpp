@@ -11,6 +11,7 @@
 #include <memory>
 #include <new>
 #include <type_traits>
+#include <vector>
 
 #include "Vant_core.h"
 #include "verilated.h"
@@ -28,6 +29,8 @@ constexpr unsigned kDataBits =
 constexpr unsigned kWords = kDataBits / 64;  // uint64 words per beat
 constexpr unsigned kOut = kRows * kCols;
 constexpr uint64_t kReservedMask = ~((uint64_t{1} << 34) - 1);  // config bits 63:34
+constexpr uint64_t kStatsWord = uint64_t{1} << 34;                // a stats request
+constexpr uint64_t kStatsBeats = 4;
 
 using TData = std::remove_reference_t<decltype(std::declval<Vant_core>().s_axis_tdata)>;
 static_assert(kDataBits <= 64 ? std::is_integral_v<TData>
@@ -99,8 +102,6 @@ void antcore_reset(antcore *c) {
     }
     t.rst = 0;
     c->half_low();
-    c->rise();
-    c->half_low();
 }
 
 int antcore_job(antcore *c, const uint64_t *in, unsigned nbeats, int32_t *out,
@@ -142,6 +143,74 @@ int antcore_job(antcore *c, const uint64_t *in, unsigned nbeats, int32_t *out,
         c->rise();
         ++used;
         if (in_fire) ++sent;
+    }
+    t.s_axis_tvalid = 0;
+    t.s_axis_tlast = 0;
+    t.m_axis_tready = 0;
+    c->half_low();
+    if (cycles) *cycles += used;
+    return rc;
+}
+
+int64_t antcore_stream(antcore *c, const uint64_t *in, uint64_t nbeats, uint32_t *out,
+                       uint64_t *out_cycles, uint64_t max_out, uint64_t *in_cycles,
+                       uint64_t max_cycles, uint64_t *cycles) {
+    if (!c || (nbeats && !in) || !out || !out_cycles) return ANTCORE_EBADJOB;
+    // walk the config words: whole jobs and exact stats requests only; count the output and mark
+    // each job's last step (tlast)
+    uint64_t expect = 0;
+    std::vector<uint64_t> last_steps;
+    for (uint64_t n = 0; n < nbeats;) {
+        const uint64_t *beat = in + n * kWords;
+        for (unsigned w = 1; w < kWords; ++w)
+            if (beat[w]) return ANTCORE_EBADJOB;
+        const uint64_t cfg = beat[0], k = cfg & 0xFFFFFFu;
+        if (cfg == kStatsWord) {
+            expect += kStatsBeats;
+        } else if (k == 0 || (cfg & kReservedMask)) {
+            return ANTCORE_EBADJOB;
+        } else {
+            if (nbeats - n - 1 < k) return ANTCORE_EBADJOB;
+            if ((cfg >> 33) & 1u) expect += kOut;
+            last_steps.push_back(n + k);
+        }
+        n += 1 + ((cfg == kStatsWord) ? 0 : k);
+    }
+    if (expect > max_out) return ANTCORE_EOUT;
+
+    Vant_core &t = *c->top;
+    uint64_t sent = 0, got = 0, used = 0;
+    size_t next_last = 0;
+    int64_t rc = ANTCORE_ETIMEOUT;
+    t.m_axis_tready = 1;
+    for (;;) {
+        const bool more = sent < nbeats;
+        t.s_axis_tvalid = more;
+        if (more) set_tdata(t, in + sent * kWords);
+        t.s_axis_tlast = more && next_last < last_steps.size() && last_steps[next_last] == sent;
+        c->half_low();
+        if (!more && got == expect && t.idle) {
+            rc = static_cast<int64_t>(got);
+            break;
+        }
+        if (used >= max_cycles) break;
+        const bool in_fire = more && t.s_axis_tready;
+        if (t.m_axis_tvalid) {
+            if (got == expect) {  // more output than the stream asks for: a core bug
+                rc = ANTCORE_EOUT;
+                break;
+            }
+            out[got] = static_cast<uint32_t>(t.m_axis_tdata);
+            out_cycles[got] = used;
+            ++got;
+        }
+        if (in_fire && in_cycles) in_cycles[sent] = used;
+        c->rise();
+        ++used;
+        if (in_fire) {
+            if (t.s_axis_tlast) ++next_last;
+            ++sent;
+        }
     }
     t.s_axis_tvalid = 0;
     t.s_axis_tlast = 0;

@@ -1,7 +1,10 @@
 """ant_pe, edge-decoded (DECODE=0) and PE-decoded (DECODE=1): random and corner operands.
 
-The expected accumulator is rebuilt from antq.formats' decoded form, the same sum that
-antq.reference.gemm computes; it is checked every cycle, with the operand pass-through.
+The PE has two stages: a step at a_in/w_in in cycle t is in the accumulator from cycle t + 2
+on. The expected accumulator is rebuilt from antq.formats' decoded form, the same sum that
+antq.reference.gemm computes; it is checked every cycle, with the operand and marker
+pass-through, the clr marker (on a bubble: the accumulator is cleared), the last marker (the sum
+is captured into the shadow, which then holds while the accumulator goes on) and reset.
 """
 
 import itertools
@@ -31,52 +34,80 @@ class TB:
     def __init__(self, dut):
         self.dut = dut
         self.decode = simrun.tb_env()["decode"]
+        self.acc = 0          # the model accumulator, as of the current cycle
+        self.shadow = None    # the model shadow (None: not captured since the TB started)
+        self.pipe = []        # products (value, clr, last) in flight: stage A, then stage B
         cocotb.start_soon(Clock(dut.clk, 10, "ns").start())
 
     def operand(self, fmt, code, hi):
-        """What the PE port carries: the raw code (DECODE=1) or the edge-decoded bundle."""
+        """What the PE port carries: {kind, signed, hi, code} (DECODE=1) or the decoded bundle."""
         if self.decode:
-            return code, formats.KIND_IDS[fmt.kind] << 2 | int(fmt.signed) << 1 | hi
+            return (formats.KIND_IDS[fmt.kind] << 2 | int(fmt.signed) << 1 | hi) << 4 | code
         s, m, e = (int(x) for x in fmt.decode(np.array([code])))
-        return (s < 0) << 8 | m << 4 | (e + 4 * hi), 0
+        return (s < 0) << 8 | m << 4 | (e + 4 * hi)
 
-    def drive(self, fa, ca, ha, fw, cw, hw, clr=0):
+    async def step(self, fa=None, ca=0, ha=0, fw=None, cw=0, hw=0, clr=0, last=0):
+        """Drive one step (or a bubble, or a clear) for one cycle, then check the PE against the model."""
         d = self.dut
-        (a_bus, a_cfg), (w_bus, w_cfg) = self.operand(fa, ca, ha), self.operand(fw, cw, hw)
-        d.a_in.value, d.a_cfg.value, d.w_in.value, d.w_cfg.value = a_bus, a_cfg, w_bus, w_cfg
-        d.clr.value = clr
-        return a_bus, w_bus
+        fa, fw = fa or HW[0], fw or HW[0]
+        a_bus, w_bus = self.operand(fa, ca, ha), self.operand(fw, cw, hw)
+        d.a_in.value, d.w_in.value, d.clr_in.value, d.last_in.value = a_bus, w_bus, clr, last
+        await FallingEdge(d.clk)
+        # this step entered stage A at this edge, and the one before it the accumulator
+        self.pipe.append((term(fa, ca, ha, fw, cw, hw), clr, last))
+        if len(self.pipe) > 1:
+            value, c, lst = self.pipe.pop(0)
+            self.acc = 0 if c else to_signed(self.acc + value)
+            if lst:
+                self.shadow = self.acc
+        assert (d.a_out.value.integer, d.w_out.value.integer) == (a_bus, w_bus)
+        assert (d.clr_out.value.integer, d.last_out.value.integer) == (clr, last)
+        assert d.acc.value.signed_integer == self.acc, f"acc {d.acc.value.signed_integer} != {self.acc}"
+        if self.shadow is not None:
+            assert d.shadow.value.signed_integer == self.shadow
 
     async def reset(self):
         d = self.dut
-        d.rst.value, d.clr.value, d.a_in.value, d.w_in.value = 1, 0, 0, 0
-        d.a_cfg.value, d.w_cfg.value = 0, 0
+        d.rst.value, d.a_in.value, d.w_in.value, d.clr_in.value, d.last_in.value = 1, 0, 0, 0, 0
         for _ in range(2):
             await FallingEdge(d.clk)
         d.rst.value = 0
-
-    def acc(self):
-        return self.dut.acc.value.signed_integer
+        self.acc, self.pipe, self.shadow = 0, [], None  # a capture in flight may land during reset
+        assert d.acc.value.integer == 0 and d.last_out.value.integer == 0
 
 
 @cocotb.test()
 async def random_operands(dut):
-    """Every 4-bit type pair with random codes (and int8 high-nibble flags on int operands)."""
+    """Every 4-bit type pair with random codes, int8 high-nibble flags, captures and clears."""
     tb = TB(dut)
     rng = np.random.default_rng(cocotb.RANDOM_SEED)
     await tb.reset()
     for fa, fw in itertools.product(HW, HW):
-        acc, first = 0, True
+        if rng.random() < 0.7:
+            await tb.step(clr=1)  # a job with acc = 0; otherwise it adds to the last one
         for _ in range(12):
             ca, cw = int(rng.integers(16)), int(rng.integers(16))
             ha = int(fa.kind == "int" and rng.integers(2))
             hw = int(fw.kind == "int" and rng.integers(2))
-            a_bus, w_bus = tb.drive(fa, ca, ha, fw, cw, hw, clr=int(first))
-            await FallingEdge(dut.clk)
-            acc = 0 if first else to_signed(acc + term(fa, ca, ha, fw, cw, hw))
-            first = False
-            assert tb.acc() == acc, f"{fa} x {fw}: acc {tb.acc()} != {acc}"
-            assert (dut.a_out.value.integer, dut.w_out.value.integer) == (a_bus, w_bus)
+            await tb.step(fa, ca, ha, fw, cw, hw, last=int(rng.random() < 0.2))
+        for _ in range(int(rng.integers(3))):
+            await tb.step()  # bubbles between the jobs
+
+
+@cocotb.test()
+async def clear_and_capture_markers(dut):
+    """Back-to-back jobs, each behind its clear: last captures the sum including its product,
+    the shadow holds while the next job accumulates, K = 1 jobs capture their only product."""
+    tb = TB(dut)
+    await tb.reset()
+    fl = formats.get("flint", 4, True)
+    for k in (3, 1, 1, 5, 2):
+        await tb.step(clr=1)
+        for j in range(k):
+            await tb.step(fl, 7, 0, fl, 7, 0, last=int(j == k - 1))  # 6 * 6
+    for _ in range(3):
+        await tb.step(fl, 1, 0, fl, 1, 0)  # the shadow keeps 72 while acc goes on
+    assert tb.shadow == 72 and dut.shadow.value.signed_integer == 72
 
 
 @cocotb.test()
@@ -90,52 +121,44 @@ async def accumulator_extremes(dut):
     amax = int(pu.encode(np.array([pu.max_value]))[0])
     for wval, want in ((-ps.max_abs, -2_146_435_072), (ps.max_abs, 2_146_435_072)):
         wcode = int(ps.encode(np.array([wval]))[0])
-        tb.drive(pu, 0, 0, ps, 0, 0, clr=1)
-        await FallingEdge(dut.clk)
-        for _ in range(k):
-            tb.drive(pu, amax, 0, ps, wcode, 0)
-            await FallingEdge(dut.clk)
-        assert tb.acc() == want == k * pu.max_abs * wval
-    # the largest single product of each sign: pot4u x pot4u = 2^28 (max_k 7), int8 nibbles
-    tb.drive(pu, 0, 0, pu, 0, 0, clr=1)
-    await FallingEdge(dut.clk)
-    for _ in range(arch.max_k(pu, pu)):
-        tb.drive(pu, 15, 0, pu, 15, 0)
-        await FallingEdge(dut.clk)
-    assert tb.acc() == 7 << 28
+        await tb.step(clr=1)
+        for j in range(k):
+            await tb.step(pu, amax, 0, ps, wcode, 0, last=int(j == k - 1))
+        await tb.step()
+        await tb.step()
+        assert tb.shadow == want == k * pu.max_abs * wval
+    # the largest single product: pot4u x pot4u = 2^28 (max_k 7); an int8s high-nibble square
+    await tb.step(clr=1)
+    for j in range(arch.max_k(pu, pu)):
+        await tb.step(pu, 15, 0, pu, 15, 0, last=int(j == 6))
     i4s = formats.get("int", 4, True)
-    tb.drive(i4s, 8, 1, i4s, 8, 1, clr=1)  # (-8 << 4) * (-8 << 4) after the clear
-    await FallingEdge(dut.clk)
-    tb.drive(i4s, 8, 1, i4s, 8, 1)
-    await FallingEdge(dut.clk)
-    assert tb.acc() == 128 * 128
+    await tb.step(clr=1)
+    assert tb.shadow == 7 << 28
+    await tb.step(i4s, 8, 1, i4s, 8, 1)  # (-8 << 4) * (-8 << 4)
+    await tb.step(i4s, 8, 1, i4s, 8, 1, last=1)
+    await tb.step()
+    await tb.step()
+    assert tb.shadow == 2 * 128 * 128
 
 
 @cocotb.test()
-async def zero_codes_clear_and_reset(dut):
-    """-0 and code 0 add nothing; clr zeroes the accumulator; rst also clears the pass-through."""
+async def zero_codes_and_reset(dut):
+    """-0 and code 0 add nothing; rst clears the accumulator, both stages and the pass-through."""
     tb = TB(dut)
     await tb.reset()
     fl = formats.get("flint", 4, True)
-    tb.drive(fl, 7, 0, fl, 7, 0, clr=1)
-    await FallingEdge(dut.clk)
+    await tb.step(clr=1)
     for _ in range(3):
-        tb.drive(fl, 7, 0, fl, 7, 0)  # 6 * 6
-        await FallingEdge(dut.clk)
-    assert tb.acc() == 108
+        await tb.step(fl, 7, 0, fl, 7, 0)
     for ca, cw in ((8, 7), (7, 8), (0, 15), (8, 8)):  # "-0" and 0 on either side
-        tb.drive(fl, ca, 0, fl, cw, 0)
-        await FallingEdge(dut.clk)
-        assert tb.acc() == 108
-    tb.drive(fl, 7, 0, fl, 7, 0, clr=1)
-    await FallingEdge(dut.clk)
-    assert tb.acc() == 0
-    tb.drive(fl, 7, 0, fl, 7, 0)
-    await FallingEdge(dut.clk)
-    dut.rst.value = 1
-    await FallingEdge(dut.clk)
-    assert tb.acc() == 0 and dut.a_out.value.integer == 0 and dut.w_out.value.integer == 0
-    dut.rst.value = 0
+        await tb.step(fl, ca, 0, fl, cw, 0)
+    await tb.step()
+    assert tb.acc == 108
+    await tb.step(fl, 7, 0, fl, 7, 0, last=1)  # in flight when the reset comes
+    await tb.reset()
+    for _ in range(3):
+        await tb.step()
+    assert dut.acc.value.integer == 0 and dut.a_out.value.integer == 0 and dut.w_out.value.integer == 0
 
 
 @pytest.mark.parametrize("decode", [0, 1], ids=["edge_decoded", "pe_decoded"])

@@ -31,8 +31,9 @@ def test_report_schema_and_counts(small_report):
             assert s["FF"] == sum(v for k, v in cells.items() if k.startswith("FD"))
     pe = small_report["ant_pe"]
     assert pe["parameters"] == {"ACC_W": arch.ACC_BITS, "DECODE": 0}
-    # the accumulator and the registered operand pass-through are flip-flops: 32 + 2 x 9
-    assert pe["nodsp"]["summary"]["FF"] == arch.ACC_BITS + 2 * 9
+    # flip-flops: the accumulator and its shadow, the operand and marker pass-through (2 x 9 + 2),
+    # and the stage register (29-bit shifted magnitude and its sign)
+    assert pe["nodsp"]["summary"]["FF"] == 2 * arch.ACC_BITS + 2 * 9 + 2 + 29 + 1
     assert small_report["int4_pe"]["nodsp"]["summary"]["FF"] == arch.ACC_BITS + 2 * 5
     assert small_report["ant_decoder"]["nodsp"]["summary"]["FF"] == 0  # purely combinational
     assert small_report["int4_pe"]["nodsp"]["summary"]["DSP"] == 0

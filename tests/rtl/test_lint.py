@@ -20,6 +20,7 @@ TOPS = [
     ("ant_core", {"ROWS": 8, "COLS": 8}),
     ("ant_core", {"ROWS": 3, "COLS": 5}),
     ("ant_core", {"ROWS": 16, "COLS": 16}),
+    ("ant_core", {"ROWS": 32, "COLS": 32}),  # ZCU104's array
 ]
 
 

@@ -1,8 +1,10 @@
 """antq.rtl: the -O3 Verilated ant_core behind the C ABI of docs/contracts.md §10.
 
-Golden vectors and random GEMMs (tiles, int8 nibble passes, K split at max_k) through the
-harness, the exact cycle count of a job, the stream-format encoders against the packed bytes,
-every error path, and the cached, locked, source-tracking build.
+Golden vectors and random GEMMs (tiles, int8 nibble passes, K split at max_k) streamed through
+the harness, long random streams of jobs and stats requests cycle-exact against
+antq.core.stream.schedule (every input beat, every output beat, the total, the counters), the
+stream-format encoders against the packed bytes, every error path, the 32x32 core, and the
+cached, locked, source-tracking build.
 """
 
 import itertools
@@ -13,7 +15,7 @@ import threading
 
 import numpy as np
 import pytest
-from antq.core import arch, formats, golden, pack, reference, stream
+from antq.core import arch, formats, golden, pack, reference, regmap, stream, tiling
 from antq.core.quantize import QuantizedTensor
 from antq.emu import antcore
 from antq.run import microbench
@@ -112,15 +114,126 @@ def test_random_gemm_tiles_passes_and_k_split(core, fa, fw):
 
 
 def test_job_cycles_are_exact(core):
-    """1 + K + (R + C - 2) cycles, plus R*C + 1 with emit, when nothing stalls."""
+    """One job on an idle core: K + R + C + 2 cycles, or K + max(R + C - 4, R*C) + 6 with emit
+    (the schedule's total), when nothing stalls."""
     f = formats.get("int", 4, False)
     for k, emit in ((1, True), (50, True), (50, False), (3, False)):
-        beats = stream.job_beats(np.ones((R, k), np.uint8), np.ones((C, k), np.uint8),
-                              stream.config_word(k, f, f, emit=emit), R, C)
+        word = stream.config_word(k, f, f, emit=emit)
+        beats = stream.job_beats(np.ones((R, k), np.uint8), np.ones((C, k), np.uint8), word, R, C)
         before = core.cycles
         out = core.job(beats)
-        assert core.last_cycles == core.cycles - before == 1 + k + (R + C - 2) + (R * C + 1 if emit else 0)
+        want = k + (max(R + C - 4, R * C) + stream.LATENCY if emit else R + C + 2)
+        assert core.last_cycles == core.cycles - before == stream.schedule([word], R, C).total == want
         assert (out is not None) == emit and (not emit or (out == k).all())
+
+
+def random_stream(rng, rows, cols, jobs, kmax):
+    """Beats of random jobs (K around R*C, acc/emit chains, int8 passes) and stats requests."""
+    parts = [stream.stats_beats(rows, cols)]
+    hw = regmap.array_formats()
+    npe = rows * cols
+    for _ in range(jobs):
+        if rng.random() < 0.15:
+            parts.append(stream.stats_beats(rows, cols))
+        fa, fw = hw[rng.integers(len(hw))], hw[rng.integers(len(hw))]
+        k = int(rng.choice([rng.integers(1, 8), npe - 1, npe, rng.integers(1, kmax)]))
+        k = max(1, min(k, arch.max_k(fa, fw)))
+        a = rng.integers(0, 16, (rows, k)).astype(np.uint8)
+        w = rng.integers(0, 16, (cols, k)).astype(np.uint8)
+        word = stream.config_word(k, fa, fw, acc=bool(rng.integers(2)), emit=bool(rng.random() < 0.7))
+        parts.append(stream.job_beats(a, w, word, rows, cols))
+    parts.append(stream.stats_beats(rows, cols))
+    return np.concatenate(parts)
+
+
+def stats_answers(beats, out, rows, cols):
+    """The four counters of every stats answer in a stream's output, in order."""
+    got, pos = [], 0
+    for c in stream.configs(beats):
+        if c == stream.STATS_WORD:
+            got.append(tuple(int(x) for x in out[pos:pos + 4]))
+            pos += 4
+        elif c >> regmap.CFG_EMIT & 1:
+            pos += rows * cols
+    assert pos == out.size
+    return got
+
+
+@pytest.mark.parametrize("rows,cols", list(dict.fromkeys([(R, C), (8, 8), (16, 16), (3, 5)])))
+def test_stream_is_cycle_exact(rows, cols):
+    """Random streams: every input beat's cycle, every output beat's cycle, the total and every
+    stats answer equal antq.core.stream.schedule's (the emulator's cycle models use it)."""
+    rng = np.random.default_rng(rows * 100 + cols)
+    with antcore.AntCore(rows, cols) as c:
+        for trial in range(6):
+            beats = random_stream(rng, rows, cols, 12, 3 * rows * cols)
+            c.reset()  # the counters count from the first cycle of the stream
+            out, out_cycles, cycles = c.stream(beats)
+            s = stream.schedule(stream.configs(beats), rows, cols)
+            assert np.array_equal(c.last_in_cycles.astype(np.int64), s.accept), trial
+            assert np.array_equal(out_cycles.astype(np.int64), s.transfer), trial
+            assert cycles == c.last_cycles == s.total, trial
+            assert stats_answers(beats, out, rows, cols) == s.stats, trial
+
+
+def test_stream_results_and_counters(core):
+    """Results of chained jobs through one stream are the reference's; the counters of a call
+    (stats, jobs, stats) report its cycles, with a busy core and no stalls at full rate."""
+    f4, i8 = formats.get("flint", 4, True), formats.get("int", 8, True)
+    rng = np.random.default_rng(5)
+    a, w = qt(rng, i8, (R, 40)), qt(rng, f4, (C, 40))
+    parts, pa = [stream.stats_beats(R, C)], tiling.nibble_planes(a.codes, a.fmt)
+    for i, (ca, fa, ha) in enumerate(pa):
+        word = stream.config_word(40, fa, f4, a_hi=ha, acc=i > 0, emit=i == len(pa) - 1)
+        parts.append(stream.job_beats(ca, w.codes, word, R, C))
+    parts.append(stream.stats_beats(R, C))
+    core.reset()
+    out, _, cycles = core.stream(np.concatenate(parts))
+    assert np.array_equal(out[4:4 + R * C].view(np.int32).reshape(R, C), reference.gemm(a, w))
+    s = stream.schedule(stream.configs(np.concatenate(parts)), R, C)
+    total, busy, stall_in, stall_out = (int(x) for x in out[-4:])
+    assert (total, busy, stall_in, stall_out) == s.stats[1]
+    assert total == s.snapshots[1] - s.snapshots[0] and busy == total and stall_in == stall_out == 0
+    assert cycles == s.total
+
+
+def test_stream_errors(core):
+    f = formats.get("int", 4, False)
+    job = stream.job_beats(np.ones((R, 4), np.uint8), np.ones((C, 4), np.uint8),
+                           stream.config_word(4, f, f), R, C)
+    with pytest.raises(ValueError, match="ends inside a job"):
+        core.stream(job[:-1])
+    for word in (0, 1 << 35, stream.STATS_WORD | 1, stream.STATS_WORD | 1 << 32):  # one beat each
+        bad = job[:1].copy()
+        bad[0, 0] = np.uint64(word)
+        with pytest.raises(ValueError, match="whole jobs and stats requests"):
+            core.stream(bad)
+    with pytest.raises(ValueError, match="uint64 words"):
+        core.stream(job[:, :0])
+    with pytest.raises(verilator.RTLError, match="within 10 cycles"):
+        core.stream(job, max_cycles=10)
+    out, _, _ = core.stream(np.concatenate([job, stream.stats_beats(R, C)]))  # recovered
+    assert np.array_equal(out[:R * C].view(np.int32), np.full(R * C, 4)) and out.size == R * C + 4
+    with pytest.raises(ValueError, match="reserved bits"):
+        stream.schedule([1 << 40], R, C)
+    with pytest.raises(ValueError, match="exactly"):
+        stream.schedule([stream.STATS_WORD | 3], R, C)
+    with pytest.raises(ValueError, match="one entry per beat"):
+        stream.schedule([stream.config_word(4, f, f)], R, C, gaps=[0])
+
+
+def test_32x32_core_runs_jobs():
+    """The ZCU104-sized core (32x32, 256-bit stream) streams a few jobs exactly."""
+    rng = np.random.default_rng(32)
+    with antcore.AntCore(32, 32) as big:
+        assert big.data_bits == 256
+        fa, fw = formats.get("flint", 4, False), formats.get("int", 4, True)
+        a, w = qt(rng, fa, (40, 300)), qt(rng, fw, (33, 300))
+        assert np.array_equal(antcore.gemm(a, w, big), reference.gemm(a, w))
+        beats = random_stream(rng, 32, 32, 4, 2000)
+        _, out_cycles, cycles = big.stream(beats)
+        s = stream.schedule(stream.configs(beats), 32, 32)
+        assert np.array_equal(out_cycles.astype(np.int64), s.transfer) and cycles == s.total
 
 
 def test_bad_input_is_refused(core):
@@ -229,4 +342,5 @@ def test_cocotb_baseline_of_the_benchmark():
     """bench-rtl's cocotb driver streams the same jobs and counts the same cycles as the harness."""
     c = microbench.bench_cocotb(2, 2, k=100, jobs=2)
     h = microbench.bench_rtl(2, 2, k=100, jobs=2)
-    assert c["cycles"] == h["cycles"] == 2 * (1 + 100 + 2 + 4 + 1)
+    f = formats.get("flint", 4, False), formats.get("flint", 4, True)
+    assert c["cycles"] == h["cycles"] == 2 * stream.schedule([stream.config_word(100, *f)], 2, 2).total

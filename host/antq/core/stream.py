@@ -1,12 +1,20 @@
-"""The ``ant_core`` AXI-Stream job format (docs/contracts.md §10): config word and step beats.
+"""The ``ant_core`` AXI-Stream format (docs/contracts.md §10): config words, beats, exact timing.
 
 The HLS data mover writes these beats, the RTL core and its Verilated harness read them, and the
-tests and benchmarks build them with these two functions, so every side speaks one format. The
+tests and benchmarks build them with these functions, so every side speaks one format. The
 config word's field positions are :mod:`antq.core.regmap`'s ``CFG_*`` constants (the generated
-``hls/ant_config.h`` carries the same ones).
+``hls/ant_config.h`` carries the same ones) and :data:`CFG_STATS`.
+
+:func:`schedule` is the core's timing as closed-form rules: the cycle each input beat is taken
+and each output beat is sent, and what the core's counters report, for any beat sequence, input
+gaps and output backpressure. The Verilated core is checked against it beat by beat.
 """
 
 from __future__ import annotations
+
+import bisect
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -15,6 +23,30 @@ from .formats import KIND_IDS, Format
 
 K_MAX = (1 << 24) - 1
 """Largest K of one job (the config word's 24-bit field)."""
+CFG_STATS = 34
+"""Config bit 34: with k = 0, a stats request (docs/contracts.md §10)."""
+STATS_WORD = 1 << CFG_STATS
+"""The stats request: a config word with only ``stats`` set."""
+STATS_BEATS = 4
+"""A stats answer: [total, busy, stall_in, stall_out] cycles (TLAST on the fourth)."""
+RESERVED_MASK = ~((1 << (CFG_STATS + 1)) - 1) & ((1 << 64) - 1)
+"""Config bits 63:35, which must be 0."""
+
+CAPTURE = 4
+"""A job's last step taken in cycle a is in PE (0, 0)'s shadow for a read issued in a + 4."""
+OUT_DELAY = 2
+"""A beat read (issued) in cycle i is on m_axis from cycle i + 2 on (one mux stage, m_axis)."""
+LATENCY = CAPTURE + OUT_DELAY
+"""L = 6: last step taken in cycle a -> first result beat in cycle a + 6 (output free, sink ready)."""
+READ_AHEAD = 4
+"""An emitting job's last step waits until the previous readout has at most 4 shadows left to read."""
+OUT_SLOTS = 6
+"""Output beats read and not yet sent, at most (mux stage, m_axis register, 5-entry FIFO)."""
+
+
+def flight(rows: int, cols: int) -> int:
+    """Cycles a step taken in cycle a stays in the array (a + 1 .. a + R + C + 1): R + C + 1."""
+    return rows + cols + 1
 
 
 def data_bits(rows: int, cols: int) -> int:
@@ -71,6 +103,240 @@ def job_beats(a_codes: np.ndarray, w_codes: np.ndarray, config: int, rows: int, 
     beats[0, 0] = config
     beats[1:] = packed.view("<u8").reshape(k, words)
     return beats
+
+
+def stats_beats(rows: int, cols: int) -> np.ndarray:
+    """The stats request as a (1, DATA_W / 64) beat array."""
+    beats = np.zeros((1, data_bits(rows, cols) // 64), np.uint64)
+    beats[0, 0] = STATS_WORD
+    return beats
+
+
+def configs(beats: np.ndarray) -> list[int]:
+    """The config words of a beat stream (jobs' step beats skipped), in order."""
+    b = np.asarray(beats)
+    out, n = [], 0
+    while n < b.shape[0]:
+        word = int(b[n, 0])
+        out.append(word)
+        n += 1 + (0 if word >> CFG_STATS & 1 else word & K_MAX)
+    if n != b.shape[0]:
+        raise ValueError(f"the stream ends inside a job: config word {out[-1]:#x} needs {n - b.shape[0]} "
+                         "more step beats")
+    return out
+
+
+@dataclass
+class Schedule:
+    """The timing of one beat stream through ``ant_core`` (cycle 0 = the first cycle the stream runs).
+
+    ``accept[n]`` is the cycle input beat n is taken, ``present[i]`` / ``transfer[i]`` the cycle
+    output beat i is first on m_axis / is taken by the sink; ``snapshots`` the cycle of each stats
+    answer's snapshot and ``stats`` its four words; ``total`` the cycles until the core is idle
+    with every beat taken and sent (what the harness's ``antcore_stream`` returns).
+    """
+
+    accept: np.ndarray
+    present: np.ndarray
+    transfer: np.ndarray
+    total: int
+    snapshots: list[int] = field(default_factory=list)
+    stats: list[tuple[int, int, int, int]] = field(default_factory=list)
+
+
+class _Output:
+    """The read engine and the output path: output beats in task order, with their cycles."""
+
+    def __init__(self, ready: Callable[[int], bool] | None) -> None:
+        self.ready = ready
+        self.first: list[int] = []  # global index of each task's first beat
+        self.cycles: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (issue, present, transfer)
+        self.count = 0
+        self.last_issue = -1
+
+    def task(self, n: int, eligible: int) -> int:
+        """Read a task of n beats that may start in cycle ``eligible``; return its first beat index."""
+        start = max(eligible, self.last_issue + 1)
+        if self.ready is None:  # the sink takes every beat at once: the slots never run out
+            i = start + np.arange(n, dtype=np.int64)
+            p = x = i + OUT_DELAY
+        else:
+            i, p, x = (np.zeros(n, np.int64) for _ in range(3))
+            t = start
+            for j in range(n):
+                g = self.count + j
+                if g >= OUT_SLOTS:  # a slot frees once the beat OUT_SLOTS back was taken
+                    t = max(t, self.cycle(2, g - OUT_SLOTS, x) + 1)
+                i[j] = t
+                p[j] = max(t + OUT_DELAY, self.cycle(2, g - 1, x) + 1) if g else t + OUT_DELAY
+                xt = int(p[j])
+                while not self.ready(xt):
+                    xt += 1
+                x[j] = xt
+                t += 1
+        self.first.append(self.count)
+        self.cycles.append((i, p, x))
+        self.count += n
+        self.last_issue = int(i[-1])
+        return self.first[-1]
+
+    def cycle(self, which: int, g: int, pending: np.ndarray | None = None) -> int:
+        """Issue (0), present (1) or transfer (2) cycle of output beat g; ``pending`` holds the
+        transfer cycles of the task being computed, for its own earlier beats."""
+        if pending is not None and g >= self.count:
+            return int(pending[g - self.count])
+        t = bisect.bisect_right(self.first, g) - 1
+        return int(self.cycles[t][which][g - self.first[t]])
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if not self.cycles:
+            return tuple(np.zeros(0, np.int64) for _ in range(3))
+        return tuple(np.concatenate([c[w] for c in self.cycles]) for w in range(3))
+
+
+def schedule(config_words: Sequence[int], rows: int, cols: int, *, gaps: Sequence[int] | None = None,
+             ready: Callable[[int], bool] | None = None) -> Schedule:
+    """The exact timing of ``ant_core`` (R x C) on a stream, by the rules of docs/contracts.md §10.
+
+    ``config_words`` are the stream's config words in order (a job's K step beats follow its
+    config word; :func:`configs` extracts them from a beat array). ``gaps[n]`` (default 0) is the
+    number of cycles the source waits after taking beat n - 1 before it offers beat n, which it
+    then holds valid until taken; ``ready(t)`` (default always) is the sink's tready in cycle t.
+    The core starts idle at cycle 0 with its counters just cleared.
+    """
+    kinds: list[tuple[str, int, bool]] = []  # (job | stats | noop, k, emit): acc changes no timing
+    for word in config_words:
+        word = int(word)
+        if word & RESERVED_MASK or word < 0:
+            raise ValueError(f"config word {word:#x} sets reserved bits 63:35")
+        k = word & K_MAX
+        if word >> CFG_STATS & 1:
+            if word != STATS_WORD:
+                raise ValueError(f"a stats request is exactly {STATS_WORD:#x}, not {word:#x}")
+            kinds.append(("stats", 0, False))
+        else:
+            kinds.append(("job" if k else "noop", k, bool(word >> regmap.CFG_EMIT & 1)))
+    nbeats = sum(1 + k for _, k, _ in kinds)
+    if gaps is not None and len(gaps) != nbeats:
+        raise ValueError(f"gaps must have one entry per beat ({nbeats}), got {len(gaps)}")
+    gap = np.zeros(nbeats, np.int64) if gaps is None else np.asarray(gaps, np.int64)
+    if gap.size and gap.min() < 0:
+        raise ValueError("gaps must be >= 0")
+    npe = rows * cols
+    out = _Output(ready)
+    accept = np.zeros(nbeats, np.int64)
+    offer = np.zeros(nbeats, np.int64)
+    is_stats = np.zeros(nbeats, bool)
+    held_from = np.full(nbeats, np.iinfo(np.int64).min)  # a last step may be taken from this cycle
+    tasks: list[tuple[int, int]] = []  # (cycle the task was committed, its last output beat)
+    stat_tasks: list[int] = []  # first output beat of each stats answer
+    readout: int | None = None  # first output beat of the last committed readout
+    prev_stats: int | None = None
+    t, n = -1, 0  # t: the cycle the previous beat was taken
+    for kind, k, emit in kinds:
+        o = t + 1 + int(gap[n])
+        offer[n] = o
+        if kind == "stats":
+            is_stats[n] = True
+            # held while the previous stats answer waits for its first read
+            t = max(o, out.cycle(0, prev_stats)) if prev_stats is not None else o
+            accept[n] = t
+            prev_stats = out.task(STATS_BEATS, t + 1)
+            stat_tasks.append(prev_stats)
+            tasks.append((t, prev_stats + STATS_BEATS - 1))
+            n += 1
+            continue
+        accept[n] = t = o
+        n += 1
+        if kind == "noop":
+            continue
+        steps = k - 1 if emit else k
+        if gaps is None:
+            accept[n:n + steps] = t + 1 + np.arange(steps)
+            offer[n:n + steps] = accept[n:n + steps]
+        else:
+            for j in range(steps):
+                offer[n + j] = accept[n + j] = accept[n + j - 1] + 1 + int(gap[n + j])
+        if steps:
+            t = int(accept[n + steps - 1])
+        n += steps
+        if emit:
+            o = t + 1 + int(gap[n])
+            offer[n] = o
+            if readout is not None:  # the previous readout: started, <= 4 left, all fit in the slots
+                h = out.cycle(0, readout + max(0, npe - READ_AHEAD - 1)) + 1
+                if readout + npe - OUT_SLOTS - 1 >= 0:
+                    h = max(h, out.cycle(2, readout + npe - OUT_SLOTS - 1) + 1)
+                held_from[n] = h
+                o = max(o, h)
+            accept[n] = t = o
+            readout = out.task(npe, t + CAPTURE)
+            tasks.append((t, readout + npe - 1))
+            n += 1
+    issue, present, transfer = out.arrays()
+    steps_at = accept[_step_mask(kinds, nbeats)]
+    d = flight(rows, cols)
+    total = max([int(accept[-1]) + 1 if nbeats else 0, int(steps_at.max()) + d + 1 if steps_at.size else 0,
+                 int(transfer.max()) + 1 if transfer.size else 0])
+    sched = Schedule(accept, present, transfer, total)
+    if stat_tasks:
+        _counters(sched, [int(issue[b]) for b in stat_tasks], steps_at, d, tasks, offer, is_stats,
+                  held_from)
+    return sched
+
+
+def _step_mask(kinds: list[tuple[str, int, bool]], nbeats: int) -> np.ndarray:
+    mask = np.zeros(nbeats, bool)
+    n = 0
+    for _, k, _ in kinds:
+        mask[n + 1:n + 1 + k] = True
+        n += 1 + k
+    return mask
+
+
+def _union(starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The union of inclusive intervals [starts, ends] as sorted disjoint intervals."""
+    keep = starts <= ends
+    starts, ends = starts[keep], ends[keep]
+    if not starts.size:
+        return starts, ends
+    order = np.argsort(starts, kind="stable")
+    starts, ends = starts[order], np.maximum.accumulate(ends[order])
+    new = np.concatenate([[True], starts[1:] > ends[:-1] + 1])  # a gap before this interval
+    first = np.flatnonzero(new)
+    last = np.concatenate([first[1:] - 1, [starts.size - 1]])
+    return starts[first], ends[last]
+
+
+def _covered(union: tuple[np.ndarray, np.ndarray], lo: int, hi: int) -> int:
+    """Cycles in lo..hi (inclusive) covered by a union of disjoint intervals."""
+    a, b = np.maximum(union[0], lo), np.minimum(union[1], hi)
+    return int(np.maximum(b - a + 1, 0).sum())
+
+
+def _counters(s: Schedule, snaps: list[int], steps_at: np.ndarray, d: int, tasks: list[tuple[int, int]],
+              offer: np.ndarray, is_stats: np.ndarray, held_from: np.ndarray) -> None:
+    """The four counters of every stats answer, from the beats' cycles (docs/contracts.md §10)."""
+    # busy: every step's flight and every output task from its commit to its last beat's transfer
+    task_acc = np.array([acc for acc, _ in tasks], np.int64)
+    task_end = s.transfer[np.array([last for _, last in tasks], np.int64)]
+    busy = _union(np.concatenate([steps_at + 1, task_acc + 1]), np.concatenate([steps_at + d, task_end]))
+    # input gaps in which the core was ready and expected a beat: after a beat that is not a stats
+    # request, before the next is offered (and, before a held last step, once it could be taken)
+    lo = np.maximum(s.accept[:-1] + 1, held_from[1:])
+    hi = offer[1:] - 1
+    expect = ~is_stats[:-1]
+    lo, hi = lo[expect], hi[expect]
+    if offer.size and not is_stats[-1]:  # after the last beat, until the last snapshot
+        lo, hi = np.append(lo, s.accept[-1] + 1), np.append(hi, snaps[-1])
+    idle_in = _union(lo, hi)
+    stalled_out = _union(s.present, s.transfer - 1)
+    prev = -1
+    for snap in snaps:
+        s.snapshots.append(snap)
+        s.stats.append((snap - prev, _covered(busy, prev + 1, snap), _covered(idle_in, prev + 1, snap),
+                        _covered(stalled_out, prev + 1, snap)))
+        prev = snap
 
 
 # ---- timing (docs/contracts.md §10): when the core takes each beat and emits each result ----------
