@@ -1,23 +1,24 @@
-// ant_core_rtl.cpp: ant_core() backed by the -O3 Verilated RTL core (the emulator's rtl level).
+// ant_core_rtl.cpp: ant_core_bb() backed by the -O3 Verilated RTL core (the emulator's rtl level).
 //
-// Serves one ant_gemm call: collects each job from the input stream (config beat + k step beats,
-// DATA_W/64 little-endian uint64 words per beat), runs it through overlay/harness/antcore.h (the
-// Verilated overlay/rtl/ant_core.v, built by antq.toolchain.verilator), and writes the R*C
-// accumulators it returns; it answers the call's two stats requests and returns after the second.
+// Serves one ant_gemm call: collects the call's whole input stream (the opening stats request,
+// every job's config beat and k step beats of DATA_W/64 little-endian uint64 words, the closing
+// stats request), streams it through overlay/harness/antcore.h's antcore_stream (the Verilated
+// overlay/rtl/ant_core.v, built by antq.toolchain.verilator; back to back at full rate, the sink
+// always ready) and writes every output beat the RTL sent: each emitting job's R*C sums and the
+// RTL's own two stats answers, so the call's counters are the hardware's, not a model's.
 #include <antcore.h>
 #include <stdint.h>
 
 #include <vector>
 
 #include "ant_core.h"
-#include "ant_core_timing.h"
 
 namespace {
 
 constexpr unsigned kRows = ANT_ROWS, kCols = ANT_COLS, kWords = ANT_DATA_W / 64;
+constexpr uint64_t kNpe = uint64_t{kRows} * kCols;
 antcore *core_ = nullptr;
 const char *error_ = nullptr;
-std::vector<uint64_t> beats_;
 
 antcore *core() {
     if (!core_) {
@@ -31,8 +32,14 @@ antcore *core() {
     return core_;
 }
 
-void put(const core_in_t &beat) {
-    for (unsigned w = 0; w < kWords; ++w) beats_.push_back(beat.range(64 * w + 63, 64 * w).to_uint64());
+void put(std::vector<uint64_t> &beats, const core_in_t &beat) {
+    for (unsigned w = 0; w < kWords; ++w) beats.push_back(beat.range(64 * w + 63, 64 * w).to_uint64());
+}
+
+void write(core_out_stream &m_axis, uint32_t v, bool last) {
+    core_out_t o = v;
+    o.range(ANT_OUT_LAST, ANT_OUT_LAST) = last;
+    m_axis.write(o);
 }
 
 }  // namespace
@@ -44,48 +51,48 @@ void ant_core_fail(const char *msg) {
 }
 
 void ant_core_bb(core_in_stream &s_axis, core_out_stream &m_axis) {
-    ant_timing::Core timing;  // the stats answer, until the RTL counts itself (issue 12)
+    std::vector<uint64_t> beats;
+    std::vector<uint8_t> answers;  // per output task in order: 1 = stats answer, 0 = R*C sums
+    uint64_t nbeats = 0;
     int stats_seen = 0;
-    while (stats_seen < 2) {
-        beats_.clear();
+    while (stats_seen < 2) {  // the call's opening and closing stats requests
         const core_in_t head = s_axis.read();
-        put(head);
-        const uint64_t cfg = beats_[0];
-        const uint32_t k = cfg & 0xFFFFFFu;
+        put(beats, head);
+        ++nbeats;
+        const uint64_t cfg = head.range(63, 0).to_uint64();
         if ((cfg >> ANT_CFG_STATS) & 1u) {
-            uint64_t c[4];
-            timing.stats(c);
-            for (int i = 0; i < 4; ++i) {
-                core_out_t o = static_cast<uint32_t>(c[i]);
-                o.range(ANT_OUT_LAST, ANT_OUT_LAST) = (i == 3);
-                m_axis.write(o);
-            }
+            answers.push_back(1);
             ++stats_seen;
             continue;
         }
-        const bool emit = (cfg >> ANT_CFG_EMIT) & 1u;
-        for (uint32_t s = 0; s < k; ++s) put(s_axis.read());
-        int32_t out[kRows * kCols] = {};
-        antcore *c = core();
-        if (c) {
-            uint64_t used = 0;
-            const uint64_t max_cycles = 4 * (uint64_t{k} + kRows * kCols + kRows + kCols) + 64;
-            const int rc = antcore_job(c, beats_.data(), k + 1, out, max_cycles, &used);
-            if (rc == ANTCORE_ETIMEOUT) {
-                ant_core_fail("the Verilated ant_core did not finish a job (timeout); it was reset");
-                antcore_reset(c);
-            } else if (rc == ANTCORE_EBADJOB) {
-                ant_core_fail("the Verilated ant_core rejected a malformed job");
-            } else if (rc != (emit ? static_cast<int>(kRows * kCols) : 0)) {
-                ant_core_fail("the Verilated ant_core returned the wrong number of results");
-            }
+        const uint32_t k = cfg & 0xFFFFFFu;
+        for (uint32_t s = 0; s < k; ++s) put(beats, s_axis.read());
+        nbeats += k;
+        if ((cfg >> ANT_CFG_EMIT) & 1u) answers.push_back(0);
+    }
+    uint64_t max_out = 0;
+    for (uint8_t a : answers) max_out += a ? ANT_STATS_BEATS : kNpe;
+    std::vector<uint32_t> out(max_out ? max_out : 1, 0);
+    std::vector<uint64_t> out_cycles(out.size(), 0);
+    antcore *c = core();
+    if (c) {
+        uint64_t used = 0;
+        // every beat at least once, every readout and the array's flight, with room to spare
+        const uint64_t max_cycles = 4 * (nbeats + max_out + kRows + kCols) + 256;
+        const int64_t rc = antcore_stream(c, beats.data(), nbeats, out.data(), out_cycles.data(), max_out,
+                                          nullptr, max_cycles, &used);
+        if (rc == ANTCORE_ETIMEOUT) {
+            ant_core_fail("the Verilated ant_core did not finish the call (timeout); it was reset");
+            antcore_reset(c);
+        } else if (rc == ANTCORE_EBADJOB) {
+            ant_core_fail("the Verilated ant_core rejected a malformed stream");
+        } else if (rc != static_cast<int64_t>(max_out)) {
+            ant_core_fail("the Verilated ant_core returned the wrong number of output beats");
         }
-        timing.job(k, emit);
-        if (!emit) continue;
-        for (unsigned i = 0; i < kRows * kCols; ++i) {
-            core_out_t o = static_cast<uint32_t>(out[i]);
-            o.range(ANT_OUT_LAST, ANT_OUT_LAST) = (i == kRows * kCols - 1);
-            m_axis.write(o);
-        }
+    }
+    uint64_t i = 0;
+    for (uint8_t a : answers) {
+        const uint64_t n = a ? ANT_STATS_BEATS : kNpe;
+        for (uint64_t j = 0; j < n; ++j, ++i) write(m_axis, out[i], j == n - 1);
     }
 }

@@ -1,13 +1,13 @@
-// ant_core_timing.h: when the RTL ant_core takes each beat and emits each result (docs/contracts.md
-// §10), as closed-form rules per job. The C++ core model counts its counters with it and the
-// data mover's cycle model (ant_model.h) its compute stage; antq.core.stream.CoreTiming is the
-// same rules in Python, and the RTL tests check the Verilated core against them beat by beat.
+// ant_core_timing.h: ant_core's timing (docs/contracts.md §10) for a stream offered at full rate
+// to a sink that is always ready, in closed form, job by job: antq.core.stream.CoreTiming is the
+// same code in Python, and the tests check it against antq.core.stream.schedule (the exact
+// rules) and the Verilated core. The C++ core model counts its stats answers with it and the
+// data mover's cycle model (ant_model.h) its compute stage.
 //
-// Times are core cycles since the last stats request. Input is taken one beat per cycle, back to
-// back across jobs, except that the last step of an emitting job waits until its results can
-// follow the previous job's without overlap (its readout starts at that step + ANT_CORE_LATENCY,
-// one beat per cycle for ROWS*COLS cycles). A stats request answers after the results still
-// pending and clears the counters.
+// Cycle 0 is the first beat's on an idle core with cleared counters. At full rate only the last
+// step of an emitting job is ever held: until the previous readout (first read `readout`) has at
+// most ANT_CORE_READ_AHEAD shadows left; its own readout is read from ANT_CORE_CAPTURE cycles
+// after that step, one beat per cycle, each on m_axis ANT_CORE_OUT_DELAY cycles after its read.
 #ifndef ANT_CORE_TIMING_H
 #define ANT_CORE_TIMING_H
 
@@ -18,40 +18,39 @@
 namespace ant_timing {
 
 struct Core {
-    uint64_t t = 0;         // first cycle the core can take the next beat
-    uint64_t out_end = 0;   // the cycle after the last pending result beat
-    uint64_t busy = 0;      // cycles with steps in the array or results on the way out
-    uint64_t stall_in = 0;  // cycles the core waited for a beat while a job was open
-    uint64_t stall_out = 0; // cycles a result waited for the sink (never, with a ready sink)
-    uint64_t last_out = 0;  // the cycle of the last result beat so far
+    int64_t t = 0;          // the cycle the core takes the next beat
+    int64_t readout = -1;   // first read of the last emitting job's readout (-1: none yet)
+    int64_t read_end = -1;  // the cycle the last output beat so far is read
+    int64_t out_end = 0;    // the cycle after the sink took the last output beat so far
+    int64_t snap = -1;      // the cycle of the last stats snapshot (-1: since reset)
 
-    static uint64_t max(uint64_t a, uint64_t b) { return a > b ? a : b; }
+    static int64_t max(int64_t a, int64_t b) { return a > b ? a : b; }
 
-    // A job of k steps whose beats are all available: config at t, steps after it.
+    // A job of k >= 1 steps: its config beat now, its steps in the next cycles.
     void job(uint32_t k, bool emit) {
-        const uint64_t cfg = t;
-        uint64_t last = cfg + k;  // the last step, if nothing holds it back
+        const int64_t npe = int64_t{ANT_ROWS} * ANT_COLS;
+        int64_t last = t + k;
         if (emit) {
-            const uint64_t earliest = out_end > ANT_CORE_LATENCY ? out_end - ANT_CORE_LATENCY : 0;
-            last = max(last, earliest);
-            out_end = last + ANT_CORE_LATENCY + ANT_ROWS * ANT_COLS;
-            last_out = out_end - 1;
+            if (readout >= 0) last = max(last, readout + max(1, npe - ANT_CORE_READ_AHEAD));
+            readout = max(last + ANT_CORE_CAPTURE, read_end + 1);
+            read_end = readout + npe - 1;
+            out_end = read_end + ANT_CORE_OUT_DELAY + 1;
         }
-        busy += last + 1 - cfg;
         t = last + 1;
     }
 
-    // The stats answer: [total, busy, stall_in, stall_out] since the last one; clears them.
+    // A stats request now: its answer [total, busy, stall_in, stall_out], which clears them. At
+    // full rate the core is busy in every cycle between two snapshots (except the first beat's
+    // own cycle after reset) and never stalls.
     void stats(uint64_t c[4]) {
-        const uint64_t at = max(t, out_end);  // after every pending result
-        c[0] = at;
-        c[1] = busy + (out_end > t ? out_end - t : 0);
-        c[2] = stall_in;
-        c[3] = stall_out;
-        t = 1;  // the stats request took cycle 0 of the next interval
-        out_end = 0;
-        busy = stall_in = stall_out = 0;
-        last_out = 0;
+        const int64_t q = max(t, snap), s = max(q + 1, read_end + 1);  // held until the last answer began
+        c[0] = static_cast<uint64_t>(s - snap);
+        c[1] = snap < 0 ? c[0] - 1 : c[0];
+        c[2] = c[3] = 0;
+        snap = s;
+        t = q + 1;
+        read_end = s + ANT_STATS_BEATS - 1;
+        out_end = read_end + ANT_CORE_OUT_DELAY + 1;
     }
 };
 

@@ -339,38 +339,56 @@ def _counters(s: Schedule, snaps: list[int], steps_at: np.ndarray, d: int, tasks
         prev = snap
 
 
-# ---- timing (docs/contracts.md §10): when the core takes each beat and emits each result ----------
+# ---- the closed form of schedule() at full rate (the emulator's core model) ------------------------
 
 def core_latency(rows: int, cols: int) -> int:
-    """Cycles from a job's last accepted step to its first result beat."""
-    return rows + cols + 2
+    """Cycles from a job's last step taken to its first result on m_axis, output free: L = 6."""
+    return LATENCY
 
 
 class CoreTiming:
-    """The core's timing rules per job, in closed form (hls/ant_core_timing.h is the same in C++).
+    """ant_core's timing, job by job, for a stream offered at full rate to a sink that is always
+    ready: :func:`schedule`'s rules (docs/contracts.md §10) in closed form, which the C++ core
+    model (hls/ant_core_timing.h, the same code) and the data mover's cycle model use. The tests
+    check it against :func:`schedule` and both against the Verilated core.
 
-    Input is taken one beat per cycle, back to back across jobs, except that the last step of an
-    emitting job waits until its results can follow the previous job's without overlap (its
-    readout starts ``core_latency`` cycles after that step and takes R*C cycles). A stats
-    request answers after the results still pending and clears the counters.
+    Cycle 0 is the first beat's on an idle core with cleared counters. At full rate only the last
+    step of an emitting job is ever held: until the previous readout (first read ``readout``) has
+    at most READ_AHEAD shadows left, i.e. cycle ``readout + max(1, R*C - 4)``; its own readout is
+    read from 4 cycles after that step, one beat per cycle, and on m_axis 2 cycles after each read.
     """
 
     def __init__(self, rows: int, cols: int) -> None:
-        self.rows, self.cols, self.latency = rows, cols, core_latency(rows, cols)
-        self.t = self.out_end = self.busy = self.stall_in = self.stall_out = 0
+        self.rows, self.cols, self.npe = rows, cols, rows * cols
+        self.t = 0  # the cycle the core takes the next beat
+        self.readout: int | None = None  # first read of the last emitting job's readout
+        self.read_end = -1  # the cycle the last output beat so far is read
+        self.out_end = 0  # the cycle after the sink took the last output beat so far
+        self.snap = -1  # the cycle of the last stats snapshot (-1: since reset)
 
     def job(self, k: int, emit: bool) -> None:
-        cfg = self.t
-        last = cfg + k
+        """A job of k >= 1 steps: its config beat now, its steps in the next cycles."""
+        if k < 1:
+            raise ValueError(f"a job has at least one step, got k = {k}")
+        last = self.t + k
         if emit:
-            last = max(last, self.out_end - self.latency)
-            self.out_end = last + self.latency + self.rows * self.cols
-        self.busy += last + 1 - cfg
+            if self.readout is not None:
+                last = max(last, self.readout + max(1, self.npe - READ_AHEAD))
+            self.readout = max(last + CAPTURE, self.read_end + 1)
+            self.read_end = self.readout + self.npe - 1
+            self.out_end = self.read_end + OUT_DELAY + 1
         self.t = last + 1
 
     def stats(self) -> tuple[int, int, int, int]:
-        """(total, busy, stall_in, stall_out) since the last stats request; clears them."""
-        at = max(self.t, self.out_end)
-        out = (at, self.busy + max(0, self.out_end - self.t), self.stall_in, self.stall_out)
-        self.t, self.out_end, self.busy, self.stall_in, self.stall_out = 1, 0, 0, 0, 0
-        return out
+        """A stats request now: its answer (total, busy, stall_in, stall_out), which clears them.
+
+        At full rate the core is busy in every cycle between two snapshots (a step in flight or
+        output pending), except the first beat's own cycle after reset, and never stalls."""
+        q = max(self.t, self.snap)  # held until the previous stats answer was started (its snapshot)
+        s = max(q + 1, self.read_end + 1)  # the snapshot: when the answer's first beat is read
+        total = s - self.snap
+        busy = total - 1 if self.snap < 0 else total
+        self.snap, self.t = s, q + 1
+        self.read_end = s + STATS_BEATS - 1
+        self.out_end = self.read_end + OUT_DELAY + 1
+        return total, busy, 0, 0
