@@ -34,7 +34,7 @@ def _exact(items: list[tuple[str, int, bool]], rows: int, cols: int):
     words = [stream.STATS_WORD if kind == "stats" else _word(k, False, emit) for kind, k, emit in items]
     s = stream.schedule(words, rows, cols)
     firsts, i = [], 0
-    for kind, k, emit in items:  # the first output beat of each task, in order
+    for kind, _k, emit in items:  # the first output beat of each task, in order
         if kind == "stats" or emit:
             firsts.append(int(s.present[i]))
             i += stream.STATS_BEATS if kind == "stats" else rows * cols

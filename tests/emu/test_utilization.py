@@ -32,3 +32,13 @@ def test_utilization_floor(fmt, shape, floor):
     util, t = _utilization(fmt, fmt, *shape)
     assert util >= floor, f"{util:.3f} of peak at {shape}"
     assert t.core_busy <= t.cycles and t.stall_in + t.stall_out <= t.cycles
+
+
+def test_pot4u_pairs_are_bounded_by_the_readout():
+    """pot4u x pot4u: max_k = 7, and each job's R*C sums leave one per cycle (docs/overlay.md §2),
+    so utilization <= max_k / (R*C); the mover reaches 95 % of that bound."""
+    p4u = formats.get("pot", 4, False)
+    bound = arch.max_k(p4u, p4u) / (arch.ARRAY_ROWS * arch.ARRAY_COLS)
+    assert arch.max_k(p4u, p4u) == 7
+    util, _ = _utilization(p4u, p4u, 64, 64, 256)
+    assert 0.95 * bound <= util <= bound, (util, bound)
