@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 from antq import cli
-from antq.core import container
+from antq.core import arch, container
 from antq.run import latency, open_overlay
 
 
@@ -31,8 +31,9 @@ def test_bench_model_breakdown(cnn_q, digits_test, backend):
         assert r["cycles"] > r["k"] and 0 < r["macs_per_cycle"] <= res["peak_macs_per_cycle"]
         assert r["compute_s"] >= r["cycles"] / 100e6
         assert all(r[p] >= 0 for p in latency.PARTS) and r["quantize_pack_s"] > 0
-        assert r["int8_cycles"] > r["cycles"]  # nibble passes cost more on the same array
-    assert res["int8_vs_ant4"] > 1 and res["peak_macs_per_cycle"] == 64
+        # nibble passes never cost less on the same array (a small layer's load may bound both)
+        assert r["int8_cycles"] >= r["cycles"]
+    assert res["int8_vs_ant4"] > 1 and res["peak_macs_per_cycle"] == arch.DEFAULT.peak_macs_per_cycle
     assert res["total_s"] == pytest.approx(sum(res["totals"].values()))
     assert res["images_per_s"] == pytest.approx(8 / res["total_s"])
 
@@ -54,7 +55,8 @@ def test_bench_command_writes_json_and_plot(cnn_file, tmp_path, capsys):
     assert cli.main(["bench", str(cnn_file), "--backend", "rtl", "--clock-mhz", "100", "--batch", "4",
                      "--repeats", "1", "--json", str(js), "--plot", str(png)]) == 0
     out = capsys.readouterr().out
-    assert "MACs/cycle of a peak 64" in out and "projected" in out and "int8 nibble passes" in out
+    assert f"MACs/cycle of a peak {arch.DEFAULT.peak_macs_per_cycle}" in out
+    assert "projected" in out and "int8 nibble passes" in out
     res = json.loads(js.read_text())
     assert {"layers", "macs_per_cycle", "peak_macs_per_cycle"} <= set(res)
     assert all({"name", "macs", "cycles", *latency.PARTS} <= set(r) for r in res["layers"])

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from antq.core import reference
+from antq.core import arch, reference
 from antq.run import open_overlay
 from antq.run.compare import compare
 from antq.run.evaluate import evaluate
@@ -60,16 +60,18 @@ def test_compare_finds_the_first_differing_tile_and_element(cnn_q, digits_test):
     def faulty(a, w):
         y = reference.gemm(a, w)
         if w is target.weight:
-            y[13, 9] += 1  # one wrong accumulator in array tile (1, 1) of the second layer
+            y[21, 19] += 1  # one wrong accumulator in array tile (1, 1) of the second layer (16x16)
         return y
 
     assert compare(qmodel, x, reference.gemm, reference.gemm) is None
     mm = compare(qmodel, x, reference.gemm, faulty, labels=("ref", "board"))
     assert mm is not None and mm.layer == target.name and mm.op == "gemm"
-    assert mm.index == (13, 9) and mm.tile == (1, 1) and mm.value_b == mm.value_a + 1
+    rows, cols = arch.DEFAULT.rows, arch.DEFAULT.cols
+    assert mm.index == (21, 19) and mm.tile == (21 // rows, 19 // cols) == (1, 1)
+    assert mm.value_b == mm.value_a + 1
     assert mm.differing == 1
     text = str(mm)
-    assert target.name in text and "tile (1, 1)" in text and "(m=13, n=9)" in text
+    assert target.name in text and "tile (1, 1)" in text and "(m=21, n=19)" in text
 
 
 def test_compare_across_two_emulation_levels(transformer_q, digits_test):
