@@ -17,13 +17,14 @@
 #define ANT_COSIM_DEPTH 16384
 #define ANT_MEM_LATENCY 32
 #define ANT_CALL_OVERHEAD 8
+#define ANT_EPI_MAX_COLS 4096
 #define ANT_CORE_LATENCY 6
 #define ANT_CORE_CAPTURE 4
 #define ANT_CORE_OUT_DELAY 2
 #define ANT_CORE_READ_AHEAD 4
 #define ANT_STATS_BEATS 4
 #define ANT_MAX_DIM 16777215u
-#define ANT_ID_WORD 0x414E5402u
+#define ANT_ID_WORD 0x414E5403u
 #define ANT_GEOMETRY 0x20081010u
 #define ANT_CFG_A_SIDE 24
 #define ANT_CFG_W_SIDE 28
@@ -35,6 +36,7 @@
 #define ANT_Y_DEPTH 512
 #define ANT_CORE_IN_DEPTH 16
 #define ANT_CORE_OUT_DEPTH 256
+#define ANT_EPI_DEPTH 4
 #define ANT_KIND_INT 0
 #define ANT_KIND_POT 1
 #define ANT_KIND_FLINT 2
@@ -45,6 +47,7 @@
 #define ANT_ST_BAD_PASSES 3
 #define ANT_ST_BAD_SIZE 4
 #define ANT_ST_BAD_PAIR 5
+#define ANT_ST_BAD_MODE 6
 
 // Largest |value| of each 4-bit format, [kind id][signed].
 static const uint32_t ANT_MAX_ABS4[4][2] = {{15, 8}, {16384, 64}, {64, 16}, {192, 64}};
@@ -77,5 +80,15 @@ static const uint32_t ANT_JOB_STEPS[10][10] = {{4096u, 4096u, 4096u, 4096u, 4096
     {4096u, 4096u, 2047u, 4096u, 4096u, 4096u, 4096u, 4096u, 4096u, 4096u},
     {4096u, 4096u, 514u, 4096u, 4096u, 4096u, 4096u, 4096u, 4096u, 4096u},
     {4096u, 4096u, 916u, 4096u, 4096u, 4096u, 4096u, 4096u, 4096u, 4096u}};
+// Epilogue (docs/contracts.md section 12): the code of grid index i of each 4-bit format,
+// [kind id][signed][i] (antq.core.formats grid_codes, 0 past the grid), its grid size q,
+// and the largest shift S per type index (antq.core.epilogue.max_shift).
+static const uint8_t ANT_GRID_CODES4[4][2][16] = {
+    {{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}, {8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7}},
+    {{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}, {15, 14, 13, 12, 11, 10, 9, 0, 1, 2, 3, 4, 5, 6, 7, 0}},
+    {{0, 1, 2, 3, 4, 5, 6, 7, 12, 13, 14, 15, 10, 11, 9, 8}, {12, 13, 15, 14, 11, 10, 9, 0, 1, 2, 3, 6, 7, 5, 4, 0}},
+    {{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}, {15, 14, 13, 12, 11, 10, 9, 0, 1, 2, 3, 4, 5, 6, 7, 0}}};
+static const uint32_t ANT_GRID_Q4[4][2] = {{16, 16}, {16, 15}, {16, 15}, {16, 15}};
+static const uint32_t ANT_EPI_MAX_SHIFT[10] = {59u, 60u, 49u, 57u, 57u, 59u, 55u, 57u, 55u, 56u};
 
 #endif

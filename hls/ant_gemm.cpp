@@ -20,6 +20,12 @@
 // it. The core (RTL, stall-free) takes one beat per cycle; drain adds the K jobs of a tile in
 // int64 and store_y writes each row in bursts of at most ANT_MAX_BURST words on its own port.
 //
+// Output mode (out_mode != 0, docs/contracts.md section 12): fetch_w first reads the epilogue's
+// parameter buffer p (on gmem_w, before any weight) into a stream to drain, which keeps M[n], B[n],
+// L, H and the thresholds on chip; drain then applies the epilogue (ant_epilogue.h) to each tile's
+// int64 sums and sends the tile's packed codes, and store_y writes them as the next layer's
+// activations (accelerator layout tile R, K = N), one contiguous run per tile and nibble plane.
+//
 // Counters: the call starts and ends with a stats request to the core (config bit 34, k = 0),
 // whose answer is the core's own cycle counters (total, busy, input stalls, output stalls), so a
 // board reports the hardware, not a model. g++ builds (csim, rtl levels) report the same
@@ -29,6 +35,7 @@
 
 #include "ant_core.h"
 #include "ant_dataflow.h"
+#include "ant_epilogue.h"
 
 namespace {
 
@@ -67,6 +74,9 @@ struct Plan {
     bool w_resident;            // all of W stays on chip across the row tiles (one job, fits)
     uint32_t a_block, w_block;  // bus words of one tile block (one plane, all of K padded)
     uint32_t a_plane, w_plane;  // bus words of one plane
+    bool epi;                   // out_mode != 0: the epilogue writes packed codes
+    ant_epi::Out out;           // its output format and shift
+    uint32_t epi_words;         // int64 words of the parameter buffer
 };
 
 uint32_t gcd(uint32_t a, uint32_t b) {
@@ -91,8 +101,12 @@ uint32_t tiles_of(uint32_t dim, uint32_t tile) {
     return t;
 }
 
-Plan make_plan(uint32_t m, uint32_t n, uint32_t k, const Fmt &fa, const Fmt &fw, uint32_t sel) {
+Plan make_plan(uint32_t m, uint32_t n, uint32_t k, const Fmt &fa, const Fmt &fw, uint32_t sel,
+               uint32_t out_mode) {
     Plan p;
+    p.epi = out_mode != 0;
+    p.out = ant_epi::decode_out(out_mode);
+    p.epi_words = p.epi ? (n + 1) / 2 + n + 2 + p.out.nthr : 0;
     p.m = m;
     p.n = n;
     p.k = k;
@@ -188,7 +202,15 @@ void fetch_a(const bus_t *a, const Plan &p, hls::stream<bus_t, ANT_WORDS_DEPTH> 
         }
 }
 
-void fetch_w(const bus_t *w, const Plan &p, hls::stream<bus_t, ANT_WORDS_DEPTH> &out) {
+void fetch_w(const bus_t *w, const int64_t *prm, const Plan &p, hls::stream<bus_t, ANT_WORDS_DEPTH> &out,
+             hls::stream<int64_t, ANT_EPI_DEPTH> &epi_words) {
+    if (p.epi) {
+    read_params:
+        for (uint32_t i = 0; i < p.epi_words; ++i) {
+#pragma HLS PIPELINE II = 1
+            epi_words.write(prm[i]);
+        }
+    }
     for (uint32_t m0 = 0; m0 < p.m; m0 += kRows) {
         if (p.w_resident && m0 != 0) break;
         for (uint32_t n0 = 0, tn = 0; n0 < p.n; n0 += kCols, ++tn)
@@ -299,9 +321,30 @@ void feed(const Plan &p, hls::stream<a_step_t, ANT_STEPS_DEPTH> &a_steps,
     to_core.write(stats);
 }
 
-// from_core -> y_vals: the int64 sum of a tile's jobs, then the closing stats answer.
-void drain(const Plan &p, core_out_stream &from_core, hls::stream<int64_t, ANT_Y_DEPTH> &y_vals,
-           uint32_t counters[4]) {
+// from_core -> y_vals: the int64 sum of a tile's jobs (or, with the epilogue, the tile's packed
+// codes in 64-bit words, plane by plane), then the closing stats answer.
+void drain(const Plan &p, core_out_stream &from_core, hls::stream<int64_t, ANT_EPI_DEPTH> &epi_words,
+           hls::stream<int64_t, ANT_Y_DEPTH> &y_vals, uint32_t counters[4]) {
+    static uint32_t mult[ANT_EPI_MAX_COLS];
+    static int64_t bias[ANT_EPI_MAX_COLS];
+    int64_t lo = 0, hi = 0, thr[ant_epi::kMaxThr] = {0};
+    if (p.epi) {  // first, so no process waits on the core for it (the rtl core answers late)
+    load_mult:
+        for (uint32_t i = 0; i < (p.n + 1) / 2; ++i) {
+#pragma HLS PIPELINE II = 1
+            const uint64_t v = static_cast<uint64_t>(epi_words.read());
+            mult[2 * i] = static_cast<uint32_t>(v);
+            if (2 * i + 1 < p.n) mult[2 * i + 1] = static_cast<uint32_t>(v >> 32);
+        }
+    load_bias:
+        for (uint32_t i = 0; i < p.n; ++i) {
+#pragma HLS PIPELINE II = 1
+            bias[i] = epi_words.read();
+        }
+        lo = epi_words.read();
+        hi = epi_words.read();
+        for (uint32_t j = 0; j < p.out.nthr; ++j) thr[j] = epi_words.read();
+    }
     for (int i = 0; i < 4; ++i) from_core.read();  // the opening stats answer: cleared counters
     for (uint32_t m0 = 0; m0 < p.m; m0 += kRows)
         for (uint32_t n0 = 0; n0 < p.n; n0 += kCols) {
@@ -318,16 +361,48 @@ void drain(const Plan &p, core_out_stream &from_core, hls::stream<int64_t, ANT_Y
                 }
             }
             const uint32_t rows = p.m - m0 < kRows ? p.m - m0 : kRows, cols = p.n - n0 < kCols ? p.n - n0 : kCols;
-            for (uint32_t r = 0; r < rows; ++r)
-                for (uint32_t c = 0; c < cols; ++c) y_vals.write(acc[r][c]);
+            if (!p.epi) {
+                for (uint32_t r = 0; r < rows; ++r)
+                    for (uint32_t c = 0; c < cols; ++c) y_vals.write(acc[r][c]);
+                continue;
+            }
+            uint8_t codes[kRows][kCols];
+        epilogue:
+            for (uint32_t i = 0; i < kRows * kCols; ++i) {
+#pragma HLS PIPELINE II = 1
+                const uint32_t r = i / kCols, c = i % kCols;
+                codes[r][c] = r < rows && c < cols ? static_cast<uint8_t>(ant_epi::code(
+                                                         acc[r][c], mult[n0 + c], bias[n0 + c], lo, hi, p.out, thr))
+                                                   : 0;  // rows >= M and steps >= N are code 0
+            }
+            const uint32_t words = ant_epi::run_words(ant_epi::run_steps(n0, p.n));
+            for (uint32_t pl = 0; pl < p.out.planes; ++pl)
+            pack_tile:
+                for (uint32_t wd = 0; wd < words; ++wd) {
+#pragma HLS PIPELINE II = 1
+                    y_vals.write(static_cast<int64_t>(ant_epi::run_word(codes, wd, p.out, pl)));
+                }
         }
     for (int i = 0; i < 4; ++i) counters[i] = static_cast<uint32_t>(from_core.read().range(31, 0).to_uint64());
 }
 
-// y_vals -> DDR: each tile row in bursts of at most ANT_MAX_BURST words.
+// y_vals -> DDR: each tile row in bursts of at most ANT_MAX_BURST words; with the epilogue each
+// tile's run of packed words per plane (ant_epi::run_offset).
 void store_y(int64_t *y, const Plan &p, hls::stream<int64_t, ANT_Y_DEPTH> &y_vals) {
     for (uint32_t m0 = 0; m0 < p.m; m0 += kRows)
         for (uint32_t n0 = 0; n0 < p.n; n0 += kCols) {
+            if (p.epi) {
+                const uint32_t words = ant_epi::run_words(ant_epi::run_steps(n0, p.n));
+                for (uint32_t pl = 0; pl < p.out.planes; ++pl) {
+                    const uint64_t base = ant_epi::run_offset(m0, n0, pl, p.m, p.n);
+                write_codes:
+                    for (uint32_t wd = 0; wd < words; ++wd) {
+#pragma HLS PIPELINE II = 1
+                        y[base + wd] = y_vals.read();
+                    }
+                }
+                continue;
+            }
             const uint32_t rows = p.m - m0 < kRows ? p.m - m0 : kRows, cols = p.n - n0 < kCols ? p.n - n0 : kCols;
             for (uint32_t r = 0; r < rows; ++r) {
                 const uint64_t row = (uint64_t{m0} + r) * p.n + n0;
@@ -340,27 +415,29 @@ void store_y(int64_t *y, const Plan &p, hls::stream<int64_t, ANT_Y_DEPTH> &y_val
         }
 }
 
-void run_call(const bus_t *a, const bus_t *w, int64_t *y, const Plan &p, uint32_t counters[4]) {
+void run_call(const bus_t *a, const bus_t *w, int64_t *y, const int64_t *prm, const Plan &p,
+              uint32_t counters[4]) {
     hls::stream<bus_t, ANT_WORDS_DEPTH> a_words("a_words"), w_words("w_words");
     hls::stream<a_step_t, ANT_STEPS_DEPTH> a_steps("a_steps");
     hls::stream<w_step_t, ANT_STEPS_DEPTH> w_steps("w_steps");
     core_in_stream to_core("to_core");
     core_out_stream from_core("from_core");
     hls::stream<int64_t, ANT_Y_DEPTH> y_vals("y_vals");
+    hls::stream<int64_t, ANT_EPI_DEPTH> epi_words("epi_words");
     ANT_DATAFLOW_BEGIN("ant_gemm")
     ANT_PROCESS("fetch_a", fetch_a(a, p, a_words))
-    ANT_PROCESS("fetch_w", fetch_w(w, p, w_words))
+    ANT_PROCESS("fetch_w", fetch_w(w, prm, p, w_words, epi_words))
     ANT_PROCESS("serve_a", serve_a(p, a_words, a_steps))
     ANT_PROCESS("serve_w", serve_w(p, w_words, w_steps))
     ANT_PROCESS("feed", feed(p, a_steps, w_steps, to_core))
     ANT_PROCESS("ant_core", ant_core_bb(to_core, from_core))
-    ANT_PROCESS("drain", drain(p, from_core, y_vals, counters))
+    ANT_PROCESS("drain", drain(p, from_core, epi_words, y_vals, counters))
     ANT_PROCESS("store_y", store_y(y, p, y_vals))
     ANT_DATAFLOW_END()
 }
 
 uint32_t check_args(uint32_t m, uint32_t n, uint32_t k, const Fmt &fa, const Fmt &fw, uint32_t passes,
-                    uint32_t *sel) {
+                    uint32_t out_mode, uint32_t *sel) {
     if (m == 0 && n == 0 && k == 0) return ANT_ST_OK;  // identification call
     if (!fa.ok) return ANT_ST_BAD_A;
     if (!fw.ok) return ANT_ST_BAD_W;
@@ -372,6 +449,8 @@ uint32_t check_args(uint32_t m, uint32_t n, uint32_t k, const Fmt &fa, const Fmt
     if (ANT_JOB_STEPS[fa.index][fw.index] == 0) return ANT_ST_BAD_PAIR;
     if (m == 0 || n == 0 || k == 0 || m > ANT_MAX_DIM || n > ANT_MAX_DIM || k > ANT_MAX_DIM)
         return ANT_ST_BAD_SIZE;
+    if (out_mode != 0 && (!ant_epi::decode_out(out_mode).ok || !ant_epi::tiles_ok() || n > ANT_EPI_MAX_COLS))
+        return ANT_ST_BAD_MODE;
     return ANT_ST_OK;
 }
 
@@ -392,22 +471,25 @@ uint64_t last_stages_[3];
 const uint64_t *ant_model_stages(void) { return last_stages_; }
 #endif
 
-void ant_gemm(const bus_t *a, const bus_t *w, int64_t *y, uint32_t m, uint32_t n, uint32_t k,
-              uint32_t a_type, uint32_t w_type, uint32_t passes, uint32_t *id_version,
+void ant_gemm(const bus_t *a, const bus_t *w, int64_t *y, const int64_t *p, uint32_t m, uint32_t n, uint32_t k,
+              uint32_t a_type, uint32_t w_type, uint32_t passes, uint32_t out_mode, uint32_t *id_version,
               uint32_t *geometry, uint32_t *status, uint32_t *cycles_lo, uint32_t *cycles_hi,
               uint32_t *core_busy, uint32_t *stall_in, uint32_t *stall_out) {
 #pragma HLS INTERFACE m_axi port = a offset = slave bundle = gmem_a max_read_burst_length = ANT_MAX_BURST depth = ANT_COSIM_DEPTH
 #pragma HLS INTERFACE m_axi port = w offset = slave bundle = gmem_w max_read_burst_length = ANT_MAX_BURST depth = ANT_COSIM_DEPTH
 #pragma HLS INTERFACE m_axi port = y offset = slave bundle = gmem_y max_write_burst_length = ANT_MAX_BURST depth = ANT_COSIM_DEPTH
+#pragma HLS INTERFACE m_axi port = p offset = slave bundle = gmem_w max_read_burst_length = ANT_MAX_BURST depth = ANT_COSIM_DEPTH
 #pragma HLS INTERFACE s_axilite port = a bundle = control
 #pragma HLS INTERFACE s_axilite port = w bundle = control
 #pragma HLS INTERFACE s_axilite port = y bundle = control
+#pragma HLS INTERFACE s_axilite port = p bundle = control
 #pragma HLS INTERFACE s_axilite port = m bundle = control
 #pragma HLS INTERFACE s_axilite port = n bundle = control
 #pragma HLS INTERFACE s_axilite port = k bundle = control
 #pragma HLS INTERFACE s_axilite port = a_type bundle = control
 #pragma HLS INTERFACE s_axilite port = w_type bundle = control
 #pragma HLS INTERFACE s_axilite port = passes bundle = control
+#pragma HLS INTERFACE s_axilite port = out_mode bundle = control
 #pragma HLS INTERFACE s_axilite port = id_version bundle = control
 #pragma HLS INTERFACE s_axilite port = geometry bundle = control
 #pragma HLS INTERFACE s_axilite port = status bundle = control
@@ -421,16 +503,16 @@ void ant_gemm(const bus_t *a, const bus_t *w, int64_t *y, uint32_t m, uint32_t n
     *geometry = ANT_GEOMETRY;
     const Fmt fa = decode_type(a_type), fw = decode_type(w_type);
     uint32_t sel = 0;
-    const uint32_t st = check_args(m, n, k, fa, fw, passes, &sel);
+    const uint32_t st = check_args(m, n, k, fa, fw, passes, out_mode, &sel);
     uint32_t counters[4] = {0, 0, 0, 0};  // total, busy, input stalls, output stalls
     uint64_t cycles = ANT_CALL_OVERHEAD;
     if (st == ANT_ST_OK && m != 0) {
-        const Plan p = make_plan(m, n, k, fa, fw, sel);
-        run_call(a, w, y, p, counters);
+        const Plan plan = make_plan(m, n, k, fa, fw, sel, out_mode);
+        run_call(a, w, y, p, plan, counters);
 #ifdef __SYNTHESIS__
         cycles += counters[0];
 #else
-        cycles = ant_model_cycles(p, last_stages_);
+        cycles = ant_model_cycles(plan, last_stages_);
 #endif
     }
     *status = st;

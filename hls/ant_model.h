@@ -1,11 +1,13 @@
 // ant_model.h: the cycle model of one ant_gemm call in the g++ builds (csim and rtl levels).
 //
 // The dataflow overlaps its stages, so a call costs the fill (CALL_OVERHEAD and one DDR latency),
+// (with the epilogue also MEM_LATENCY + the parameter buffer's words, read before the tiles),
 // then per output tile the slowest of its four stages, then the drain of the last tile:
 //   fetch_a  bus words of A this tile reads from DDR (first uses only) + MEM_LATENCY per span
 //   fetch_w  the same for W (port gmem_w, in parallel with fetch_a on gmem_a)
 //   compute  the core's cycles for the tile's beats (ant_core_timing.h, exact)
-//   store    rows * cols int64 words on gmem_y (outstanding writes hide the latency)
+//   store    rows * cols int64 words on gmem_y (outstanding writes hide the latency); with the
+//            epilogue the tile's packed 64-bit words, every plane (ant_epi::run_words)
 //   drain    the last results leaving the core, the last tile's store, one write latency.
 // antq.emu.levels.ref.model_cycles computes the same numbers; docs/overlay.md §2 explains it.
 // Included by ant_gemm.cpp after its Plan (g++ builds only).
@@ -24,6 +26,7 @@ uint64_t ant_model_cycles(const Plan &p, uint64_t stages[3]) {
     uint64_t opening[4];
     core.stats(opening);  // the opening stats request
     uint64_t cycles = ANT_CALL_OVERHEAD + ANT_MEM_LATENCY, load = 0, compute = 0, store = 0;
+    if (p.epi) cycles += ANT_MEM_LATENCY + p.epi_words;  // the parameter buffer, before the tiles
     uint32_t last_p = 0;
     while (!((p.sel >> last_p) & 1u)) ++last_p;
     uint64_t last_store = 0;
@@ -41,7 +44,9 @@ uint64_t ant_model_cycles(const Plan &p, uint64_t stages[3]) {
                     if ((p.sel >> ps) & 1u) core.job(kl, static_cast<uint32_t>(ps) == last_p);
             }
             const uint32_t rows = p.m - m0 < kRows ? p.m - m0 : kRows, cols = p.n - n0 < kCols ? p.n - n0 : kCols;
-            const uint64_t fetch = fa > fw ? fa : fw, comp = core.t - before, st = uint64_t{rows} * cols;
+            const uint64_t fetch = fa > fw ? fa : fw, comp = core.t - before;
+            const uint64_t st = p.epi ? uint64_t{p.out.planes} * ant_epi::run_words(ant_epi::run_steps(n0, p.n))
+                                      : uint64_t{rows} * cols;
             uint64_t slowest = fetch > comp ? fetch : comp;
             slowest = slowest > st ? slowest : st;
             cycles += slowest;

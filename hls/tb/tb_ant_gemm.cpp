@@ -101,8 +101,8 @@ Result run(const std::vector<uint8_t> &pa, const std::vector<uint8_t> &pw, uint3
              " elements that cosim models (ANT_COSIM_DEPTH)");
     Result r;
     r.y.assign(uint64_t{m} * n + 1, -12345);  // one guard element past the end
-    ant_gemm(wa.data(), ww.data(), r.y.data(), m, n, k, ta.word(), tw.word(), passes, &r.id, &r.geometry,
-             &r.status, &r.cycles_lo, &r.cycles_hi, &r.busy, &r.stall_in, &r.stall_out);
+    ant_gemm(wa.data(), ww.data(), r.y.data(), nullptr, m, n, k, ta.word(), tw.word(), passes, 0, &r.id,
+             &r.geometry, &r.status, &r.cycles_lo, &r.cycles_hi, &r.busy, &r.stall_in, &r.stall_out);
     return r;
 }
 

@@ -11,7 +11,7 @@ import numpy as np
 import pynq
 import pytest
 from antq import driver
-from antq.core import arch, formats, reference, regmap
+from antq.core import arch, epilogue, formats, reference, regmap
 from antq.core import backends as backends_core
 from antq.driver import AntOverlay, VersionError
 from antq.driver import ip as driver_ip
@@ -359,21 +359,32 @@ def test_other_array_geometry_is_read_from_the_ip(rng):
     ov.close()
 
 
-@pytest.mark.parametrize(("fa", "fw", "m", "n", "k"), [
-    (formats.get("int", 8, True), F4U, 20, 12, 300),  # int8 x flint4: two chained passes
-    (I4S, F4U, 37, 70, 5000),  # K split into jobs, edge tiles
-    (formats.get("pot", 4, False), formats.get("pot", 4, False), 16, 24, 40),  # max_k = 7: held steps
-    (I4S, I4S, 8, 8, 3),  # K + 1 < R*C: every readout waits for the previous one
-], ids=["int8xflint4", "int4-long-k", "pot4u-short-jobs", "tiny"])
-def test_levels_count_the_same_cycles(rng, fa, fw, m, n, k):
+@pytest.mark.parametrize(("fa", "fw", "m", "n", "k", "out"), [
+    (formats.get("int", 8, True), F4U, 20, 12, 300, None),  # int8 x flint4: two chained passes
+    (I4S, F4U, 37, 70, 5000, None),  # K split into jobs, edge tiles
+    (formats.get("pot", 4, False), formats.get("pot", 4, False), 16, 24, 40, None),  # max_k = 7: held steps
+    (I4S, I4S, 8, 8, 3, None),  # K + 1 < R*C: every readout waits for the previous one
+    (I4S, F4U, 37, 70, 300, I4S),  # the epilogue: parameter load, packed stores, edge tiles
+    (formats.get("int", 8, True), F4U, 20, 12, 300, formats.get("int", 8, False)),  # int8 out: two planes
+    (I4S, I4S, 8, 8, 3, formats.get("pot", 4, True)),  # store-light tiny tiles
+], ids=["int8xflint4", "int4-long-k", "pot4u-short-jobs", "tiny", "epi-int4s", "epi-int8u", "epi-tiny"])
+def test_levels_count_the_same_cycles(rng, fa, fw, m, n, k, out):
     """Tolerance 0: the cycle model is one per-stage model of the dataflow on every level, and the
     core's counters on the rtl level come from the Verilated core's own stats answers, which the
-    closed-form core timing of the ref and csim levels must equal exactly."""
+    closed-form core timing of the ref and csim levels must equal exactly. With an epilogue output
+    format ``out`` the IP writes packed codes, and they are epilogue.apply_packed of the GEMM."""
     a, w = random_tensor(rng, fa, (m, k)), random_tensor(rng, fw, (n, k))
+    p = None if out is None else epilogue.params(
+        fmt=out, s_a=0.1, s_w=rng.uniform(0.5, 1.5, n), s_out=0.1 * a.fmt.max_abs * w.fmt.max_abs * k ** 0.5
+        / out.max_abs, act="relu", acc_max=epilogue.acc_bound(a.fmt, w.fmt, k))
     seen = {}
     for level in backends_core.LEVELS:
         with open_overlay(level) as ov:
-            np.testing.assert_array_equal(ov.gemm(a, w), reference.gemm(a, w))
+            if p is None:
+                np.testing.assert_array_equal(ov.gemm(a, w), reference.gemm(a, w))
+            else:
+                h = ov.gemm(a, w, epilogue=p)
+                np.testing.assert_array_equal(ov.fetch(h).codes, epilogue.apply(reference.gemm(a, w), p))
             t = ov.last_timing
             seen[level] = (ov.last_cycles, t.core_busy, t.stall_in, t.stall_out)
     assert seen["ref"] == seen["csim"] == seen["rtl"], seen

@@ -79,12 +79,20 @@ def test_status_decisions_match_the_python_model():
     cases = [(0, 0, 0, 0, 0, 0), (1, 1, 1, 0x13, i4, 0), (1, 1, 1, i4, 0x9F, 0), (1, 1, 1, i4, i4, 2),
              (1, 1, 1, i8, i4, 0b1000), (0, 1, 1, i4, i4, 0), (1, 1, regmap.MAX_DIM + 1, i4, i4, 0),
              (1, 1, 1, i4 | 0x100, i4, 0), (1, 1, 1, i4 | 0x8, i4, 0), (1, 1, 1, 0x81, i4, 0)]  # 0x81: pot8u
-    for m, n, k, at, wt, passes in cases:
-        want = check_args(m, n, k, at, wt, passes)[0]
+    cases = [(*c, 0) for c in cases]
+    pot4u = regmap.encode_type(formats.get("pot", 4, False))
+    # out_mode: S = 0, S beyond max_shift (pot4u 49, int8s 56), not a format, bits above 13, N too large
+    cases += [(1, 1, 1, i4, i4, 0, i4), (1, 1, 1, i4, i4, 0, pot4u | 50 << 8),
+              (1, 1, 1, i4, i4, 0, i8 | 57 << 8), (1, 1, 1, i4, i4, 0, 0x81 | 8 << 8),
+              (1, 1, 1, i4, i4, 0, i4 | 8 << 8 | 1 << 14),
+              (1, regmap.EPI_MAX_COLS + 1, 1, i4, i4, 0, i4 | 8 << 8), (0, 0, 0, 0, 0, 0, 0x81)]
+    for m, n, k, at, wt, passes, mode in cases:
+        want = check_args(m, n, k, at, wt, passes, arch.DEFAULT, mode)[0]
         assert want != regmap.ST_OK or m == 0
-        assert lib.antgemm_call(None, None, None, m, n, k, at, wt, passes, out, stages) == 0
+        assert lib.antgemm_call(None, None, None, None, m, n, k, at, wt, passes, mode, out, stages) == 0
         assert (out[0], out[1], out[2]) == (regmap.ID_WORD, regmap.encode_geometry(arch.DEFAULT), want), \
-            (m, n, k, hex(at), hex(wt), passes)
+            (m, n, k, hex(at), hex(wt), passes, hex(mode))
+    assert check_args(1, 1, 1, i4, i4, 0, arch.DEFAULT, pot4u | 49 << 8)[0] == regmap.ST_OK
 
 
 def test_type_encoding_round_trips():

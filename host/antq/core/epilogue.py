@@ -121,6 +121,9 @@ class Params:
     lo: int = INT64_MIN
     hi: int = INT64_MAX
     acc_max: int = 0
+    s_out: float | None = None
+    """The output scale the codes are in (set by :func:`params`; the driver gives it to the output
+    tensor). Not part of the arithmetic."""
 
     def __post_init__(self) -> None:
         check_format(self.fmt)
@@ -303,7 +306,7 @@ def params(
         raise ValueError(f"channel {n0}: s_a*s_w/s_out = {float(ratios[n0]):.6g} rounds to M = 0 at S = {s}; "
                          "its accumulators would be lost")
     lo, hi = _clamp_bounds(act, so, s)
-    return Params(fmt, s, tuple(m), tuple(b), lo, hi, acc_max)
+    return Params(fmt, s, tuple(m), tuple(b), lo, hi, acc_max, float(s_out))
 
 
 def _check_acc(acc: object, p: Params) -> np.ndarray:
@@ -379,3 +382,64 @@ def tile_slices(cfg: arch.ArrayConfig, shape: tuple[int, int], bits: int, m0: in
 def dequantized(codes: np.ndarray, fmt: Format, s_out: float) -> np.ndarray:
     """float32 real values of output codes (``values * s_out``, as QuantizedTensor.dequantize)."""
     return QuantizedTensor(codes, kind=fmt.kind, bits=fmt.bits, signed=fmt.signed, scale=s_out).dequantize()
+
+
+# ---- the parameter buffer the IP reads (docs/contracts.md section 12) -------------------------
+
+def threshold_count(fmt: Format) -> int:
+    """Thresholds the parameter buffer carries: q - 1 for a 4-bit format, none for int8 (the IP
+    rounds int8 by the shift form, :func:`round_int8`, which equals the count)."""
+    return 0 if check_format(fmt).bits == 8 else len(grid(fmt)) - 1
+
+
+def param_words(fmt: Format, channels: int) -> int:
+    """int64 words of the parameter buffer of an N-column call: ceil(N/2) + N + 2 + thresholds."""
+    return -(-channels // 2) + channels + 2 + threshold_count(fmt)
+
+
+def param_buffer(p: Params) -> np.ndarray:
+    """The parameter buffer of ``p`` as little-endian int64 words, the one layout the IP reads:
+
+    * words 0 .. ceil(N/2)-1: M[2i] in bits 31:0 and M[2i+1] in bits 63:32 (0 past the last column);
+    * the next N words: B[0 .. N-1];
+    * then L, H, and for a 4-bit output format its q-1 thresholds T_0 .. T_{q-2} (none for int8).
+    """
+    n = p.channels
+    m = np.zeros(2 * -(-n // 2), np.uint64)
+    m[:n] = p.m.astype(np.uint64)
+    words = [(m[0::2] | (m[1::2] << np.uint64(32))).view(np.int64), p.b,
+             np.array([p.lo, p.hi], np.int64)]
+    if threshold_count(p.fmt):
+        words.append(p.thresholds)
+    out = np.concatenate(words).astype("<i8")
+    assert out.size == param_words(p.fmt, n)
+    return out
+
+
+def read_param_buffer(words: np.ndarray, fmt: Format, shift: int, channels: int) -> Params:
+    """Params back from a parameter buffer (the ref level reads the IP's buffer with it).
+
+    ``acc_max`` is the largest the parameters allow (``(2^62 - max|B|) // max M``). ValueError if
+    the buffer is malformed: too short, M out of range, L > H, or thresholds other than those of
+    ``fmt`` and ``shift``."""
+    w = np.asarray(words).view("<i8").reshape(-1)
+    need = param_words(fmt, channels)
+    if w.size < need:
+        raise ValueError(f"parameter buffer has {w.size} words; {fmt.name} with {channels} columns "
+                         f"needs {need}")
+    h = -(-channels // 2)
+    pairs = w[:h].view(np.uint64)
+    mult = np.empty(2 * h, np.int64)
+    mult[0::2], mult[1::2] = pairs & np.uint64(0xFFFFFFFF), pairs >> np.uint64(32)
+    bias = w[h:h + channels]
+    lo, hi = int(w[h + channels]), int(w[h + channels + 1])
+    mult_t = tuple(int(v) for v in mult[:channels])
+    if max(mult_t) >= MULT_LIMIT:
+        raise ValueError(f"parameter buffer: M[n] = {max(mult_t)} is not below 2^31")
+    top = max(mult_t)
+    acc_max = (T_BOUND - max(abs(int(b)) for b in bias)) // top if top else T_BOUND
+    p = Params(fmt, shift, mult_t, tuple(int(b) for b in bias), lo, hi, max(acc_max, 0))
+    thr = w[h + channels + 2:need]
+    if thr.size and not np.array_equal(thr, p.thresholds):
+        raise ValueError(f"parameter buffer: its thresholds are not those of {fmt.name} at S = {shift}")
+    return p

@@ -27,17 +27,17 @@ class AntAccelerator(pynq.DefaultIP):
         self._ctrl = self.register_map.CTRL.address
 
     def start(self, *, a: int, w: int, y: int, m: int, n: int, k: int, a_type: int, w_type: int,
-              passes: int = 0) -> None:
+              passes: int = 0, p: int = 0, out_mode: int = 0) -> None:
         """Write every argument (both halves of each address) and set AP_START."""
         ctrl = self.read(self._ctrl)
         if not ctrl & regmap.AP_IDLE:
             raise RuntimeError(f"{regmap.TOP} is busy (CTRL=0x{ctrl:x}): an earlier call has not finished")
         rm = self.register_map
-        for name, addr in (("a", a), ("w", w), ("y", y)):
+        for name, addr in (("a", a), ("w", w), ("y", y), ("p", p)):
             setattr(rm, f"{name}_1", addr & _M32)
             setattr(rm, f"{name}_2", addr >> 32)
         for name, value in (("m", m), ("n", n), ("k", k), ("a_type", a_type), ("w_type", w_type),
-                            ("passes", passes)):
+                            ("passes", passes), ("out_mode", out_mode)):
             setattr(rm, name, int(value))
         self.write(self._ctrl, regmap.AP_START)
 

@@ -6,6 +6,8 @@
 >>> ov.last_cycles, ov.last_timing            # the IP's cycle counter; the per-call breakdown
 >>> hw = ov.load_weights(w)                   # packed once, resident in device memory
 >>> y = ov.gemm(a, hw); ov.live_buffers; hw.free(); ov.close()
+>>> nxt = ov.gemm(a, hw, epilogue=p)          # requantized on chip: a DeviceTensor of p.fmt codes,
+>>> z = ov.gemm(nxt, hw2); ov.fetch(nxt)      # the next layer's activations as they are
 
 Only real ``pynq`` objects are used: ``Overlay`` (bound to the bitstream's ``.hwh``),
 :class:`~antq.driver.ip.AntAccelerator` (a ``DefaultIP`` bound to :data:`antq.core.regmap.VLNV`),
@@ -33,6 +35,8 @@ import pynq.ps
 from pynq.buffer import PynqBuffer
 
 from ..core import arch, formats, pack, regmap
+from ..core.epilogue import Params as EpilogueParams
+from ..core.epilogue import acc_bound, param_buffer
 from ..core.quantize import QuantizedTensor
 from ..toolchain.paths import BITFILE_ENV, BOARD_ENV, source_dir
 from .ip import AntAccelerator
@@ -111,6 +115,8 @@ class DeviceTensor:
         """Release the device buffer (if the overlay owns it); the tensor cannot be used afterwards."""
         if not self.freed and self.owned:
             self._overlay._free(self.buffer)
+            if self in self._overlay._handles:
+                self._overlay._handles.remove(self)
         self.freed = True
 
     def __repr__(self) -> str:
@@ -163,6 +169,7 @@ class AntOverlay(pynq.Overlay):
         self._owned: dict[int, PynqBuffer] = {}
         self._scratch: dict[str, PynqBuffer] = {}
         self._handles: list[DeviceTensor] = []
+        self._params: dict[int, tuple[EpilogueParams, PynqBuffer]] = {}
         self._fault: str | None = None
         self._closed = False
         super().__init__(str(bitfile or default_bitfile(device)), download=download, device=device)
@@ -302,9 +309,10 @@ class AntOverlay(pynq.Overlay):
 
     def close(self) -> None:
         """Free every device buffer this overlay holds (scratch and loaded tensors)."""
-        for h in self._handles:
+        for h in list(self._handles):
             h.free()
         self._handles.clear()
+        self._params.clear()
         for buf in list(self._owned.values()):
             self._free(buf)
         self._scratch.clear()
@@ -360,15 +368,67 @@ class AntOverlay(pynq.Overlay):
         self._pack_into(buf, t, side)
         return DeviceTensor(self, buf, t.fmt, t.shape, side, t.scale, t.channel_axis, owned=False), True
 
-    def gemm(self, a: QuantizedTensor | DeviceTensor, w: QuantizedTensor | DeviceTensor, *, passes: int = 0,
-             return_cycles: bool = False) -> np.ndarray | tuple[np.ndarray, int]:
+    def gemm(self, a: QuantizedTensor | DeviceTensor, w: QuantizedTensor | DeviceTensor, *,
+             epilogue: EpilogueParams | None = None, passes: int = 0, return_cycles: bool = False
+             ) -> np.ndarray | DeviceTensor | tuple[np.ndarray | DeviceTensor, int]:
         """int64 (M, N) accumulators of ``a`` (M, K) times ``w`` (N, K) transposed, bit-exact.
 
+        With ``epilogue`` (:class:`antq.core.epilogue.Params` of N columns) the IP requantizes on
+        chip (docs/contracts.md section 12) and the result is a :class:`DeviceTensor` of
+        ``epilogue.fmt`` codes (M, N), packed as activations (side ``"a"``) with scale
+        ``epilogue.s_out``: pass it to the next ``gemm`` as ``a`` as it is, :meth:`fetch` it to the
+        host, and ``free()`` it when done (it is counted in ``live_buffers``). The parameter buffer
+        is written once per Params object and kept on the device.
         ``passes`` selects int8 nibble passes (bit ``a_hi * 2 + w_hi``; 0 = all the types need).
         With ``return_cycles`` the IP's cycle count comes back too (it is also ``last_cycles``).
         """
-        y, _, _ = self._run(a, w, passes)
+        y, _, _ = self._run(a, w, passes, epilogue)
         return (y, self.last_cycles) if return_cycles else y
+
+    def fetch(self, t: DeviceTensor) -> QuantizedTensor:
+        """The codes of a device tensor back on the host (``invalidate()`` and unpack)."""
+        if not isinstance(t, DeviceTensor):
+            raise TypeError(f"expected a DeviceTensor, got {type(t).__name__}")
+        if t.freed:
+            raise RuntimeError(f"{t!r} was freed")
+        view = t.buffer[:t.nbytes]
+        view.invalidate()
+        codes = pack.unpack(np.array(view, dtype=np.uint8), t.fmt.bits, t.shape,
+                            pack.accelerator_layout(t.side, self.array))
+        return QuantizedTensor(codes, kind=t.fmt.kind, bits=t.fmt.bits, signed=t.fmt.signed,
+                               scale=1.0 if t.scale is None else t.scale, channel_axis=t.channel_axis)
+
+    def _param_buffer(self, p: EpilogueParams) -> PynqBuffer:
+        """The device copy of ``p``'s parameter buffer, written and flushed once per Params object."""
+        hit = self._params.get(id(p))
+        if hit is not None and hit[0] is p:
+            return hit[1]
+        words = param_buffer(p)
+        buf = self._allocate(words.nbytes)
+        buf[:words.nbytes] = words.view(np.uint8)
+        buf[:words.nbytes].flush()
+        self._params[id(p)] = (p, buf)
+        return buf
+
+    def _check_epilogue(self, p: object, A: DeviceTensor, W: DeviceTensor) -> None:
+        if not isinstance(p, EpilogueParams):
+            raise TypeError(f"epilogue must be antq.core.epilogue.Params (epilogue.params(...)), "
+                            f"got {type(p).__name__}")
+        n, k = W.shape
+        if p.channels != n:
+            raise ValueError(f"the epilogue has {p.channels} output columns but w has N = {n}")
+        if n > regmap.EPI_MAX_COLS:
+            raise ValueError(f"N = {n}: the IP's epilogue keeps at most {regmap.EPI_MAX_COLS} columns' "
+                             "parameters on chip; run this layer with int64 output")
+        if not regmap.epilogue_tiles_ok(self.array):
+            cfg = self.array
+            raise ValueError(f"a {cfg.rows}x{cfg.cols} array on a {cfg.bus_bits}-bit bus cannot write packed "
+                             "output tiles (needs R even and C*4R a multiple of the bus)")
+        bound = acc_bound(A.fmt, W.fmt, k)
+        if p.acc_max < bound:
+            raise ValueError(f"the epilogue is valid for |acc| <= {p.acc_max}, but {A.fmt.name} x "
+                             f"{W.fmt.name} with K = {k} can reach {bound} (acc * M + B could overflow "
+                             "int64); make it with acc_max=epilogue.acc_bound(a, w, K)")
 
     def gemm_float(self, a: QuantizedTensor | DeviceTensor, w: QuantizedTensor | DeviceTensor) -> np.ndarray:
         """Rescaled float32 (M, N): ``gemm * scale_a[m] * scale_w[n]``, as antq.core.reference.gemm_float."""
@@ -386,7 +446,8 @@ class AntOverlay(pynq.Overlay):
         self.last_timing.total_s += time.perf_counter() - t
         return out
 
-    def _run(self, a, w, passes: int) -> tuple[np.ndarray, DeviceTensor, DeviceTensor]:
+    def _run(self, a, w, passes: int, epi: EpilogueParams | None = None
+             ) -> tuple[np.ndarray | DeviceTensor, DeviceTensor, DeviceTensor]:
         self._check_usable()
         t0 = time.perf_counter()
         A, fresh_a = self._operand(a, "a")
@@ -397,14 +458,55 @@ class AntOverlay(pynq.Overlay):
         n = W.shape[0]
         if not 0 <= passes < 16:
             raise ValueError(f"passes must be a 4-bit mask, got {passes}")
-        ybuf = self._scratch_buffer("y", m * n * 8)
+        p_addr, out_mode = 0, 0
+        if epi is None:
+            ybuf = self._scratch_buffer("y", m * n * 8)
+        else:
+            self._check_epilogue(epi, A, W)
+            p_addr = int(self._param_buffer(epi).physical_address)
+            out_mode = regmap.encode_out_mode(epi.fmt, epi.shift)
+            nbytes = pack.accelerator_layout("a", self.array).nbytes((m, n), epi.fmt.bits)
+            scale = None if epi.s_out is None else np.float32(epi.s_out)
+            out = DeviceTensor(self, self._allocate(nbytes), epi.fmt, (m, n), "a", scale, None, owned=True)
+            self._handles.append(out)
+            ybuf = out.buffer
+        try:
+            cycles, counters, wait_s, (t1, t2, t3, t4) = self._call(A, W, fresh_a, fresh_w, ybuf, passes,
+                                                                    p_addr, out_mode)
+        except TimeoutError:
+            raise  # the IP may still write the output buffer: close() frees it
+        except BaseException:
+            if epi is not None:
+                out.free()
+            raise
+        if epi is not None:  # the output stays on the device as the next layer's activations
+            self.last_cycles = cycles
+            self.last_timing = GemmTiming(t1 - t0, t2 - t1, t3 - t2, t4 - t3, 0.0, 0.0, t4 - t0, cycles,
+                                          self.clock_mhz, *counters, wait_s)
+            return out, A, W
+        yv = ybuf[:m * n * 8]
+        yv.invalidate()
+        t5 = time.perf_counter()
+        y = np.array(yv.view("<i8"), dtype=np.int64).reshape(m, n)
+        t6 = time.perf_counter()
+        self.last_cycles = cycles
+        self.last_timing = GemmTiming(t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4, t6 - t5, t6 - t0, cycles,
+                                      self.clock_mhz, *counters, wait_s)
+        return y, A, W
+
+    def _call(self, A: DeviceTensor, W: DeviceTensor, fresh_a: bool, fresh_w: bool, ybuf: PynqBuffer,
+              passes: int, p_addr: int, out_mode: int) -> tuple[int, list[int], float, tuple[float, ...]]:
+        """Flush the fresh operands, run the IP, wait: (cycles, counters, wait, times t1..t4)."""
+        m, k = A.shape
+        n = W.shape[0]
         t1 = time.perf_counter()
         for op, fresh in ((A, fresh_a), (W, fresh_w)):
             if fresh:
                 op.buffer[:op.nbytes].flush()
         t2 = time.perf_counter()
         self.accel.start(a=A.address, w=W.address, y=int(ybuf.physical_address), m=m, n=n, k=k,
-                         a_type=regmap.encode_type(A.fmt), w_type=regmap.encode_type(W.fmt), passes=passes)
+                         a_type=regmap.encode_type(A.fmt), w_type=regmap.encode_type(W.fmt), passes=passes,
+                         p=p_addr, out_mode=out_mode)
         t3 = time.perf_counter()
         wait_s = self.call_timeout(m, n, k, A.fmt, W.fmt)
         try:
@@ -418,13 +520,5 @@ class AntOverlay(pynq.Overlay):
             why = regmap.STATUS.get(status, f"status {status}")
             raise RuntimeError(f"{regmap.TOP} refused the call: {why}")
         t4 = time.perf_counter()
-        yv = ybuf[:m * n * 8]
-        yv.invalidate()
-        t5 = time.perf_counter()
-        y = np.array(yv.view("<i8"), dtype=np.int64).reshape(m, n)
-        t6 = time.perf_counter()
-        self.last_cycles = cycles
-        self.last_timing = GemmTiming(t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4, t6 - t5, t6 - t0, cycles,
-                                      self.clock_mhz, *counters, wait_s)
-        return y, A, W
+        return cycles, counters, wait_s, (t1, t2, t3, t4)
 

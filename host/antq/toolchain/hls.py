@@ -28,7 +28,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from ..core import arch, formats, regmap, stream
+from ..core import arch, epilogue, formats, regmap, stream
 from . import verilator
 from .paths import build_dir, file_lock, source_dir
 
@@ -39,6 +39,7 @@ SOURCES = {
     "rtl": ["ant_gemm.cpp", "ant_core_rtl.cpp", "sim_api.cpp"],
     "tb": ["ant_gemm.cpp", "ant_core_model.cpp", "tb/tb_ant_gemm.cpp"],
     "tb_deadlock": ["tb/tb_deadlock.cpp"],
+    "tb_epilogue": ["tb/tb_epilogue.cpp"],
 }
 COSIM_DEPTH = 16384
 """Elements of each m_axi buffer C/RTL co-simulation models (the pragmas' ``depth=``); the
@@ -53,7 +54,7 @@ def stream_depths(cfg: arch.ArrayConfig = arch.DEFAULT) -> dict[str, int]:
     """Depths of the dataflow's streams (docs/overlay.md §2): a word FIFO holds one tile block of
     K = 1024 at R = 16, so the fetches run a tile ahead; the core's output FIFO one readout."""
     return {"ANT_WORDS_DEPTH": 1024, "ANT_STEPS_DEPTH": 4, "ANT_Y_DEPTH": 2 * cfg.rows * cfg.cols,
-            "ANT_CORE_IN_DEPTH": 16, "ANT_CORE_OUT_DEPTH": cfg.rows * cfg.cols}
+            "ANT_CORE_IN_DEPTH": 16, "ANT_CORE_OUT_DEPTH": cfg.rows * cfg.cols, "ANT_EPI_DEPTH": 4}
 
 
 def config_header(cfg: arch.ArrayConfig = arch.DEFAULT,
@@ -73,7 +74,7 @@ def config_header(cfg: arch.ArrayConfig = arch.DEFAULT,
         "ANT_ACC_BITS": cfg.acc_bits, "ANT_CODE_BITS": arch.CODE_BITS, "ANT_DATA_W": data_w,
         "ANT_KBUF_STEPS": regmap.KBUF_STEPS, "ANT_WRES_WORDS": regmap.WRES_BYTES * 8 // cfg.bus_bits,
         "ANT_MAX_BURST": max_burst, "ANT_COSIM_DEPTH": COSIM_DEPTH, "ANT_MEM_LATENCY": regmap.MEM_LATENCY,
-        "ANT_CALL_OVERHEAD": regmap.CALL_OVERHEAD,
+        "ANT_CALL_OVERHEAD": regmap.CALL_OVERHEAD, "ANT_EPI_MAX_COLS": regmap.EPI_MAX_COLS,
         "ANT_CORE_LATENCY": stream.core_latency(cfg.rows, cfg.cols), "ANT_CORE_CAPTURE": stream.CAPTURE,
         "ANT_CORE_OUT_DELAY": stream.OUT_DELAY, "ANT_CORE_READ_AHEAD": stream.READ_AHEAD,
         "ANT_STATS_BEATS": stream.STATS_BEATS,
@@ -90,7 +91,7 @@ def config_header(cfg: arch.ArrayConfig = arch.DEFAULT,
         raise ValueError(f"stream depths must be positive ints, got {dict(depths or {})}")
     defines |= own | dict(depths or {})
     defines |= {f"ANT_KIND_{k.upper()}": formats.KIND_IDS[k] for k in kinds}
-    status = ("OK", "BAD_A", "BAD_W", "BAD_PASSES", "BAD_SIZE", "BAD_PAIR")
+    status = ("OK", "BAD_A", "BAD_W", "BAD_PASSES", "BAD_SIZE", "BAD_PAIR", "BAD_MODE")
     defines |= {f"ANT_ST_{n}": v for n, v in zip(status, range(len(regmap.STATUS)), strict=True)}
     fmts = regmap.indexed_formats()
 
@@ -109,6 +110,17 @@ def config_header(cfg: arch.ArrayConfig = arch.DEFAULT,
         "#ifndef ANT_CONFIG_H", "#define ANT_CONFIG_H", "", "#include <stdint.h>", "",
     ]
     lines += [f"#define {k} {v}" for k, v in defines.items()]
+
+    def grid_codes(k: str, s: bool) -> list[int]:
+        f = hw[(k, s)]
+        return [int(c) for c in f.grid_codes] + [0] * (16 - len(f.grid_codes))
+
+    codes4 = ",\n    ".join(
+        "{" + ", ".join("{" + ", ".join(map(str, grid_codes(k, s))) + "}" for s in (False, True)) + "}"
+        for k in kinds)
+    q4 = ", ".join("{" + ", ".join(str(len(epilogue.grid(hw[(k, s)]))) for s in (False, True)) + "}"
+                   for k in kinds)
+    shifts = ", ".join(f"{epilogue.max_shift(f)}u" for f in fmts)
     lines += [
         "",
         "// Largest |value| of each 4-bit format, [kind id][signed].",
@@ -120,6 +132,12 @@ def config_header(cfg: arch.ArrayConfig = arch.DEFAULT,
         f"static const uint32_t ANT_MAX_K[{len(fmts)}][{len(fmts)}] = {{{table(max_k)}}};",
         "// Steps per job: min(max_k, ANT_KBUF_STEPS), 0 for a pair that cannot run.",
         f"static const uint32_t ANT_JOB_STEPS[{len(fmts)}][{len(fmts)}] = {{{table(steps)}}};",
+        "// Epilogue (docs/contracts.md section 12): the code of grid index i of each 4-bit format,",
+        "// [kind id][signed][i] (antq.core.formats grid_codes, 0 past the grid), its grid size q,",
+        "// and the largest shift S per type index (antq.core.epilogue.max_shift).",
+        f"static const uint8_t ANT_GRID_CODES4[4][2][16] = {{\n    {codes4}}};",
+        f"static const uint32_t ANT_GRID_Q4[4][2] = {{{q4}}};",
+        f"static const uint32_t ANT_EPI_MAX_SHIFT[{len(fmts)}] = {{{shifts}}};",
         "", "#endif", "",
     ]
     return "\n".join(lines)
@@ -238,7 +256,7 @@ def load(target: str = "csim", cfg: arch.ArrayConfig = arch.DEFAULT) -> ctypes.C
     if path not in _LIBS:
         lib = ctypes.CDLL(str(path))
         u32, vp = ctypes.c_uint32, ctypes.c_void_p
-        lib.antgemm_call.argtypes = [vp, vp, vp, u32, u32, u32, u32, u32, u32, ctypes.POINTER(u32),
+        lib.antgemm_call.argtypes = [vp, vp, vp, vp, u32, u32, u32, u32, u32, u32, u32, ctypes.POINTER(u32),
                                      ctypes.POINTER(ctypes.c_uint64)]
         lib.antgemm_call.restype = ctypes.c_int
         lib.antgemm_error.restype = ctypes.c_char_p
@@ -260,6 +278,12 @@ def run_csim(golden: Path | None = None, random: int = 200, seed: int = 1,
     exe = build("tb", cfg, depths)
     return subprocess.run([str(exe), str(golden or "none"), "--random", str(random), "--seed", str(seed)],
                           capture_output=True, text=True)
+
+
+def run_epilogue_tb(golden: Path, cfg: arch.ArrayConfig = arch.DEFAULT) -> subprocess.CompletedProcess:
+    """Build and run ``hls/tb/tb_epilogue.cpp`` on an epilogue golden file (its codes and packed bytes)."""
+    exe = build("tb_epilogue", cfg)
+    return subprocess.run([str(exe), str(golden)], capture_output=True, text=True, timeout=120)
 
 
 def run_deadlock_check() -> tuple[bool, str]:

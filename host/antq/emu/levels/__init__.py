@@ -48,7 +48,13 @@ class Call:
     mem_a: np.ndarray
     mem_w: np.ndarray
     y: np.ndarray
-    """The result buffer as int64, M * N long."""
+    """The result buffer as int64: M * N long, or with the epilogue the packed output codes."""
+    out_mode: int = 0
+    """The ``out_mode`` argument: 0 for int64 Y, else the epilogue's format and shift."""
+    out: tuple[Format, int] | None = None
+    """The decoded output mode: (output format, S), or None for int64 Y."""
+    mem_p: np.ndarray | None = None
+    """The epilogue's parameter buffer (uint8), or None for int64 Y."""
 
 
 @dataclass

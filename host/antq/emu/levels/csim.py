@@ -25,8 +25,9 @@ class CsimLevel:
     def run(self, call: Call) -> Outcome:
         c = call
         res, stages = (ctypes.c_uint32 * 8)(), (ctypes.c_uint64 * 3)()
-        rc = self.lib.antgemm_call(c.mem_a.ctypes.data, c.mem_w.ctypes.data, c.y.ctypes.data,
-                                   c.m, c.n, c.k, c.a_type, c.w_type, c.passes, res, stages)
+        p = None if c.mem_p is None else c.mem_p.ctypes.data
+        rc = self.lib.antgemm_call(c.mem_a.ctypes.data, c.mem_w.ctypes.data, c.y.ctypes.data, p,
+                                   c.m, c.n, c.k, c.a_type, c.w_type, c.passes, c.out_mode, res, stages)
         if rc:
             raise SimulationError(self.lib.antgemm_error().decode())
         want = (regmap.ID_WORD, regmap.encode_geometry(self.cfg), regmap.ST_OK)

@@ -12,10 +12,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ...core import arch, pack, reference, regmap, tiling
+from ...core import arch, epilogue, pack, reference, regmap, tiling
 from ...core.formats import Format
 from ...core.quantize import QuantizedTensor
 from ...core.stream import CoreTiming
+from ..errors import SimulationError
 from . import Call, Outcome
 
 
@@ -50,13 +51,24 @@ def _span_cost(step_bits: int, k0: int, kl: int, bus: int) -> int:
     return regmap.MEM_LATENCY + -(-last // bus) - first // bus
 
 
+def store_words(m0: int, n0: int, rows: int, cols: int, n: int, out: Format | None,
+                cfg: arch.ArrayConfig) -> int:
+    """Words store_y writes for one output tile: rows * cols int64 results, or with the epilogue
+    the tile's packed codes in 64-bit words, every nibble plane (epilogue.tile_slices)."""
+    if out is None:
+        return rows * cols
+    return sum(s.stop - s.start for s in epilogue.tile_slices(cfg, (m0 + rows, n), out.bits, m0, n0)) // 8
+
+
 def model_cycles(m: int, n: int, k: int, fa: Format, fw: Format, sel: int,
-                 cfg: arch.ArrayConfig = arch.DEFAULT) -> tuple[int, tuple[int, int, int], CoreTiming]:
+                 cfg: arch.ArrayConfig = arch.DEFAULT,
+                 out: Format | None = None) -> tuple[int, tuple[int, int, int], CoreTiming]:
     """(cycles, (load, compute, store) totals, the core's timing after the call) of one call.
 
-    A call costs the fill (CALL_OVERHEAD and one DDR latency), per output tile the slowest of its
+    A call costs the fill (CALL_OVERHEAD and one DDR latency; with the epilogue output format
+    ``out`` also MEM_LATENCY + the parameter buffer's words), per output tile the slowest of its
     stages (fetch of A and W on their own ports, the core's cycles for the tile's beats, the store
-    of its int64 results), and the drain of the last tile (docs/overlay.md §2).
+    of its int64 results or packed codes), and the drain of the last tile (docs/overlay.md §2).
     """
     p = Plan.of(m, n, k, fa, fw, sel, cfg)
     R, C, B = cfg.rows, cfg.cols, cfg.bus_bits
@@ -64,6 +76,8 @@ def model_cycles(m: int, n: int, k: int, fa: Format, fw: Format, sel: int,
     core.stats()  # the opening stats request
     passes = tiling.pass_list(fa, fw, sel)
     cycles = regmap.CALL_OVERHEAD + regmap.MEM_LATENCY
+    if out is not None:
+        cycles += regmap.MEM_LATENCY + epilogue.param_words(out, n)
     load = compute = store = 0
     last_store = 0
     for m0, rows, n0, cols in tiling.tiles(m, n, cfg):
@@ -77,7 +91,8 @@ def model_cycles(m: int, n: int, k: int, fa: Format, fw: Format, sel: int,
                     fetch_w += _span_cost(4 * C, k0, kl, B)
             for i in range(len(passes)):
                 core.job(kl, emit=i == len(passes) - 1)
-        fetch, comp, st = max(fetch_a, fetch_w), core.t - before, rows * cols
+        fetch, comp = max(fetch_a, fetch_w), core.t - before
+        st = store_words(m0, n0, rows, cols, n, out, cfg)
         cycles += max(fetch, comp, st)
         load, compute, store, last_store = load + fetch, compute + comp, store + st, st
     tail = max(0, core.out_end - core.t) + last_store + regmap.MEM_LATENCY
@@ -102,7 +117,17 @@ class RefLevel:
             y = np.zeros((c.m, c.n), np.int64)
             for a_hi, w_hi in tiling.pass_list(c.fa, c.fw, c.sel):
                 y += tiling.plane_values(a, c.fa, a_hi) @ tiling.plane_values(w, c.fw, w_hi).T
-        c.y[:] = y.ravel()
-        cycles, stages, core = model_cycles(c.m, c.n, c.k, c.fa, c.fw, c.sel, cfg)
+        if c.out is None:
+            c.y[:] = y.ravel()
+        else:
+            fmt, shift = c.out
+            try:
+                p = epilogue.read_param_buffer(np.ascontiguousarray(c.mem_p), fmt, shift, c.n)
+                packed = epilogue.apply_packed(y, p, cfg)
+            except ValueError as e:
+                raise SimulationError(f"the epilogue cannot run at the ref level: {e}") from None
+            c.y.view(np.uint8)[:] = packed
+        cycles, stages, core = model_cycles(c.m, c.n, c.k, c.fa, c.fw, c.sel, cfg,
+                                            None if c.out is None else c.out[0])
         _, busy, stall_in, stall_out = core.stats()
         return Outcome(cycles, busy, stall_in, stall_out, stages)
