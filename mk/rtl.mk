@@ -21,7 +21,7 @@ rtl-waves: setup ## FST trace of one ant_core cocotb test under Verilator (WAVES
 		"tests/rtl/test_ant_core.py::test_ant_core[verilator-$(RTL_ARCH)-0]"
 	@ls -l build/rtl/waves/test_ant_core*verilator*.fst
 
-area: setup ## Yosys cost report up to 8x8 arrays (FULL=1: 16x16 too, what make docs puts in docs/rtl.md) and build/area.json
+area: setup ## Yosys cost report up to 8x8 arrays (what make docs puts in docs/rtl.md; FULL=1: 16x16 too) and build/area.json
 	$(PY) -m antq area $(if $(FULL),--full)
 
 timing: setup ## Yosys timing estimate of ant_core 16x16 and 8x8 on xc7z020-1: worst path, logic + routing, Fmax

@@ -29,6 +29,7 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -165,7 +166,100 @@ def measure_bench_rtl() -> dict:
 def measure_area() -> dict:
     from antq.toolchain import yosys
 
-    return yosys.run(jobs=2, progress=True)
+    return yosys.run(yosys.quick_designs(), jobs=2, progress=True)  # the 16x16 core: before-after
+
+
+BEFORE = "5a8311c"
+"""The sequential 8x8 overlay before the dataflow mover and the stall-free core (issue 12)."""
+BA_SIZES = {"before": (8, 8), "after": (16, 16)}
+BA_GEMMS = (("int", 4, True, 256, 256, 1024), ("int", 4, True, 256, 256, 256),
+            ("int", 8, True, 256, 256, 256))
+"""(kind, bits, signed, M, N, K) of both sides' GEMMs; HEAD also runs :data:`BA_AFTER_ONLY`."""
+BA_AFTER_ONLY = (("pot", 4, False, 256, 256, 256),)
+"""pot4u x pot4u: the readout bound of short jobs (docs/overlay.md section 2)."""
+XC7Z020 = {"lut": 53200, "ff": 106400}
+
+_GEMM_SCRIPT = """
+import json, sys, time
+import numpy as np
+from antq.core import reference
+from antq.core.quantize import QuantizedTensor
+from antq.run import open_overlay
+
+rng = np.random.default_rng(12)
+ov = open_overlay("rtl")
+out = {"antq": __import__("antq").__file__, "rows": ov.array.rows, "cols": ov.array.cols, "gemms": []}
+for kind, bits, signed, m, n, k in json.loads(sys.argv[1]):
+    a, w = (QuantizedTensor(rng.integers(0, 1 << bits, (r, k)), kind=kind, bits=bits, signed=signed)
+            for r in (m, n))
+    t0 = time.perf_counter()
+    y = ov.gemm(a, w)
+    s = time.perf_counter() - t0
+    exact = bool(np.array_equal(y, reference.gemm(a, w)))
+    if not exact:
+        sys.exit(f"{a.fmt.name} x {w.fmt.name} {m}x{n}x{k}: the overlay differs from the reference")
+    out["gemms"].append({"a": a.fmt.name, "w": w.fmt.name, "m": m, "n": n, "k": k, "macs": m * n * k,
+                         "cycles": int(ov.last_cycles), "exact": exact, "seconds": round(s, 2)})
+ov.close()
+print(json.dumps(out))
+"""
+
+
+def _rtl_gemms(host: Path, build: Path, gemms: tuple[tuple, ...]) -> dict:
+    """``gemms`` on the rtl emulation level of the antq under ``host``, in a fresh process: their
+    cycles, each checked equal to the numpy reference there, and the array's utilization."""
+    build.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "PYTHONPATH": str(host), "ANTQ_BUILD": str(build), "ANTQ_BACKEND": "rtl"}
+    r = subprocess.run([sys.executable, "-c", _GEMM_SCRIPT, json.dumps(gemms)], cwd=build, env=env,
+                       capture_output=True, text=True, timeout=3600)
+    if r.returncode != 0:
+        raise RuntimeError(f"rtl GEMMs of {host} failed ({r.returncode}):\n{r.stdout[-3000:]}\n"
+                           f"{r.stderr[-3000:]}")
+    out = json.loads(r.stdout.splitlines()[-1])
+    if not Path(out.pop("antq")).is_relative_to(host):
+        raise RuntimeError(f"the subprocess imported another antq than {host}")
+    for g in out["gemms"]:
+        g["utilization"] = g["macs"] / (g["cycles"] * out["rows"] * out["cols"])
+    return out
+
+
+def _version(tool: str) -> str:
+    return subprocess.run([tool, "-V" if tool == "yosys" else "--version"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+
+
+def measure_before_after() -> dict:
+    """Commit :data:`BEFORE` (8x8, in a temporary worktree) against HEAD (16x16), in one run with the
+    same tools: ``make timing``'s Yosys flow (LUT, FF, Fmax estimate) and GEMMs on the rtl level."""
+    from antq.toolchain import timing
+
+    sides = {}
+    with tempfile.TemporaryDirectory(prefix="antq-before-after-") as tmp:
+        tmp = Path(tmp)
+        old = tmp / "before"
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(old), BEFORE],
+                       check=True, capture_output=True, text=True)
+        try:
+            commit = subprocess.run(["git", "-C", str(old), "rev-parse", "HEAD"], check=True,
+                                    capture_output=True, text=True).stdout.strip()
+            sides["before"] = {"commit": commit, "timing": timing.run(*BA_SIZES["before"],
+                                                                      rtl_dir=old / "overlay" / "rtl"),
+                               **_rtl_gemms(old / "host", tmp / "build-before", BA_GEMMS)}
+        finally:
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(old)],
+                           capture_output=True)
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "prune"], capture_output=True)
+        head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], check=True,
+                              capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
+                               check=True, capture_output=True, text=True).stdout.splitlines()
+        sides["after"] = {"commit": head, "uncommitted": dirty, "timing": timing.run(*BA_SIZES["after"]),
+                          **_rtl_gemms(ROOT / "host", tmp / "build-after", BA_GEMMS + BA_AFTER_ONLY)}
+    for name, side in sides.items():
+        if (side["rows"], side["cols"]) != BA_SIZES[name]:
+            raise RuntimeError(f"{name}: the overlay is {side['rows']}x{side['cols']}, not "
+                               f"{BA_SIZES[name][0]}x{BA_SIZES[name][1]}")
+    return {**sides, "yosys": _version("yosys"), "verilator": _version("verilator")}
 
 
 def measure_test_session() -> dict:
@@ -202,7 +296,11 @@ DATASETS: dict[str, Dataset] = {d.name: d for d in [
                           "host/antq/run/microbench.py"), measure_bench_rtl,
             "antq bench-rtl"),
     Dataset("area", ("overlay/rtl/*.v",), measure_area, "antq area",
-            slow="Yosys synthesizes 22 designs twice (10-30 minutes on 2 cores)"),
+            slow="Yosys synthesizes the PEs and arrays up to 8x8 twice (a few minutes on 2 cores)"),
+    Dataset("before-after", ("overlay/rtl/*.v", "overlay/harness/*", "hls/*", "host/antq/**/*.py"),
+            measure_before_after, f"make timing's Yosys flow and rtl-level GEMMs, {BEFORE} vs HEAD",
+            slow=f"Yosys on the 8x8 core of {BEFORE} and the 16x16 one of HEAD, one at a time, and two "
+            "Verilator builds (15-25 minutes on 2 cores)"),
     Dataset("test-session", EVERYTHING, measure_test_session, "make test"),
 ]}
 
@@ -302,7 +400,8 @@ def render_highlights(ds: dict) -> str:
     w, a = bq["weight"], bq["activation"]
     area = _area(ds)
     ant, i4, i8 = (area[n]["nodsp"]["summary"]["LUT"] for n in ("ant_pe", "int4_pe", "int8_pe"))
-    edge = area["ant_array_edge_16x16"]["nodsp"]["summary"]["LUT"]
+    edge = area["ant_array_edge_8x8"]["nodsp"]["summary"]["LUT"]
+    core = ds["before-after"]["data"]["after"]["timing"]
     rtl = ds["bench-rtl"]["data"]
     ts = ds["test-session"]["data"]
     rows = [
@@ -318,8 +417,9 @@ def render_highlights(ds: dict) -> str:
          f"{a['speedup']:.0f}x ({a['elements'] / 2**20:.0f}M activations) faster than the per-(type, ratio) "
          f"loop, same choices", "`make bench-quant`"),
         ("area (Yosys, xc7, no DSP)", f"ANT PE {ant} LUT vs {i4} for an int4 PE ({ant / i4:.2f}x) and {i8} "
-         f"for an int8 PE; 16x16 edge-decoded array {edge / 1000:.1f} k LUT = {edge / 53200:.1%} of a "
-         "PYNQ-Z2", "[docs/rtl.md](docs/rtl.md)"),
+         f"for an int8 PE; 8x8 edge-decoded array {edge / 1000:.1f} k LUT; the whole 16x16 ant_core "
+         f"{core['lut'] / 1000:.1f} k LUT = {core['lut'] / 53200:.1%} of a PYNQ-Z2, estimated "
+         f"{core['fmax_mhz']:.0f} MHz", "[docs/rtl.md](docs/rtl.md)"),
         ("RTL simulation", f"16x16 core at {rtl['harness']['cycles_per_s'] / 1e6:.2f} M cycles/s under the "
          f"-O3 harness, {rtl['harness']['cycles_per_s'] / rtl['cocotb']['cycles_per_s']:.0f}x a cocotb "
          "driver",
@@ -380,6 +480,56 @@ def render_bench_rtl(ds: dict) -> str:
               f"C harness / cocotb: {r['cycles_per_s'] / c['cycles_per_s']:.0f}x")])
 
 
+def _ba_gemm(g: dict) -> str:
+    dims = f"{g['m']}³" if g["m"] == g["n"] == g["k"] else f"{g['m']}×{g['n']}×{g['k']}"
+    return f"{g['a']} × {g['w']} {dims}"
+
+
+def render_before_after(ds: dict) -> str:
+    from antq.toolchain import timing
+
+    d = ds["before-after"]["data"]
+    b, a = d["before"], d["after"]
+    bt, at = b["timing"], a["timing"]
+    route = at["route_ps"] / 1000
+
+    def size(side: dict) -> str:
+        return f"{side['rows']}×{side['cols']}"
+
+    def share(side: dict, key: str) -> str:
+        return f"{side['timing'][key]:,} ({side['timing'][key] / XC7Z020[key]:.1%})"
+
+    def util(g: dict | None, peak: int) -> str:
+        if g is None:
+            return "—"
+        return (f"{g['utilization']:.1%} ({g['macs'] / g['cycles']:.1f} of {peak} MACs/cycle, "
+                f"{g['cycles']:,} cycles)")
+
+    rows = [("LUT (LUT1–6; share of the xc7z020)", share(b, "lut"), share(a, "lut")),
+            ("FF (share of the xc7z020)", share(b, "ff"), share(a, "ff")),
+            (f"Fmax estimate (MHz, {route:.2f} ns per routed net)", f"{bt['fmax_mhz']:.0f}",
+             f"{at['fmax_mhz']:.0f}")]
+    before = {_ba_gemm(g): g for g in b["gemms"]}
+    for g in a["gemms"]:
+        name = _ba_gemm(g)
+        rows.append((f"utilization {name}", util(before.get(name), b["rows"] * b["cols"]),
+                     util(g, a["rows"] * a["cols"])))
+    verdict = "meets" if at["fmax_mhz"] >= timing.TARGET_MHZ else "does not meet"
+    out = [f"Measured by `make docs` ({_source(ds, 'before-after')}), both sides in the same run with "
+           f"{d['yosys'].split(' (')[0]} and {d['verilator'].split(' 20')[0]}:", "",
+           f"| | before: {b['commit'][:7]}, {size(b)} | after: HEAD ({a['commit'][:7]}), {size(a)} |",
+           "|---|---:|---:|"]
+    out += [f"| {n} | {x} | {y} |" for n, x, y in rows]
+    port = timing.start_port(at)
+    caveat = (f" HEAD's starts at the input port `{port}`, whose arrival `sta` puts at 0, so whatever "
+              "drives that port in the overlay (its clock-to-Q and net) comes on top of it." if port else "")
+    out += ["", f"By this estimate the {size(a)} core {verdict} the {timing.TARGET_MHZ:.0f} MHz target "
+            f"({at['fmax_mhz']:.0f} MHz; {size(b)} before: {bt['fmax_mhz']:.0f} MHz). The worst paths "
+            f"(`make timing`), HEAD's first:{caveat}", "",
+            _code(timing.describe(at) + "\n" + timing.describe(bt))]
+    return "\n".join(out)
+
+
 def render_report(ds: dict) -> str:
     from antq.model import report
 
@@ -401,10 +551,12 @@ class Block:
 BLOCKS: list[Block] = [
     Block("demo", "README.md", ("demo",), render_demo),
     Block("latency", "README.md", ("latency",), render_latency),
-    Block("highlights", "README.md", ("report", "bench-quant", "area", "bench-rtl", "test-session"),
+    Block("highlights", "README.md", ("report", "bench-quant", "area", "bench-rtl", "test-session",
+                                      "before-after"),
           render_highlights),
     Block("test-time", "README.md", ("test-session",), render_test_time),
     Block("area", "docs/rtl.md", ("area",), render_area),
+    Block("before-after", "docs/rtl.md", ("before-after",), render_before_after),
     Block("bench-rtl", "docs/rtl.md", ("bench-rtl",), render_bench_rtl),
     Block("bench-calib", "docs/models.md", ("bench-calib",), render_bench_calib),
     Block("report", "docs/report/report.md", ("report",), render_report, whole_file=True),
@@ -446,7 +598,7 @@ def _area_scripts_changed(data: dict) -> bool:
     from antq.toolchain import yosys
 
     want = {d.name: {m: yosys.script(d, m).format(out="stat.json") for m in yosys.MAPPINGS}
-            for d in yosys.designs()}
+            for d in yosys.quick_designs()}
     have = {n: {m: r[m]["script"] for m in yosys.MAPPINGS} for n, r in data["data"].items()}
     return want != have
 

@@ -11,6 +11,10 @@ slice's carry chain (S, DI) or MUXF7/F8, the carry chain itself (CI) and a LUT o
 into its own flip-flop (D) do not. The estimated Fmax is 1 / (latest arrival), the arrival
 counting the clock buffer and clock-to-Q of the start flip-flop and any setup of the end one.
 Vivado's placed and routed result will differ; the allowance is a stated assumption.
+
+The RTL comes from this package's ``overlay/rtl`` unless ``rtl_dir`` (``--rtl-dir``) names another
+folder of ``*.v`` files, e.g. an older checkout's, which then gets the very same flow and allowance.
+The result also counts the netlist's LUTs (LUT1-6) and flip-flops (``FD*``), :func:`lut_ff`.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ CLOCK_CELLS = ("BUFG", "FDRE", "FDSE", "FDCE", "FDPE")
 _ARC = re.compile(r"\((\s*)(\w+)(\[\d+\])?(\s*=>\s*[\w\[\]]+\s*\)\s*=\s*)(\d+)(\s*;)")
 _SETUP = re.compile(r"(\$setup\(\s*)(\w+)(\s*,[^;]*,\s*(?:/\*[^*]*\*/\s*)?)(-?\d+)(\s*\))")
 _PATH = re.compile(r"^\s*(\d+)\s+(\S+)\s+\((\w+)\.([\w\[\]]+)->([\w\[\]]+)\)\s*$")
+_INPUT = re.compile(r"^\d+\s+(\S.*?)\s+\(<primary input>\)$")
 
 
 class TimingError(RuntimeError):
@@ -58,7 +63,7 @@ def _yosys() -> str:
 
 def cells_sim() -> Path:
     """Yosys's Xilinx cell models (``+/xilinx/cells_sim.v``) next to the yosys binary."""
-    path = Path(_yosys()).resolve().parents[1] / "share" / "yosys" / "xilinx" / "cells_sim.v"
+    path = Path(_yosys()).resolve().parent.parent / "share" / "yosys" / "xilinx" / "cells_sim.v"
     if not path.exists():
         raise TimingError(f"Yosys's Xilinx cell models are not at {path}")
     return path
@@ -100,8 +105,12 @@ def routed_library(route_ps: int = ROUTE_PS) -> str:
     return "".join(out)
 
 
-def script(rows: int, cols: int, library: Path, sta: Path, stat: Path) -> str:
-    srcs = " ".join(p.name for p in sorted(source_dir("overlay/rtl").glob("*.v")))  # yosys runs there
+def script(rows: int, cols: int, library: Path, sta: Path, stat: Path, rtl_dir: Path | None = None) -> str:
+    """The Yosys script for ``ant_core`` rows x cols from the ``*.v`` of ``rtl_dir`` (yosys runs there)."""
+    rtl_dir = source_dir("overlay/rtl") if rtl_dir is None else Path(rtl_dir)
+    srcs = " ".join(p.name for p in sorted(rtl_dir.glob("*.v")))
+    if not srcs:
+        raise TimingError(f"no *.v files in {rtl_dir}")
     return "; ".join([
         f"read_verilog -defer {srcs}",
         f"chparam -set ROWS {rows} -set COLS {cols} ant_core",
@@ -139,16 +148,28 @@ def parse(report: str, route_ps: int = ROUTE_PS) -> dict:
             "logic_ps": arrival - routed * route_ps, "fmax_mhz": 1e6 / arrival, "path": path}
 
 
-def run(rows: int, cols: int, route_ps: int = ROUTE_PS) -> dict:
-    """Synthesize ``ant_core`` (rows x cols), run ``sta`` with the allowance; the parsed result."""
+def lut_ff(cells: dict[str, int]) -> dict[str, int]:
+    """LUTs (LUT1..LUT6) and flip-flops (every ``FD*`` cell) of a ``stat -json`` cell count."""
+    return {"lut": sum(int(n) for c, n in cells.items() if re.fullmatch(r"LUT[1-6]", c)),
+            "ff": sum(int(n) for c, n in cells.items() if c.startswith("FD"))}
+
+
+def run(rows: int, cols: int, route_ps: int = ROUTE_PS, rtl_dir: Path | None = None) -> dict:
+    """Synthesize ``ant_core`` (rows x cols), run ``sta`` with the allowance; the parsed result.
+
+    ``rtl_dir`` is the folder of Verilog sources (default this package's ``overlay/rtl``). The
+    result has the path (:func:`parse`), ``rows``, ``cols``, Yosys's ``cells`` by type and their
+    ``lut`` and ``ff`` totals (:func:`lut_ff`).
+    """
+    rtl_dir = source_dir("overlay/rtl") if rtl_dir is None else Path(rtl_dir).resolve()
     with tempfile.TemporaryDirectory(prefix="antq-timing-") as tmp:
         tmp = Path(tmp)
         lib, sta, stat = tmp / "cells_routed.v", tmp / "sta.txt", tmp / "stat.json"
         lib.write_text(routed_library(route_ps))
-        cmd = [_yosys(), "-q", "-l", str(tmp / "yosys.log"), "-p", script(rows, cols, lib, sta, stat)]
+        cmd = [_yosys(), "-q", "-l", str(tmp / "yosys.log"), "-p",
+               script(rows, cols, lib, sta, stat, rtl_dir)]
         try:
-            r = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT_S,
-                               cwd=source_dir("overlay/rtl"))
+            r = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT_S, cwd=rtl_dir)
         except subprocess.TimeoutExpired:
             raise TimingError(f"yosys took more than {TIMEOUT_S} s on ant_core {rows}x{cols}") from None
         if r.returncode != 0 or not sta.exists():
@@ -157,8 +178,19 @@ def run(rows: int, cols: int, route_ps: int = ROUTE_PS) -> dict:
             raise TimingError(f"yosys failed on ant_core {rows}x{cols}, exit {r.returncode}:\n{tail}")
         out = parse(sta.read_text(), route_ps)
         cells = json.loads(stat.read_text())["design"]["num_cells_by_type"]
-    out.update(rows=rows, cols=cols, cells={k: int(v) for k, v in sorted(cells.items())})
+    cells = {k: int(v) for k, v in sorted(cells.items())}
+    out.update(rows=rows, cols=cols, cells=cells, **lut_ff(cells))
     return out
+
+
+def start_port(res: dict) -> str | None:
+    """The input port the worst path starts at, if it starts at one rather than at a flip-flop.
+
+    ``sta`` puts an input port's arrival at 0, so such a path leaves out whatever drives the port
+    (the sender's clock-to-Q and its net)."""
+    first = res["path"][0]
+    m = _INPUT.match(first["net"])
+    return m.group(1) if m and first["cell"] not in CLOCK_CELLS else None
 
 
 def describe(res: dict) -> str:
@@ -166,10 +198,14 @@ def describe(res: dict) -> str:
     ns = res["arrival_ps"] / 1000
     verdict = "met" if res["fmax_mhz"] >= TARGET_MHZ else "NOT met"
     named = [h["net"] for h in res["path"] if h["net"].startswith("\\") and h["cell"] not in CLOCK_CELLS]
+    port = start_port(res)
+    if port is not None:
+        named.insert(0, f"input port {port} (arrival 0)")
     hops = " > ".join(f"{h['cell']}.{h['from']}{'*' if h['routed'] else ''}" for h in res["path"])
     head = (f"ant_core {res['rows']}x{res['cols']}: worst path {ns:.2f} ns = {res['logic_ps'] / 1000:.2f} ns "
             f"logic + {res['routed_nets']} routed nets x {res['route_ps'] / 1000:.2f} ns -> "
-            f"{res['fmax_mhz']:.0f} MHz (target {TARGET_MHZ:.0f} MHz: {verdict})")
+            f"{res['fmax_mhz']:.0f} MHz (target {TARGET_MHZ:.0f} MHz: {verdict})"
+            + (f"; {res['lut']} LUT, {res['ff']} FF" if "lut" in res else ""))
     return "\n".join([
         head,
         f"  from {named[0] if named else '?'} through {', '.join(named[1:]) or '-'}",
@@ -182,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", action="append", metavar="RxC",
                     help="array size (repeatable; default 16x16 and 8x8)")
     ap.add_argument("--route-ps", type=int, default=ROUTE_PS, help="routing allowance per net, ps")
+    ap.add_argument("--rtl-dir", type=Path, default=None,
+                    help="folder of the Verilog sources (default this package's overlay/rtl)")
     ap.add_argument("-o", "--output", type=Path, default=None,
                     help="JSON result (default <build>/timing.json)")
     args = ap.parse_args(argv)
@@ -193,7 +231,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{args.route_ps / 1000:.2f} ns per routed net (minutes) ...", flush=True)
     try:
         with ThreadPoolExecutor(max_workers=2) as pool:
-            results = list(pool.map(lambda rc: run(*rc, route_ps=args.route_ps), sizes))
+            results = list(pool.map(lambda rc: run(*rc, route_ps=args.route_ps, rtl_dir=args.rtl_dir),
+                                    sizes))
     except TimingError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
