@@ -1,26 +1,31 @@
 // tb_ant_gemm.cpp: C-simulation testbench of the HLS top function (make csim; g++ with hls/shim).
 //
-//   tb_ant_gemm GOLDEN|none [--random N] [--seed S]
+//   tb_ant_gemm GOLDEN|none [--epilogue FILE|none] [--random N] [--seed S]
 //
 // 1. The core model's decode of every 4-bit code equals the value table generated from
 //    antq.core.formats (ANT_VALUES4 in ant_config.h).
 // 2. Every case of tests/golden/gemm.txt: this file's packer reproduces the accelerator-packed bytes
 //    (pa/pw) written by Python, and ant_gemm on those bytes returns the golden int64 result.
-// 3. N random GEMMs (every type pair, int8 nibble passes, odd shapes, several tiles, K beyond
+// 3. Every case of the epilogue golden file (tests/golden/epilogue.txt; by default the file beside
+//    GOLDEN with "gemm" in its name replaced by "epilogue", if there is one): ant_gemm in the
+//    requantization mode (out_mode, parameter buffer p) on a GEMM whose exact result is the case's
+//    accumulators writes exactly the golden codes and packed bytes.
+// 4. N random GEMMs (every type pair, int8 nibble passes, odd shapes, several tiles, K beyond
 //    max_k at the worst-case PoT bound) against a direct int64 matmul of the table values, and
 //    single int8 passes selected with the passes register.
 // Exits 0 only if everything is bit-exact.
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <random>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include <ant_config.h>
 #include "ant_gemm.h"
+#include "golden_io.h"
 
 int64_t ant_core_model_value(uint32_t side, uint32_t code);
 
@@ -42,15 +47,6 @@ struct Type {
     }
 };
 
-int kind_id(const std::string &k) {
-    if (k == "int") return ANT_KIND_INT;
-    if (k == "pot") return ANT_KIND_POT;
-    if (k == "flint") return ANT_KIND_FLINT;
-    if (k == "float") return ANT_KIND_FLOAT;
-    std::fprintf(stderr, "unknown kind %s\n", k.c_str());
-    std::exit(2);
-}
-
 int64_t value(const Type &t, uint32_t code) {
     if (t.bits == 8) return t.sgn ? static_cast<int8_t>(code) : static_cast<int64_t>(code);
     return ANT_VALUES4[t.kind][t.sgn][code];
@@ -58,23 +54,46 @@ int64_t value(const Type &t, uint32_t code) {
 
 uint32_t gcd(uint32_t a, uint32_t b) { return b ? gcd(b, a % b) : a; }
 
-// The accelerator layout of antq.core.pack (tile T, ANT_BUS_BITS bus), written independently.
+// The accelerator layout of antq.core.pack (tile T, ANT_BUS_BITS bus), written independently:
+// nibble index of (plane p, row r, step kk) of a rows x k operand.
+struct Layout {
+    uint32_t tile, planes;
+    uint64_t plane_bytes, block_bytes;
+    Layout(uint32_t rows, uint32_t k, uint32_t bits, uint32_t tile_) : tile(tile_), planes(bits > 4 ? 2 : 1) {
+        const uint32_t step = 4 * tile, k_align = step / gcd(step, ANT_BUS_BITS) * ANT_BUS_BITS / step;
+        const uint64_t kp = (k + k_align - 1) / k_align * k_align, rp = (rows + tile - 1) / tile * tile;
+        plane_bytes = rp * kp / 2;
+        block_bytes = tile * kp / 2;
+    }
+    uint64_t bytes() const { return planes * plane_bytes; }
+    uint64_t nibble(uint32_t p, uint32_t r, uint32_t kk) const {
+        return 2 * (p * plane_bytes + (r / tile) * block_bytes) + uint64_t{kk} * tile + r % tile;
+    }
+};
+
 std::vector<uint8_t> pack(const std::vector<uint32_t> &codes, uint32_t rows, uint32_t k, uint32_t bits,
                           uint32_t tile) {
-    const uint32_t step = 4 * tile, k_align = step / gcd(step, ANT_BUS_BITS) * ANT_BUS_BITS / step;
-    const uint64_t kp = (k + k_align - 1) / k_align * k_align, rp = (rows + tile - 1) / tile * tile;
-    const uint32_t planes = bits > 4 ? 2 : 1;
-    const uint64_t plane_bytes = rp * kp / 2, block_bytes = tile * kp / 2;
-    std::vector<uint8_t> out(planes * plane_bytes, 0);
-    for (uint32_t p = 0; p < planes; ++p)
+    const Layout l(rows, k, bits, tile);
+    std::vector<uint8_t> out(l.bytes(), 0);
+    for (uint32_t p = 0; p < l.planes; ++p)
         for (uint32_t r = 0; r < rows; ++r)
             for (uint32_t kk = 0; kk < k; ++kk) {
-                const uint32_t c = codes[r * k + kk];
-                const uint32_t nib = planes == 2 ? (p ? c >> 4 : c & 15u) : c;
-                const uint64_t j = uint64_t{kk} * tile + r % tile;
-                out[p * plane_bytes + (r / tile) * block_bytes + j / 2] |= static_cast<uint8_t>(nib << (4 * (j & 1)));
+                const uint32_t c = codes[uint64_t{r} * k + kk];
+                const uint32_t nib = l.planes == 2 ? (p ? c >> 4 : c & 15u) : c;
+                const uint64_t j = l.nibble(p, r, kk);
+                out[j / 2] |= static_cast<uint8_t>(nib << (4 * (j & 1)));
             }
     return out;
+}
+
+// Code (r, kk) of a packed operand (the inverse of pack).
+uint32_t unpack(const std::vector<uint8_t> &bytes, const Layout &l, uint32_t r, uint32_t kk) {
+    uint32_t c = 0;
+    for (uint32_t p = 0; p < l.planes; ++p) {
+        const uint64_t j = l.nibble(p, r, kk);
+        c |= ((bytes[j / 2] >> (4 * (j & 1))) & 15u) << (4 * p);
+    }
+    return c;
 }
 
 std::vector<bus_t> to_words(const std::vector<uint8_t> &bytes) {
@@ -129,12 +148,6 @@ std::vector<int64_t> matmul(const std::vector<uint32_t> &a, const std::vector<ui
     return y;
 }
 
-std::vector<uint8_t> parse_hex(const std::string &hex) {
-    std::vector<uint8_t> out(hex.size() / 2);
-    for (size_t i = 0; i < out.size(); ++i) out[i] = static_cast<uint8_t>(std::stoul(hex.substr(2 * i, 2), nullptr, 16));
-    return out;
-}
-
 int check_decode() {
     int n = 0;
     for (uint32_t kind = 0; kind < 4; ++kind)
@@ -149,57 +162,161 @@ int check_decode() {
 }
 
 int check_golden(const char *path) {
-    std::ifstream f(path);
-    if (!f) {
-        std::fprintf(stderr, "cannot open golden file %s\n", path);
-        std::exit(2);
-    }
-    std::string line, name;
-    Type ta{}, tw{};
-    uint32_t m = 0, n = 0, k = 0;
-    std::vector<uint32_t> a, w;
-    std::vector<uint8_t> pa, pw;
-    std::vector<int64_t> y;
-    int cases = 0;
-    while (std::getline(f, line)) {
-        if (line.empty() || line[0] == '#') continue;
-        std::istringstream in(line);
-        std::string tag;
-        in >> tag;
-        if (tag == "array") {
-            uint32_t r, c, b;
-            in >> r >> c >> b;
-            if (r != ANT_ROWS || c != ANT_COLS || b != ANT_BUS_BITS) {
-                std::fprintf(stderr, "golden file is for a %ux%u array with a %u-bit bus; this build is %ux%u, %u\n",
-                             r, c, b, ANT_ROWS, ANT_COLS, ANT_BUS_BITS);
-                std::exit(2);
-            }
-        } else if (tag == "case") {
-            std::string ak, wk;
-            in >> name >> ak >> ta.bits >> ta.sgn >> wk >> tw.bits >> tw.sgn >> m >> n >> k;
-            ta.kind = kind_id(ak);
-            tw.kind = kind_id(wk);
-        } else if (tag == "a" || tag == "w") {
-            std::vector<uint32_t> &v = tag == "a" ? a : w;
-            v.clear();
-            for (uint32_t x; in >> x;) v.push_back(x);
-        } else if (tag == "pa" || tag == "pw") {
-            std::string hex;
-            in >> hex;
-            (tag == "pa" ? pa : pw) = parse_hex(hex);
-        } else if (tag == "y") {
-            y.clear();
-            for (long long x; in >> x;) y.push_back(x);
-        } else if (tag == "end") {
-            if (pack(a, m, k, ta.bits, ANT_ROWS) != pa) fail(name + ": C++ packing of a differs from pa");
-            if (pack(w, n, k, tw.bits, ANT_COLS) != pw) fail(name + ": C++ packing of w differs from pw");
-            check_result("golden " + name, run(pa, pw, m, n, k, ta, tw), y);
-            ++cases;
-        }
-    }
-    return cases;
+    return golden::read_gemm(
+        path,
+        [](const golden::GemmCase &c) {
+            const Type ta{c.a_kind, c.a_sgn, c.a_bits}, tw{c.w_kind, c.w_sgn, c.w_bits};
+            if (pack(c.a, c.m, c.k, ta.bits, ANT_ROWS) != c.pa) fail(c.name + ": C++ packing of a differs from pa");
+            if (pack(c.w, c.n, c.k, tw.bits, ANT_COLS) != c.pw) fail(c.name + ": C++ packing of w differs from pw");
+            check_result("golden " + c.name, run(c.pa, c.pw, c.m, c.n, c.k, ta, tw), c.y);
+        },
+        fail);
 }
 
+// ---- the epilogue mode on the golden epilogue vectors -----------------------------------------
+//
+// An epilogue case gives ROWS x COLS accumulators and the codes and packed bytes they must become;
+// the IP makes its accumulators itself, so each case is run as a GEMM whose exact result is acc.
+// Block-diagonal over the smaller side (b = m if ROWS <= COLS, else n): the L = 2 + Lq steps of
+// block b hold "powers" on the block's own row (pot4u 1, 2^7, 2^14, ..., 2^14; zero elsewhere) and
+// int8s "digits" on the other operand, so that for every element of block b
+//   acc = r0 + r1 * 2^7 + (d_0 + ... + d_{Lq-1}) * 2^14,   0 <= r0, r1 < 128, -128 <= d_i < 128.
+// K = blocks * L goes past max_k(pot4u, int8s) for the large accumulators, so the K split and the
+// int64 sum of the jobs in drain are exercised too. The product is checked against acc directly
+// (so a wrong construction is reported as such), then ant_gemm runs with out_mode and the case's
+// parameter buffer (docs/contracts.md section 12), and the codes unpacked from its output and
+// every output byte are compared with the golden ones. g++/csim only: the buffers exceed the
+// cosim depth (the cosim arguments name no golden file).
+const Type kPow{ANT_KIND_POT, 0, 4}, kDigit{ANT_KIND_INT, 1, 8};
+constexpr int64_t kRadix = 1 << 14;
+
+uint32_t pow_code(int64_t v) {
+    for (uint32_t c = 0; c < 16; ++c)
+        if (ANT_VALUES4[ANT_KIND_POT][0][c] == v) return c;
+    std::fprintf(stderr, "pot4u has no code of value %lld\n", static_cast<long long>(v));
+    std::exit(2);
+}
+
+struct EpiGemm {
+    uint32_t m = 0, n = 0, k = 0;
+    Type ta{}, tw{};
+    std::vector<uint32_t> a, w;
+};
+
+bool epi_gemm(const golden::EpiCase &c, EpiGemm &g) {
+    const bool by_row = c.rows <= c.cols;
+    int64_t lq = 1;  // digits of 2^14 per element: |q| <= 127 * lq
+    for (const int64_t v : c.acc) {
+        const int64_t r = ((v % kRadix) + kRadix) % kRadix, q = (v - r) / kRadix;
+        lq = std::max(lq, ((q < 0 ? -q : q) + 126) / 127);
+    }
+    const uint64_t steps = 2 + static_cast<uint64_t>(lq), blocks = by_row ? c.rows : c.cols;
+    if (blocks * steps > (uint64_t{1} << 24)) {
+        fail("epilogue " + c.name + ": accumulators too large to build as a GEMM (K > 2^24)");
+        return false;
+    }
+    g.m = c.rows;
+    g.n = c.cols;
+    g.k = static_cast<uint32_t>(blocks * steps);
+    g.ta = by_row ? kPow : kDigit;
+    g.tw = by_row ? kDigit : kPow;
+    g.a.assign(uint64_t{g.m} * g.k, 0);
+    g.w.assign(uint64_t{g.n} * g.k, 0);
+    std::vector<uint32_t> &pw = by_row ? g.a : g.w, &dg = by_row ? g.w : g.a;
+    const uint32_t p0 = pow_code(1), p1 = pow_code(128), p2 = pow_code(kRadix);
+    for (uint32_t b = 0; b < blocks; ++b) {
+        const uint64_t base = uint64_t{b} * g.k + b * steps;
+        pw[base] = p0;
+        pw[base + 1] = p1;
+        for (uint64_t l = 2; l < steps; ++l) pw[base + l] = p2;
+    }
+    for (uint32_t m = 0; m < c.rows; ++m)
+        for (uint32_t n = 0; n < c.cols; ++n) {
+            const int64_t v = c.acc[uint64_t{m} * c.cols + n];
+            const int64_t r = ((v % kRadix) + kRadix) % kRadix;
+            int64_t q = (v - r) / kRadix;
+            const uint32_t b = by_row ? m : n, other = by_row ? n : m;
+            uint32_t *d = &dg[uint64_t{other} * g.k + b * steps];
+            d[0] = static_cast<uint32_t>(r & 127);
+            d[1] = static_cast<uint32_t>(r >> 7);
+            for (uint64_t l = 2; l < steps; ++l) {
+                const int64_t digit = q > 127 ? 127 : (q < -128 ? -128 : q);
+                d[l] = static_cast<uint32_t>(digit) & 0xFFu;
+                q -= digit;
+            }
+        }
+    if (matmul(g.a, g.w, g.m, g.n, g.k, g.ta, g.tw) != c.acc) {
+        fail("epilogue " + c.name + ": the testbench's GEMM does not produce the case's accumulators");
+        return false;
+    }
+    return true;
+}
+
+// The parameter buffer the IP reads (antq.core.epilogue.param_buffer): M[2i] | M[2i+1] << 32,
+// then B[0 .. N-1], L, H and, for a 4-bit output format, the q-1 thresholds.
+std::vector<int64_t> param_buffer(const golden::EpiCase &c) {
+    std::vector<int64_t> p;
+    for (uint32_t i = 0; i < (c.cols + 1) / 2; ++i) {
+        const uint64_t lo = static_cast<uint32_t>(c.mult[2 * i]);
+        const uint64_t hi = 2 * i + 1 < c.cols ? static_cast<uint32_t>(c.mult[2 * i + 1]) : 0;
+        p.push_back(static_cast<int64_t>(lo | hi << 32));
+    }
+    p.insert(p.end(), c.bias.begin(), c.bias.end());
+    p.push_back(c.lo);
+    p.push_back(c.hi);
+    if (c.bits == ANT_CODE_BITS) p.insert(p.end(), c.thr.begin(), c.thr.end());
+    return p;
+}
+
+void check_epilogue_case(const golden::EpiCase &c) {
+    const std::string name = "epilogue " + c.name;
+    const size_t n_el = size_t{c.rows} * c.cols;
+    if (c.mult.size() != c.cols || c.bias.size() != c.cols || c.acc.size() != n_el || c.codes.size() != n_el)
+        return fail(name + ": record lengths do not match ROWS x COLS");
+    for (const int64_t m : c.mult)
+        if (m < 0 || m > 0xFFFFFFFFll) return fail(name + ": a multiplier does not fit 32 bits");
+    EpiGemm g;
+    if (!epi_gemm(c, g)) return;
+    const std::vector<int64_t> prm = param_buffer(c);
+    const std::vector<bus_t> wa = to_words(pack(g.a, g.m, g.k, g.ta.bits, ANT_ROWS));
+    const std::vector<bus_t> ww = to_words(pack(g.w, g.n, g.k, g.tw.bits, ANT_COLS));
+    const Layout out_layout(c.rows, c.cols, c.bits, ANT_ROWS);  // the next layer's activations, K = N
+    if (c.packed.size() != out_layout.bytes() || c.packed.size() % 8)
+        return fail(name + ": packed has " + std::to_string(c.packed.size()) + " bytes, the layout " +
+                    std::to_string(out_layout.bytes()));
+    const int64_t guard = 0x5A5A5A5A5A5A5A5All;
+    std::vector<int64_t> y(c.packed.size() / 8 + 1, guard);  // one guard word past the end
+    uint32_t id = 0, geometry = 0, status = 0, lo = 0, hi = 0, busy = 0, st_in = 0, st_out = 0;
+    ant_gemm(wa.data(), ww.data(), y.data(), prm.data(), g.m, g.n, g.k, g.ta.word(), g.tw.word(), 0, c.out_mode(),
+             &id, &geometry, &status, &lo, &hi, &busy, &st_in, &st_out);
+    if (status != ANT_ST_OK) return fail(name + ": status " + std::to_string(status));
+    if (id != ANT_ID_WORD || geometry != ANT_GEOMETRY) return fail(name + ": id/geometry words");
+    std::vector<uint8_t> got(c.packed.size());
+    for (size_t i = 0; i < got.size(); ++i) got[i] = static_cast<uint8_t>(static_cast<uint64_t>(y[i / 8]) >> (8 * (i % 8)));
+    for (uint32_t m = 0; m < c.rows; ++m)
+        for (uint32_t n = 0; n < c.cols; ++n) {
+            const uint32_t code = unpack(got, out_layout, m, n);
+            const int64_t want = c.codes[size_t{m} * c.cols + n];
+            if (code != want)
+                return fail(name + ": code[" + std::to_string(m) + "," + std::to_string(n) + "] = " +
+                            std::to_string(code) + ", want " + std::to_string(want));
+        }
+    for (size_t i = 0; i < got.size(); ++i)
+        if (got[i] != c.packed[i])
+            return fail(name + ": packed byte " + std::to_string(i) + " = " + std::to_string(got[i]) + ", want " +
+                        std::to_string(c.packed[i]));
+    if (y.back() != guard) fail(name + ": wrote past the end of the packed output");
+}
+
+int check_epilogue(const char *path) { return golden::read_epilogue(path, check_epilogue_case, fail); }
+
+// The epilogue golden file beside a GEMM one: "gemm" in its name becomes "epilogue"
+// (tests/golden/gemm.txt -> epilogue.txt, a board's gemm_golden.txt -> epilogue_golden.txt).
+std::string epilogue_beside(const std::string &gemm) {
+    const size_t slash = gemm.find_last_of('/'), at = gemm.find("gemm", slash == std::string::npos ? 0 : slash);
+    if (at == std::string::npos) return "";
+    return gemm.substr(0, at) + "epilogue" + gemm.substr(at + 4);
+}
 int check_random(int count, uint32_t seed) {
     std::mt19937 rng(seed);
     std::vector<Type> types;
@@ -266,24 +383,36 @@ int check_random(int count, uint32_t seed) {
 
 int main(int argc, char **argv) {
     if (argc < 2) {
-        std::fprintf(stderr, "usage: %s GOLDEN|none [--random N] [--seed S]\n", argv[0]);
+        std::fprintf(stderr, "usage: %s GOLDEN|none [--epilogue FILE|none] [--random N] [--seed S]\n", argv[0]);
         return 2;
     }
     int count = 200;
     uint32_t seed = 1;
+    const bool have_gemm = std::strcmp(argv[1], "none") != 0;
+    std::string epi = have_gemm ? epilogue_beside(argv[1]) : "";
+    bool epi_given = false;
     for (int i = 2; i + 1 < argc; i += 2) {
         if (!std::strcmp(argv[i], "--random")) count = std::atoi(argv[i + 1]);
         else if (!std::strcmp(argv[i], "--seed")) seed = static_cast<uint32_t>(std::atoi(argv[i + 1]));
-        else {
+        else if (!std::strcmp(argv[i], "--epilogue")) {
+            epi = std::strcmp(argv[i + 1], "none") ? argv[i + 1] : "";
+            epi_given = true;
+        } else {
             std::fprintf(stderr, "unknown option %s\n", argv[i]);
             return 2;
         }
     }
+    if (!epi_given && !epi.empty() && !std::ifstream(epi)) {  // no epilogue vectors beside GOLDEN
+        std::printf("note: no epilogue golden file %s: the epilogue mode is not checked\n", epi.c_str());
+        epi.clear();
+    }
     const int decoded = check_decode();
-    const int golden = std::strcmp(argv[1], "none") ? check_golden(argv[1]) : 0;
+    const int gemm_cases = have_gemm ? check_golden(argv[1]) : 0;
+    const int epi_cases = epi.empty() ? 0 : check_epilogue(epi.c_str());
     const int random = check_random(count, seed);
-    std::printf("csim %ux%u array, %u-bit bus: %d codes decoded, %d golden cases, %d random GEMMs: %s\n",
-                ANT_ROWS, ANT_COLS, ANT_BUS_BITS, decoded, golden, random,
+    std::printf("csim %ux%u array, %u-bit bus: %d codes decoded, %d golden cases, %d epilogue cases, "
+                "%d random GEMMs: %s\n",
+                ANT_ROWS, ANT_COLS, ANT_BUS_BITS, decoded, gemm_cases, epi_cases, random,
                 failures ? "FAILED" : "all bit-exact");
     if (failures) std::printf("%d failures\n", failures);
     return failures ? 1 : 0;

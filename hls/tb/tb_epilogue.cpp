@@ -8,14 +8,12 @@
 // tile as store_y writes them) equal the golden packed buffer. Exits 0 only if all are exact.
 #include <algorithm>
 #include <cstdio>
-#include <cstdlib>
-#include <fstream>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include <ant_config.h>
 #include "ant_epilogue.h"
+#include "golden_io.h"
 
 namespace {
 
@@ -26,29 +24,7 @@ void fail(const std::string &what) {
     ++failures;
 }
 
-int kind_id(const std::string &k) {
-    if (k == "int") return ANT_KIND_INT;
-    if (k == "pot") return ANT_KIND_POT;
-    if (k == "flint") return ANT_KIND_FLINT;
-    if (k == "float") return ANT_KIND_FLOAT;
-    std::fprintf(stderr, "unknown kind %s\n", k.c_str());
-    std::exit(2);
-}
-
-std::vector<int64_t> ints(std::istringstream &in) {
-    std::vector<int64_t> v;
-    std::string tok;
-    while (in >> tok) v.push_back(std::strtoll(tok.c_str(), nullptr, 10));
-    return v;
-}
-
-struct Case {
-    std::string name, kind;
-    uint32_t bits = 0, sgn = 0, rows = 0, cols = 0, shift = 0;
-    int64_t lo = 0, hi = 0;
-    std::vector<int64_t> mult, bias, thr, acc, codes;
-    std::vector<uint8_t> packed;
-};
+using Case = golden::EpiCase;
 
 // The grid G_0 < ... < G_{q-1} of the output format in integer units.
 std::vector<int64_t> grid(const Case &c, uint32_t kind) {
@@ -64,9 +40,8 @@ std::vector<int64_t> grid(const Case &c, uint32_t kind) {
 }
 
 void check(const Case &c) {
-    const uint32_t kind = static_cast<uint32_t>(kind_id(c.kind));
-    const uint32_t word = kind | (c.sgn << 2) | (c.bits << 4) | (c.shift << 8);
-    const ant_epi::Out o = ant_epi::decode_out(word);
+    const uint32_t kind = golden::kind_id(c.kind);
+    const ant_epi::Out o = ant_epi::decode_out(c.out_mode());
     if (!o.ok) return fail(c.name + ": out_mode word not accepted by ant_epi::decode_out");
     const std::vector<int64_t> g = grid(c, kind);
     if (c.thr.size() != g.size() - 1) return fail(c.name + ": thr has the wrong length");
@@ -128,70 +103,12 @@ int main(int argc, char **argv) {
         std::fprintf(stderr, "usage: tb_epilogue GOLDEN\n");
         return 2;
     }
-    std::ifstream f(argv[1]);
-    if (!f) {
-        std::fprintf(stderr, "cannot read %s\n", argv[1]);
-        return 2;
-    }
     if (!ant_epi::tiles_ok()) {
         std::fprintf(stderr, "a %dx%d array on a %d-bit bus does not write whole words per tile\n", ANT_ROWS,
                      ANT_COLS, ANT_BUS_BITS);
         return 2;
     }
-    std::string line;
-    Case c;
-    int cases = 0;
-    bool in_case = false;
-    while (std::getline(f, line)) {
-        if (line.empty() || line[0] == '#') continue;
-        std::istringstream in(line);
-        std::string tag;
-        in >> tag;
-        if (tag == "array") {
-            int r, cc, b;
-            in >> r >> cc >> b;
-            if (r != ANT_ROWS || cc != ANT_COLS || b != ANT_BUS_BITS) {
-                std::fprintf(stderr, "golden file is for a %dx%d array on a %d-bit bus, this build is %dx%d, %d\n", r,
-                             cc, b, ANT_ROWS, ANT_COLS, ANT_BUS_BITS);
-                return 2;
-            }
-        } else if (tag == "case") {
-            c = Case();
-            std::string lo, hi, acc_max;
-            in >> c.name >> c.kind >> c.bits >> c.sgn >> c.rows >> c.cols >> c.shift >> lo >> hi >> acc_max;
-            if (!in) {
-                fail("malformed case line: " + line);
-                continue;
-            }
-            c.lo = std::strtoll(lo.c_str(), nullptr, 10);
-            c.hi = std::strtoll(hi.c_str(), nullptr, 10);
-            in_case = true;
-        } else if (tag == "mult") {
-            c.mult = ints(in);
-        } else if (tag == "bias") {
-            c.bias = ints(in);
-        } else if (tag == "thr") {
-            c.thr = ints(in);
-        } else if (tag == "acc") {
-            c.acc = ints(in);
-        } else if (tag == "codes") {
-            c.codes = ints(in);
-        } else if (tag == "packed") {
-            std::string hex;
-            in >> hex;
-            c.packed.clear();
-            for (size_t i = 0; i + 1 < hex.size(); i += 2)
-                c.packed.push_back(static_cast<uint8_t>(std::strtoul(hex.substr(i, 2).c_str(), nullptr, 16)));
-        } else if (tag == "end") {
-            if (!in_case) fail("'end' without a case");
-            check(c);
-            ++cases;
-            in_case = false;
-        } else {
-            fail("unknown record '" + tag + "'");
-        }
-    }
-    if (in_case) fail("the last case has no 'end'");
+    const int cases = golden::read_epilogue(argv[1], check, fail);
     std::printf("tb_epilogue: %d golden cases, %dx%d array, %d-bit bus\n", cases, ANT_ROWS, ANT_COLS, ANT_BUS_BITS);
     if (failures) {
         std::printf("%d FAILURES\n", failures);

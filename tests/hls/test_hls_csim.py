@@ -4,12 +4,16 @@ agreement of the C++ with its single sources (register map, accumulator bound, c
 from __future__ import annotations
 
 import re
+import subprocess
+from pathlib import Path
 
 import pytest
 from antq.core import arch, formats, regmap, stream
 from antq.emu.ip import check_args
 from antq.toolchain import hls
 from helpers import GOLDEN
+
+GOLDEN_EPILOGUE = GOLDEN.parent / "epilogue.txt"
 
 
 def test_committed_config_header_is_fresh():
@@ -30,6 +34,81 @@ def test_csim_testbench_golden_and_random():
     r = hls.run_csim(golden=GOLDEN, random=200, seed=3)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "73 golden cases" in r.stdout and "all bit-exact" in r.stdout
+    assert "64 epilogue cases" in r.stdout  # tests/golden/epilogue.txt, found beside gemm.txt
+
+
+def _tb(*args: object) -> subprocess.CompletedProcess:
+    """The C-simulation testbench (hls/tb/tb_ant_gemm.cpp under g++) run with ``args``."""
+    exe = hls.build("tb")
+    return subprocess.run([str(exe), *map(str, args)], capture_output=True, text=True, timeout=300)
+
+
+def test_csim_testbench_runs_the_epilogue_mode_on_the_golden_vectors():
+    """ant_gemm with out_mode set writes every golden epilogue case's codes and packed bytes."""
+    r = _tb("none", "--epilogue", GOLDEN_EPILOGUE, "--random", 0)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "0 golden cases, 64 epilogue cases" in r.stdout and "all bit-exact" in r.stdout
+
+
+def _corrupt_epilogue(tmp_path: Path, tag: str, index: int) -> tuple[Path, str]:
+    """A copy of the epilogue golden file with the first value of record ``tag`` of case ``index``
+    changed (a code by 1, a packed byte in its high nibble); returns it and the case's name."""
+    lines = GOLDEN_EPILOGUE.read_text().splitlines()
+    names = [line.split()[1] for line in lines if line.startswith("case ")]
+    seen = -1
+    for i, line in enumerate(lines):
+        if line.startswith(f"{tag} "):
+            seen += 1
+            if seen == index:
+                head, first, *rest = line.split(" ")
+                if tag == "packed":
+                    first = f"{int(first[:2], 16) ^ 0x10:02x}{first[2:]}"
+                else:
+                    first = str(int(first) ^ 1)
+                lines[i] = " ".join([head, first, *rest])
+                break
+    else:
+        raise AssertionError(f"no {tag} record {index}")
+    out = tmp_path / "epilogue.txt"
+    out.write_text("\n".join(lines) + "\n")
+    return out, names[index]
+
+
+@pytest.mark.parametrize(("tag", "index", "what"), [
+    ("codes", 3, "code[0,0] = "),       # a code the IP computes differs
+    ("codes", 63, "code[0,0] = "),      # the last case (extreme shifts)
+    ("packed", 10, "packed byte 0 = "),  # a 1x1 case: the byte's high nibble is a padding row
+    ("packed", 24, "packed byte 0 = "),  # int8 output: two nibble planes
+])
+def test_csim_testbench_fails_on_a_corrupted_epilogue_golden(tmp_path, tag, index, what):
+    bad, name = _corrupt_epilogue(tmp_path, tag, index)
+    r = _tb("none", "--epilogue", bad, "--random", 0)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert f"FAIL: epilogue {name}: {what}" in r.stderr, r.stderr
+    assert r.stderr.count("FAIL:") == 1 and "FAILED" in r.stdout
+
+
+def test_csim_testbench_finds_the_epilogue_golden_beside_the_gemm_one(tmp_path):
+    """gemm_golden.txt (a board folder of antq vitis) pairs with epilogue_golden.txt beside it;
+    without one the run says the epilogue mode was not checked."""
+    gemm = tmp_path / "gemm_golden.txt"
+    gemm.write_text(GOLDEN.read_text())
+    r = _tb(gemm, "--random", 0)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "epilogue mode is not checked" in r.stdout and "0 epilogue cases" in r.stdout
+    bad, name = _corrupt_epilogue(tmp_path, "codes", 5)
+    bad.rename(tmp_path / "epilogue_golden.txt")
+    r = _tb(gemm, "--random", 0)
+    assert r.returncode == 1 and f"FAIL: epilogue {name}: code[" in r.stderr, r.stdout + r.stderr
+
+
+def test_csim_testbench_refuses_a_missing_or_foreign_epilogue_golden(tmp_path):
+    r = _tb("none", "--epilogue", tmp_path / "nope.txt", "--random", 0)
+    assert r.returncode == 2 and "cannot open golden file" in r.stderr
+    other = tmp_path / "epilogue.txt"
+    other.write_text(GOLDEN_EPILOGUE.read_text().replace("array 16 16 64", "array 8 8 64", 1))
+    r = _tb("none", "--epilogue", other, "--random", 0)
+    assert r.returncode == 2 and "golden file is for a 8x8 array" in r.stderr
 
 
 @pytest.mark.parametrize("cfg", [arch.ArrayConfig(16, 16), arch.ArrayConfig(3, 5),
