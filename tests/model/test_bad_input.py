@@ -100,7 +100,7 @@ def _state(meta: dict) -> dict:
     (lambda s: s.pop("nodes"), r"obj\.state: .*not a quantized model|missing or bad field 'nodes'"),
     (lambda s: s.update(format="antq-other"), "not a quantized model"),
     (lambda s: s.update(version=99), "quantized model format version 99"),
-    (lambda s: s["nodes"]["items"][2]["items"].update(op="teleport"), "node 'features_2': unknown host op "
+    (lambda s: s["nodes"]["items"][2]["items"].update(op="teleport"), "node 'features_3': unknown host op "
      "'teleport'"),
     (lambda s: s["nodes"]["items"][0]["items"].update(op="relu"), "needs at least one input node"),
     (lambda s: s["nodes"]["items"][1]["items"]["layer"]["items"]["in_shape"]["items"].append(3),

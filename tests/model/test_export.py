@@ -215,7 +215,10 @@ def test_trace_records_every_node_and_accumulators(cnn, digits):
     for r, layer in zip(gemm, ex.gemm_layers, strict=True):
         assert r.acc.dtype == np.int64 and r.acc.shape == (5 * layer.rows_per_sample, layer.n)
         assert r.output.shape == layer.out_shape(5)
-    assert {r.op for r in records} >= {"input", "relu", "max_pool2d", "flatten", "output"}
+    assert {r.op for r in records} >= {"input", "max_pool2d", "flatten", "output"}
+    # the ReLU after each chained layer is its epilogue's clamp now (docs/contracts.md section 13)
+    assert "relu" not in {r.op for r in records}
+    assert all(layer.out is not None and layer.out.act == "relu" for layer in ex.gemm_layers[:-1])
     assert "identity" not in {r.op for r in records}  # Dropout and the folded BatchNorms are dropped
 
 

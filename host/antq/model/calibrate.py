@@ -32,7 +32,7 @@ from tqdm import tqdm
 from ..core import container
 from .attention import replace_attention
 from .configs import INT8, LayerSpec, _base_spec, check_target, layer_specs
-from .export import export
+from .export import export, link
 from .fakequant import (
     QUANT_LAYERS,
     HostOps,
@@ -263,6 +263,7 @@ class FakeQuantModel(nn.Module):
         if missing:
             raise ValueError(f"layers {missing} were not called during calibration; antq quantizes the "
                              "nn.Conv2d / nn.Linear modules that the forward pass calls")
+        link(self)  # eval mode requantizes the outputs the export's fusion plan chains
 
     def promote_int8(self, n: int, x: Any, progress: bool = True) -> list[str]:
         """ANT's automatic policy: the ``n`` layers with the highest 4-bit MSE (weight + input) become

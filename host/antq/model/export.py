@@ -11,6 +11,13 @@ lengths, sliced buffers, masks built from them) and gives the same value in both
 constant; what depends on the batch size stays a host op. Then the integer model is run on the
 example and must give the fake-quant model's bits: anything the host executor cannot run, or
 computes differently, is refused here with the node's name, not at run time.
+
+Before that, :func:`fusion_plan` finds every GEMM layer whose output reaches the next GEMM layer
+only through ops that keep grid values (a ReLU right after it, which the epilogue's clamp
+absorbs, then max pooling, flatten, reshapes): that layer's output becomes the integer
+epilogue's codes in the next layer's activation format (a :class:`~antq.model.graph.Requant`,
+docs/contracts.md section 13), which a runtime may leave on the device. The same plan is set on
+the fake-quant model's layers (:func:`link`), so both compute it.
 """
 
 from __future__ import annotations
@@ -23,9 +30,10 @@ import torch
 import torch.fx
 from torch import nn
 
+from ..core import regmap
 from ..core.quantize import QuantizedTensor
 from .fakequant import ExportError, HostOps, QuantConv2d, QuantLayer, QuantLinear, QuantMatmul
-from .graph import GemmLayer, IntegerModel, MatmulLayer, Node
+from .graph import GemmLayer, IntegerModel, MatmulLayer, Node, Requant, _refs, requant_params
 from .hostops import DTYPES, HOST_OPS
 from .torchops import host_op
 from .tracing import trace
@@ -292,9 +300,8 @@ def _used(nodes: list[Node]) -> list[Node]:
     return keep[::-1]
 
 
-def export(qm: nn.Module) -> IntegerModel:
-    """Build the integer :class:`~antq.model.graph.IntegerModel` of a calibrated
-    :class:`~antq.model.calibrate.FakeQuantModel` (see the module docstring)."""
+def _graph(qm: nn.Module) -> tuple[list[Node], Any, Any]:
+    """(integer-model nodes without fusion, the two-sample example, the fake-quant output on it)."""
     if getattr(qm, "example", None) is None:
         raise ExportError("the model is not calibrated")
     ex = qm.example
@@ -349,9 +356,112 @@ def export(qm: nn.Module) -> IntegerModel:
         if node.op in HOST_OPS:
             _check_host_call(node)
         b.nodes.append(node)
-    model = IntegerModel(_used(_drop_identities(b.nodes)), name=qm.model_name, dataset=qm.dataset,
-                         config=qm.config, bits=qm.bits)
-    _verify(model, two, v2[next(n for n in gm.graph.nodes if n.op == "output")])
+    return _used(_drop_identities(b.nodes)), two, v2[next(n for n in gm.graph.nodes if n.op == "output")]
+
+
+GRID_OPS = frozenset({"max_pool2d", "flatten", "reshape", "permute", "transpose", "squeeze", "unsqueeze"})
+"""Host ops that map a tensor of grid values (times one scale) to grid values: a requantized
+output may pass through them to the next GEMM layer and be requantized to the same codes."""
+
+
+def fusion_plan(nodes: list[Node]) -> dict[str, tuple[Requant, str | None]]:
+    """Producer gemm node name -> (its :class:`Requant`, the name of a ReLU node it absorbs or None).
+
+    A Conv2d/Linear layer (one group, accelerator formats) qualifies if its output has one user,
+    optionally a ReLU (folded into the epilogue's clamp), then a chain of one-user :data:`GRID_OPS`
+    taking it as their first argument, ending at a GEMM layer whose activation format the
+    epilogue writes, and if :func:`~antq.model.graph.requant_params` can represent its scales."""
+    users: dict[str, list[Node]] = {}
+    for n in nodes:
+        for r in _refs([n.args, n.kwargs]):
+            users.setdefault(r, []).append(n)
+
+    def only_first(n: Node, r: str) -> bool:
+        return bool(n.args) and n.args[0] == {"ref": r} and r not in _refs([n.args[1:], n.kwargs])
+
+    plan: dict[str, tuple[Requant, str | None]] = {}
+    for p in nodes:
+        layer = p.layer
+        if p.op != "gemm" or layer.groups != 1 or not layer.hardware:
+            continue
+        cur, act, relu = p.name, "none", None
+        target = None
+        while len(users.get(cur, [])) == 1:
+            u = users[cur][0]
+            if u.op == "gemm":
+                target = u.layer if only_first(u, cur) else None
+                break
+            if u.op == "relu" and cur == p.name and only_first(u, cur) and len(u.args) == 1:
+                act, relu = "relu", u.name
+            elif not (u.op in GRID_OPS and only_first(u, cur) and not u.kwargs.get("return_indices")):
+                break
+            cur = u.name
+        if target is None or not target.hardware or not regmap.supported(target.act_fmt):
+            continue  # the epilogue writes 4-bit ANT formats and int8 only
+        out = Requant(target.act_fmt, target.act_scale, act, target.name)
+        if requant_params(layer.act_fmt, layer.act_scale, layer.w_fmt, layer.weight.scale, layer.k,
+                          layer.bias, out) is not None:
+            plan[p.name] = (out, relu)
+    return plan
+
+
+def _fuse(nodes: list[Node], plan: dict[str, tuple[Requant, str | None]]) -> list[Node]:
+    """The nodes with each planned layer's Requant set and its absorbed ReLU removed."""
+    alias = {relu: name for name, (_, relu) in plan.items() if relu is not None}
+    out = []
+    for n in nodes:
+        if n.name in alias:
+            continue
+        n.args, n.kwargs = _rename_refs(n.args, alias), _rename_refs(n.kwargs, alias)
+        if n.name in plan:
+            layer = n.layer
+            n.layer = GemmLayer(name=layer.name, op=layer.op, weight=layer.weight, bias=layer.bias,
+                                act_fmt=layer.act_fmt, act_scale=layer.act_scale, in_shape=layer.in_shape,
+                                kernel=layer.kernel, stride=layer.stride, padding=layer.padding,
+                                dilation=layer.dilation, groups=layer.groups, out=plan[n.name][0])
+        out.append(n)
+    return out
+
+
+def _set_links(qm: nn.Module, nodes: list[Node], plan: dict[str, tuple[Requant, str | None]]) -> bool:
+    """Point each planned fake-quant layer at its consumer's input quantizer (and unlink the rest);
+    True if anything changed."""
+    mods = dict(qm.model.named_modules())
+    layer_of = {n.name: n.layer.name for n in nodes if n.op == "gemm"}
+    want = {layer_of[p]: (mods[out.to].input_quant, out.act) for p, (out, _) in plan.items()}
+    changed = False
+    for name, m in mods.items():
+        if isinstance(m, (QuantConv2d, QuantLinear)):
+            link = want.get(name)
+            if link != m.requant_link:
+                m.requant_link, changed = link, True
+    return changed
+
+
+def link(qm: nn.Module) -> None:
+    """Set the fusion plan on a calibrated fake-quant model's layers (calibration calls it), so its
+    eval mode requantizes the same outputs with the integer epilogue as the exported model. A model
+    that cannot be exported gets no links (export then says why)."""
+    for m in qm.model.modules():
+        if isinstance(m, (QuantConv2d, QuantLinear)):
+            m.requant_link = None
+    try:
+        nodes, _, _ = _graph(qm)
+    except ExportError:
+        return
+    _set_links(qm, nodes, fusion_plan(nodes))
+
+
+def export(qm: nn.Module) -> IntegerModel:
+    """Build the integer :class:`~antq.model.graph.IntegerModel` of a calibrated
+    :class:`~antq.model.calibrate.FakeQuantModel` (see the module docstring)."""
+    nodes, two, expected = _graph(qm)
+    plan = fusion_plan(nodes)
+    if _set_links(qm, nodes, plan):  # the fake-quant output on the example changes with the links
+        nodes, two, expected = _graph(qm)
+    model = IntegerModel(_fuse(nodes, plan), name=qm.model_name, dataset=qm.dataset, config=qm.config,
+                         bits=qm.bits)
+    _verify(model, two, expected)
     return model
 
 

@@ -12,7 +12,10 @@ nearest grid point, ties up). **Train mode** returns ``q * scale`` and conv/matm
 ANT's straight-through estimator: ``dy/dx = 1`` and ``dy/dscale = q - u`` per element, so
 ``dy/dalpha = (q - u) / max_value``. **Eval mode** computes what the exported integer model
 computes: the exact integer GEMM of the codes (float64 on integer values), rescaled with
-:func:`antq.model.graph.rescale`'s operations, and antq's definitions of the host ops whose
+:func:`antq.model.graph.rescale`'s operations, or, for a layer the export's fusion plan links
+to its consumer (``requant_link``, set by :func:`antq.model.export.link` after calibration),
+requantized by the integer epilogue with the same :func:`antq.model.graph.requantized` call
+the integer model makes, and antq's definitions of the host ops whose
 float32 result depends on the implementation (:data:`antq.model.hostops.ROUNDED_OPS`, routed by
 :class:`HostOps`). So eval-mode outputs equal the integer model's, and the accelerator's, bit
 for bit (docs/contracts.md §11). Software-only baselines keep float fake quantization in both modes.
@@ -36,6 +39,7 @@ from ..core.formats import Format
 from ..core.quantize import QuantizedTensor, quantize_as
 from .baselines import BASELINES
 from .configs import CANDIDATES, LayerSpec
+from .graph import Requant, requant_params, requantized
 from .hostops import HOST_OPS
 from .torchops import routed
 
@@ -270,7 +274,7 @@ class QuantConv2d(nn.Conv2d):
             if self.training or self.spec.baseline:
                 return self._conv_forward(self.input_quant(x), self.weight_quant(self.weight), self.bias)
             a, w = _exact_operands(self, x)
-            return _rescale(self, self._conv_forward(a, w, None), channel_dim=1)
+            return _output(self, self._conv_forward(a, w, None), channel_dim=1)
 
     def to_float(self) -> nn.Conv2d:
         m = nn.Conv2d(self.in_channels, self.out_channels, self.kernel_size, self.stride, self.padding,
@@ -294,7 +298,7 @@ class QuantLinear(nn.Linear):
             if self.training or self.spec.baseline:
                 return F.linear(self.input_quant(x), self.weight_quant(self.weight), self.bias)
             a, w = _exact_operands(self, x)
-            return _rescale(self, F.linear(a, w), channel_dim=-1)
+            return _output(self, F.linear(a, w), channel_dim=-1)
 
     def to_float(self) -> nn.Linear:
         m = nn.Linear(self.in_features, self.out_features, self.bias is not None,
@@ -353,6 +357,8 @@ QUANT_LAYERS = (QuantConv2d, QuantLinear, QuantMatmul)
 
 def _attach(m: QuantLayer, spec: LayerSpec, name: str) -> None:
     m.spec, m.layer_name, m.in_shape = spec, name, None
+    m.requant_link = None
+    """(the consumer's input Quantizer, folded act) if eval mode requantizes this layer's output."""
     m.weight_quant = Quantizer(spec, "weight", name)
     m.input_quant = Quantizer(spec, "input", name)
 
@@ -385,6 +391,28 @@ def _rescale(m: QuantLayer, acc: torch.Tensor, channel_dim: int) -> torch.Tensor
     if m.bias is not None:
         y = y + m.bias.float().double().reshape(shape)
     return y.float()
+
+
+def _np32(t: torch.Tensor) -> np.ndarray:
+    return t.detach().float().cpu().numpy().reshape(-1)
+
+
+def _output(m: QuantConv2d | QuantLinear, acc: torch.Tensor, channel_dim: int) -> torch.Tensor:
+    """The eval-mode output: the integer epilogue's values if ``m.requant_link`` is set (and the
+    consumer is calibrated), computed by the integer model's own functions, else :func:`_rescale`."""
+    link = m.requant_link
+    if link is not None and link[0].calibrated:
+        quant, act = link
+        out = Requant(quant.fmt, _np32(quant.scale())[0], act)
+        p = requant_params(m.input_quant.fmt, _np32(m.input_quant.scale())[0], m.weight_quant.fmt,
+                           _np32(m.weight_quant.scale()), m.weight[0].numel(),
+                           None if m.bias is None else _np32(m.bias), out)
+        if p is not None:
+            rows = acc.movedim(channel_dim, -1)
+            ints = rows.reshape(-1, rows.shape[-1]).cpu().numpy().astype(np.int64)
+            y = torch.from_numpy(requantized(ints, p, out)).reshape(rows.shape)
+            return y.movedim(-1, channel_dim).to(acc.device)
+    return _rescale(m, acc, channel_dim)
 
 
 def _record_shape(m: QuantLayer, x: torch.Tensor) -> None:

@@ -13,9 +13,14 @@ integer) values (:data:`HOST_OPS`). A model has one or more typed inputs (:class
 :func:`antq.core.quantize.quantize_as` (the canonical float32 rounding), forms the (M, K) activation
 matrix (im2col for Conv2d), and calls ``gemm(a, w)``, which must return the exact int64
 accumulators (M, N): :func:`antq.core.reference.gemm` by default, the accelerator's in the runtime.
-The output is :func:`rescale` of them. Nothing outside ``gemm`` depends on it, so any exact
-``gemm`` gives bit-identical results; and the fake-quant torch model in eval mode computes the
-same operations, so it gives them too. This module needs numpy only (not torch).
+The output is :func:`rescale` of them, or, for a layer whose output feeds the next GEMM layer
+through ops that keep grid values (a :class:`Requant`, chosen at export by
+:func:`antq.model.export.fusion_plan`), the integer epilogue's codes in that layer's activation
+format (:func:`antq.core.epilogue.apply`, docs/contracts.md section 13) as float32 values. Nothing
+outside ``gemm`` depends on it, so any exact ``gemm`` gives bit-identical results; the fake-quant
+torch model in eval mode calls the same functions, so it gives them too; and a runtime may keep
+such an output on the device as codes (a :class:`DeviceValue`) because the next layer's
+requantization gives back exactly those codes. This module needs numpy only (not torch).
 """
 
 from __future__ import annotations
@@ -27,17 +32,95 @@ from typing import Any
 
 import numpy as np
 
-from ..core import container, formats, native, reference, regmap
+from ..core import container, epilogue, formats, native, reference, regmap
 from ..core.formats import Format
 from ..core.quantize import QuantizedTensor, check_real, quantize_as, to_numpy
 from .hostops import DTYPES as HOST_DTYPES
 from .hostops import HOST_OPS
 
 STATE_FORMAT = "antq-qmodel"
-STATE_VERSION = 2
-"""2: several typed inputs, grouped convolutions, activation x activation GEMMs."""
+STATE_VERSION = 3
+"""2: several typed inputs, grouped convolutions, activation x activation GEMMs. 3: a GEMM layer's
+output may be requantized by the integer epilogue (:class:`Requant`)."""
+READS = (2, 3)
+"""Model format versions this antq loads (a version-2 model has no requantized outputs)."""
 
 Gemm = Callable[[QuantizedTensor, QuantizedTensor], np.ndarray]
+Requantize = Callable[..., "DeviceValue"]
+"""``requantize(a, w, params, layer, batch)``: a runtime's GEMM with the epilogue on the device."""
+
+REQUANT_ACTS = ("none", "relu")
+"""Activations a :class:`Requant` folds into the epilogue's clamp (relu: L = 0)."""
+
+
+@dataclass(frozen=True)
+class Requant:
+    """A GEMM layer's output as codes of its consumer's activation format and scale.
+
+    The consumer is the next GEMM layer, reached through ops that map grid values to grid values
+    (a folded ReLU, max pooling, flatten, reshape): its requantization of those float32 values
+    gives back the codes exactly, so the output can stay on the device as codes.
+    """
+
+    fmt: Format
+    scale: np.float32
+    act: str = "none"
+    to: str = ""
+    """The consuming layer's name (for summaries; not part of the arithmetic)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "scale", np.float32(self.scale))
+        if not (np.isfinite(self.scale) and self.scale > 0):
+            raise ValueError("requantization scale must be finite and positive")
+        if self.act not in REQUANT_ACTS:
+            raise ValueError(f"requantization act must be one of {REQUANT_ACTS}, got {self.act!r}")
+        epilogue.check_format(self.fmt)
+
+    def state(self) -> dict:
+        return {"kind": self.fmt.kind, "bits": self.fmt.bits, "signed": self.fmt.signed,
+                "scale": float(self.scale), "act": self.act, "to": self.to}
+
+    @classmethod
+    def from_state(cls, s: dict) -> Requant:
+        return cls(formats.get(s["kind"], s["bits"], s["signed"]), np.float32(s["scale"]), s["act"], s["to"])
+
+
+def requant_params(act_fmt: Format, act_scale: np.float32, w_fmt: Format, w_scale: np.ndarray, k: int,
+                   bias: np.ndarray | None, out: Requant) -> epilogue.Params | None:
+    """The epilogue parameters of a layer requantizing to ``out``; None where the integer epilogue
+    cannot represent them (a channel whose multiplier rounds to 0, say a dead channel with a tiny
+    weight scale): such a layer keeps :func:`rescale`. Exact rational arithmetic on the float32
+    scales and bias, so the integer model and the fake-quant model get the same answer anywhere."""
+    n = int(np.asarray(w_scale).size)
+    try:
+        return epilogue.params(fmt=out.fmt, s_a=float(np.float32(act_scale)),
+                               s_w=np.asarray(w_scale, np.float32).astype(np.float64).reshape(-1),
+                               s_out=float(out.scale), acc_max=epilogue.acc_bound(act_fmt, w_fmt, k),
+                               bias=None if bias is None else np.asarray(bias, np.float32).astype(np.float64),
+                               act=out.act, channels=n)
+    except ValueError:
+        return None
+
+
+def requantized(acc: np.ndarray, p: epilogue.Params, out: Requant) -> np.ndarray:
+    """float32 (M, N) values of the epilogue's codes for exact accumulators ``acc`` (M, N)."""
+    return epilogue.dequantized(epilogue.apply(acc, p), out.fmt, out.scale)
+
+
+class DeviceValue:
+    """A layer's output left in device memory by a runtime, brought to the host only when a host op
+    needs it. :meth:`IntegerModel.run` calls :meth:`materialize` before any host op reads it and
+    offers it to the next GEMM layer as it is (:meth:`operand_for`)."""
+
+    batch: int
+
+    def operand_for(self, layer: GemmLayer) -> Any | None:
+        """The (M, K) operand of ``layer`` this value already is on the device, or None."""
+        return None
+
+    def materialize(self) -> np.ndarray:
+        """The float32 values in the producing layer's output layout (what the reference computes)."""
+        raise NotImplementedError
 
 
 @dataclass
@@ -65,6 +148,9 @@ class GemmLayer:
     groups: int = 1
     """Grouped / depthwise conv2d: ``groups`` GEMMs per call, group g multiplying input channels
     ``g*C/groups ..`` by weight rows ``g*N/groups ..`` (each its own accelerator call)."""
+    out: Requant | None = None
+    """The output requantized to the consumer's format by the integer epilogue (groups = 1 only);
+    None: the float32 :func:`rescale`."""
 
     def __post_init__(self) -> None:
         if self.op not in ("conv2d", "linear"):
@@ -99,6 +185,16 @@ class GemmLayer:
             QuantizedTensor(w.codes[g * ng:(g + 1) * ng], kind=w.kind, bits=w.bits, signed=w.signed,
                             scale=w.scale[g * ng:(g + 1) * ng], channel_axis=0) for g in range(self.groups)]
         """The (N/groups, K) weight of each group: the objects passed to ``gemm`` (the same on every call)."""
+        self.epilogue: epilogue.Params | None = None
+        """The integer epilogue of :attr:`out` (None without it)."""
+        if self.out is not None:
+            if self.groups != 1:
+                raise ValueError(f"layer {self.name}: a requantized output needs groups = 1")
+            self.epilogue = requant_params(self.act_fmt, self.act_scale, self.w_fmt, self.weight.scale,
+                                           self.k, self.bias, self.out)
+            if self.epilogue is None:
+                raise ValueError(f"layer {self.name}: its scales cannot be requantized to "
+                                 f"{self.out.fmt.name} by the integer epilogue")
 
     n = property(lambda self: self.weight.shape[0], doc="Output channels / features (N).")
     k = property(lambda self: self.weight.shape[1], doc="Reduction length (K).")
@@ -146,26 +242,48 @@ class GemmLayer:
         return [QuantizedTensor(c.reshape(-1, self.k), kind=self.act_fmt.kind, bits=self.act_fmt.bits,
                                 signed=self.act_fmt.signed, scale=self.act_scale) for c in parts]
 
-    def forward(self, x: np.ndarray, gemm: Gemm, times: dict[str, float] | None = None
-                ) -> tuple[np.ndarray, np.ndarray]:
+    def operands(self, x: np.ndarray | DeviceValue) -> list[Any]:
+        """Each group's (M, K) operand: a DeviceValue that already is it, else :meth:`activation_matrices`."""
+        if isinstance(x, DeviceValue):
+            a = x.operand_for(self)
+            if a is not None:
+                return [a]
+            x = x.materialize()
+        return self.activation_matrices(x)
+
+    def output_layout(self, y: np.ndarray, batch: int) -> np.ndarray:
+        """(M, N) rows -> the layer's output (B, N, OH, OW) for conv2d, (B, ..., N) for linear."""
+        if self.op == "conv2d":
+            oh, ow = self._out_hw(*self.in_shape[1:])
+            return y.reshape(batch, oh, ow, self.n).transpose(0, 3, 1, 2)
+        return y.reshape(batch, *self.in_shape[:-1], self.n)
+
+    def forward(self, x: np.ndarray | DeviceValue, gemm: Gemm, times: dict[str, float] | None = None,
+                requantize: Requantize | None = None) -> tuple[np.ndarray | DeviceValue, np.ndarray | None]:
         """(float32 output, int64 accumulators) of this layer on input ``x``: see :func:`rescale`.
 
-        ``times``, if given, receives the wall seconds of ``quantize`` (requantize + im2col),
-        ``gemm`` (the callable) and ``rescale`` (scales, bias, layout), for latency breakdowns.
+        With :attr:`out`, the output is :func:`requantized` instead; given ``requantize`` (a runtime
+        that runs the epilogue on the device) it is what that returns, a :class:`DeviceValue`, and
+        there are no host accumulators. ``times``, if given, receives the wall seconds of
+        ``quantize`` (requantize + im2col), ``gemm`` (the callable) and ``rescale``.
         """
         t0 = time.perf_counter()
-        mats = self.activation_matrices(x)
+        batch = x.batch if isinstance(x, DeviceValue) else x.shape[0]
+        mats = self.operands(x)
         t1 = time.perf_counter()
+        if self.epilogue is not None and requantize is not None:
+            val = requantize(mats[0], self.weight, self.epilogue, self, batch)
+            if times is not None:
+                times.update(quantize=t1 - t0, gemm=time.perf_counter() - t1, rescale=0.0)
+            return val, None
         parts = [_checked_gemm(gemm, a, w, self.name) for a, w in zip(mats, self.group_weights, strict=True)]
         acc = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
         t2 = time.perf_counter()
-        y = rescale(acc, self.act_scale, self.weight.scale, self.bias)
-        batch = x.shape[0]
-        if self.op == "conv2d":
-            oh, ow = self._out_hw(*self.in_shape[1:])
-            y = y.reshape(batch, oh, ow, self.n).transpose(0, 3, 1, 2)
+        if self.epilogue is not None:
+            y = requantized(acc, self.epilogue, self.out)
         else:
-            y = y.reshape(batch, *self.in_shape[:-1], self.n)
+            y = rescale(acc, self.act_scale, self.weight.scale, self.bias)
+        y = self.output_layout(y, batch)
         if times is not None:
             times.update(quantize=t1 - t0, gemm=t2 - t1, rescale=time.perf_counter() - t2)
         return y, acc
@@ -177,6 +295,7 @@ class GemmLayer:
                     "scale": float(self.act_scale)},
             "in_shape": list(self.in_shape), "kernel": list(self.kernel), "stride": list(self.stride),
             "padding": list(self.padding), "dilation": list(self.dilation), "groups": self.groups,
+            **({"out": self.out.state()} if self.out is not None else {}),
         }
 
     @classmethod
@@ -187,6 +306,7 @@ class GemmLayer:
             act_fmt=formats.get(act["kind"], act["bits"], act["signed"]), act_scale=np.float32(act["scale"]),
             in_shape=tuple(s["in_shape"]), kernel=tuple(s["kernel"]), stride=tuple(s["stride"]),
             padding=tuple(s["padding"]), dilation=tuple(s["dilation"]), groups=s["groups"],
+            out=Requant.from_state(s["out"]) if s.get("out") is not None else None,
         )
 
 
@@ -530,8 +650,8 @@ class IntegerModel:
             check_real(a, what)  # NaN/Inf and values float32 cannot hold
         return a.astype(spec.dtype)
 
-    def run(self, x: Any, gemm: Gemm | None = None, trace: bool = False, act_gemm: Gemm | None = None
-            ) -> np.ndarray | tuple[np.ndarray, list[TraceRecord]]:
+    def run(self, x: Any, gemm: Gemm | None = None, trace: bool = False, act_gemm: Gemm | None = None,
+            requantize: Requantize | None = None) -> np.ndarray | tuple[np.ndarray, list[TraceRecord]]:
         """Run on a batch ``x`` (B, *input_shape); returns float32 outputs.
 
         ``x`` is an array for a one-input model, else a tuple (in input order) or a dict by input
@@ -539,24 +659,42 @@ class IntegerModel:
         QuantizedTensor (per-tensor scale), ``w`` the layer's (N, K) weight (per-channel scale);
         it must return exact int64 accumulators (M, N). Default: :func:`antq.core.reference.gemm`.
         ``act_gemm(a, b)`` (default: ``gemm``) computes the activation x activation GEMMs, both
-        operands per-tensor QuantizedTensors made in this call. With ``trace=True`` returns
-        ``(output, records)``, one :class:`TraceRecord` per node.
+        operands per-tensor QuantizedTensors made in this call. ``requantize`` (a runtime's) runs
+        the layers with a :class:`Requant` output with their epilogue on the device and returns
+        :class:`DeviceValue` s, fetched only where a host op reads them; the values are the same.
+        With ``trace=True`` returns ``(output, records)``, one :class:`TraceRecord` per node (a
+        requantized layer's ``acc`` is None when ``requantize`` ran it).
         """
         gemm = reference.gemm if gemm is None else gemm
         act_gemm = gemm if act_gemm is None else act_gemm
         inputs = iter(self.check_inputs(x))
         env: dict[str, Any] = {}
         records: list[TraceRecord] = []
+        by_name: dict[str, TraceRecord] = {}
         out: Any = None
         for node in self.nodes:
             acc, times = None, ({} if node.layer is not None else None)
+            # values left on the device come to the host before the node's clock starts: their copy
+            # out is the producing layer's time ("fetch"), not this node's
+            direct = node.op == "gemm" and len(node.args) == 1 and isinstance(node.args[0], dict) \
+                and "ref" in node.args[0]
+            if direct and isinstance(env.get(node.args[0]["ref"]), DeviceValue) \
+                    and env[node.args[0]["ref"]].operand_for(node.layer) is None:
+                direct = False  # not this layer's operand as it is: fetched like any host input
+            for r in _refs([node.args[1:] if direct else node.args, node.kwargs]):
+                if isinstance(env.get(r), DeviceValue):
+                    tf = time.perf_counter()
+                    env[r] = env[r].materialize()
+                    if r in by_name and by_name[r].times is not None:
+                        by_name[r].times["fetch"] = time.perf_counter() - tf
             t0 = time.perf_counter()
             if node.op == "input":
                 val = next(inputs)
             elif node.op == "output":
                 val = out = _to_float32(_resolve(node.args[0], env))
             elif node.op == "gemm":
-                val, acc = node.layer.forward(_resolve(node.args[0], env), gemm, times)
+                src = env[node.args[0]["ref"]] if direct else _resolve(node.args[0], env)
+                val, acc = node.layer.forward(src, gemm, times, requantize)
             elif node.op == "act_gemm":
                 val, acc = node.layer.forward(*_resolve(node.args[:2], env), act_gemm, times)
             elif node.op == "constant":
@@ -569,8 +707,10 @@ class IntegerModel:
                     raise ValueError(f"node {node.name!r} ({node.op}): {e}") from e
             env[node.name] = val
             if trace:
-                records.append(TraceRecord(node.layer.name if node.layer else node.name, node.op, val, acc,
-                                           time.perf_counter() - t0, times))
+                rec = TraceRecord(node.layer.name if node.layer else node.name, node.op, val, acc,
+                                  time.perf_counter() - t0, times)
+                records.append(rec)
+                by_name[node.name] = rec
         return (out, records) if trace else out
 
     __call__ = run
@@ -604,10 +744,10 @@ class IntegerModel:
     def from_state(cls, s: Any) -> IntegerModel:
         if not isinstance(s, dict) or s.get("format") != STATE_FORMAT:
             raise container.ContainerError("not a quantized model (missing the antq-qmodel header)")
-        if s.get("version") != STATE_VERSION:
+        if s.get("version") not in READS:
             raise container.ContainerError(
-                f"quantized model format version {s.get('version')}, but this antq reads version "
-                f"{STATE_VERSION}; re-export the model with a matching antq")
+                f"quantized model format version {s.get('version')}, but this antq reads versions "
+                f"{', '.join(map(str, READS))}; re-export the model with a matching antq")
         try:
             nodes = [Node(d["name"], d["op"], d["args"], d["kwargs"],
                           _layer_from_state(d["layer"]) if "layer" in d else None) for d in s["nodes"]]
