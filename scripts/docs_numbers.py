@@ -366,6 +366,7 @@ def render_latency(ds: dict) -> str:
     best = max(layers, key=lambda r: r["macs_per_cycle"])
     worst = min(layers, key=lambda r: r["macs_per_cycle"])
     peak = res["array"]["rows"] * res["array"]["cols"]
+    u, t = res["unchained"], res["totals"]
     lines = [
         f"`{lat['command']}` ({describe(ds['latency']['stamp'])}; the cycles are the Verilated core's plus "
         "the data mover's modelled memory beats, projected to a 100 MHz board; the other parts are wall "
@@ -373,7 +374,14 @@ def render_latency(ds: dict) -> str:
         "![per-layer latency breakdown](docs/img/latency-rtl.png)", "",
         f"The array reaches {best['macs_per_cycle']:.1f} of its {peak} MACs/cycle on its best layer "
         f"({best['name']}, K = {best['k']}) and {worst['macs_per_cycle']:.2f} on its worst ({worst['name']}, "
-        f"K = {worst['k']}): on these small layers the sequential data mover's memory beats dominate.",
+        f"K = {worst['k']}): on small-K layers each job's fill and drain dominate.", "",
+        f"Chained (docs/contracts.md §13), one inference of {res['batch']} moves {res['bytes_to_device']:,} "
+        f"bytes to the device and {res['bytes_from_device']:,} back in {res['round_trips']} round trips, "
+        f"against {u['bytes_to_device']:,}, {u['bytes_from_device']:,} and {u['round_trips']} unchained "
+        f"(every int64 result read back, the same batch in the same run): {res['images_per_s']:,.0f} against "
+        f"{u['images_per_s']:,.0f} images/s, {res['speedup']:.2f}x. The rest is host work: quantize + pack "
+        f"{1e3 * t['quantize_pack_s']:.2f} ms, fetch + unpack {1e3 * t['unpack_rescale_s']:.2f} ms, host ops "
+        f"{1e3 * t['host_s']:.2f} ms, against {1e3 * t['compute_s']:.2f} ms of projected compute.",
     ]
     return "\n".join(lines)
 

@@ -65,16 +65,16 @@ def test_device_timeout_in_the_middle_of_a_model(cnn_q, digits_test, csim, monke
     _, _, qm = cnn_q
     calls = 0
     with pytest.raises(TimeoutError), Runtime(qm, csim) as rt:
-        real = rt.gemm
+        real = csim.gemm  # every layer's call, chained (epilogue on the IP) or not
 
-        def hang_on_third(a, w):
+        def hang_on_third(a, w, **kw):
             nonlocal calls
             calls += 1
             if calls == 3:
                 csim.device.faults.hang = True
-            return real(a, w)
+            return real(a, w, **kw)
 
-        monkeypatch.setattr(rt, "gemm", hang_on_third)
+        monkeypatch.setattr(csim, "gemm", hang_on_third)
         rt.run(digits_test[0][:4])
     assert calls == 3 and rt.resident_buffers == 0  # the with block freed the weights
     with pytest.raises(RuntimeError, match="failed earlier"):

@@ -8,6 +8,7 @@
 >>> y = ov.gemm(a, hw); ov.live_buffers; hw.free(); ov.close()
 >>> nxt = ov.gemm(a, hw, epilogue=p)          # requantized on chip: a DeviceTensor of p.fmt codes,
 >>> z = ov.gemm(nxt, hw2); ov.fetch(nxt)      # the next layer's activations as they are
+>>> ov.traffic                                # host <-> device bytes and result reads so far
 
 Only real ``pynq`` objects are used: ``Overlay`` (bound to the bitstream's ``.hwh``),
 :class:`~antq.driver.ip.AntAccelerator` (a ``DefaultIP`` bound to :data:`antq.core.regmap.VLNV`),
@@ -89,6 +90,22 @@ class GemmTiming:
 
     def as_dict(self) -> dict[str, float]:
         return asdict(self) | {"device_s": self.device_s}
+
+
+@dataclass
+class Traffic:
+    """Bytes the host moved to and from device memory, and the results it read (cumulative)."""
+
+    to_device: int = 0
+    """Operands packed by a call and flushed, and epilogue parameter buffers (once each)."""
+    from_device: int = 0
+    """int64 results and fetched codes, invalidated and read."""
+    reads: int = 0
+    """IP results the host read: int64 outputs and :meth:`AntOverlay.fetch` es."""
+
+    def since(self, before: Traffic) -> Traffic:
+        return Traffic(self.to_device - before.to_device, self.from_device - before.from_device,
+                       self.reads - before.reads)
 
 
 class DeviceTensor:
@@ -178,6 +195,8 @@ class AntOverlay(pynq.Overlay):
         self.clock_mhz = float(pynq.ps.Clocks.fclk0_mhz)
         self.last_cycles = 0
         self.last_timing = GemmTiming()
+        self.traffic = Traffic()
+        """Host <-> device bytes and result reads so far (``traffic.since(before)`` for a span)."""
 
     # ---- identification -----------------------------------------------------------------------
 
@@ -274,6 +293,7 @@ class AntOverlay(pynq.Overlay):
         buf = self._allocate(nbytes)
         self._pack_into(buf, t, side)
         buf.flush()
+        self.traffic.to_device += nbytes
         h = DeviceTensor(self, buf, t.fmt, t.shape, side, t.scale, t.channel_axis, owned=True)
         self._handles.append(h)
         return h
@@ -393,6 +413,8 @@ class AntOverlay(pynq.Overlay):
             raise RuntimeError(f"{t!r} was freed")
         view = t.buffer[:t.nbytes]
         view.invalidate()
+        self.traffic.from_device += t.nbytes
+        self.traffic.reads += 1
         codes = pack.unpack(np.array(view, dtype=np.uint8), t.fmt.bits, t.shape,
                             pack.accelerator_layout(t.side, self.array))
         return QuantizedTensor(codes, kind=t.fmt.kind, bits=t.fmt.bits, signed=t.fmt.signed,
@@ -407,8 +429,16 @@ class AntOverlay(pynq.Overlay):
         buf = self._allocate(words.nbytes)
         buf[:words.nbytes] = words.view(np.uint8)
         buf[:words.nbytes].flush()
+        self.traffic.to_device += words.nbytes
         self._params[id(p)] = (p, buf)
         return buf
+
+    def release(self, p: EpilogueParams) -> None:
+        """Free the device copy of ``p``'s parameter buffer, if there is one (a Runtime does it
+        when it closes; a later ``gemm(..., epilogue=p)`` writes it again)."""
+        hit = self._params.pop(id(p), None)
+        if hit is not None:
+            self._free(hit[1])
 
     def _check_epilogue(self, p: object, A: DeviceTensor, W: DeviceTensor) -> None:
         if not isinstance(p, EpilogueParams):
@@ -486,6 +516,8 @@ class AntOverlay(pynq.Overlay):
             return out, A, W
         yv = ybuf[:m * n * 8]
         yv.invalidate()
+        self.traffic.from_device += m * n * 8
+        self.traffic.reads += 1
         t5 = time.perf_counter()
         y = np.array(yv.view("<i8"), dtype=np.int64).reshape(m, n)
         t6 = time.perf_counter()
@@ -503,6 +535,7 @@ class AntOverlay(pynq.Overlay):
         for op, fresh in ((A, fresh_a), (W, fresh_w)):
             if fresh:
                 op.buffer[:op.nbytes].flush()
+                self.traffic.to_device += op.nbytes
         t2 = time.perf_counter()
         self.accel.start(a=A.address, w=W.address, y=int(ybuf.physical_address), m=m, n=n, k=k,
                          a_type=regmap.encode_type(A.fmt), w_type=regmap.encode_type(W.fmt), passes=passes,

@@ -57,8 +57,9 @@ def demo(backend: str | None = None, out_dir: str | Path | None = None, batch: i
     plot, js = out / "latency.png", out / "latency.json"
     latency.plot_latency(lat, str(plot))
     js.write_text(json.dumps(lat, indent=1))
-    results["latency"] = {"images_per_s": lat["images_per_s"], "macs_per_cycle": lat["macs_per_cycle"],
-                          "int8_vs_ant4": lat.get("int8_vs_ant4")}
+    results["latency"] = {k: lat.get(k) for k in ("images_per_s", "macs_per_cycle", "int8_vs_ant4",
+                                                   "bytes_to_device", "bytes_from_device", "round_trips",
+                                                   "speedup")}
     (out / "demo.json").write_text(json.dumps(results, indent=1))
     print(f"\nwrote {plot} (latency breakdown), {js}, {out / 'demo.json'}")
     print("accuracy-per-format report: docs/report/report.md (`make docs` measures it, `make report` "

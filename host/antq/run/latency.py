@@ -1,7 +1,10 @@
 """``antq bench``: where the time of a model's inference on the overlay goes, layer by layer.
 
 Host-side parts are wall times measured here; the accelerator's part comes from the IP's cycle
-counter (on a board the hardware's; in emulation a projection, and labelled so).
+counter (on a board the hardware's; in emulation a projection, and labelled so). The run is
+chained (:mod:`antq.run.runtime`: requantized outputs stay on the device); the same batch is
+also run unchained, every int64 result read back and requantized on the host, as the baseline
+whose images/s the chained run is compared with. Both give the same outputs bit for bit.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ PARTS = ("quantize_pack_s", "flush_s", "compute_s", "invalidate_s", "unpack_resc
 """Wall-time parts of each layer, in the order of the stacked bars."""
 
 
-def _gemm_row(rec, calls: list, ov, clock_mhz: float, ddr_gbps: float | None) -> dict:
+def _gemm_row(rec, calls: list, ov, clock_mhz: float, ddr_gbps: float | None, out_fmt=None) -> dict:
     """One GEMM node's breakdown (one accelerator call, or one per group or per attention head and
     sample): host-side wall times, compute from the IP's cycle counter, summed over its calls."""
     cfg = ov.array
@@ -28,7 +31,8 @@ def _gemm_row(rec, calls: list, ov, clock_mhz: float, ddr_gbps: float | None) ->
     pack_s = flush_s = invalidate_s = unpack_s = total_s = wall_s = 0.0
     for call in calls:
         t = call.timing
-        a_bytes, w_bytes, y_bytes = regmap.footprint(call.m, call.n, call.k, layer_a, layer_w, cfg)
+        a_bytes, w_bytes, y_bytes = regmap.footprint(call.m, call.n, call.k, layer_a, layer_w, cfg,
+                                                     out_fmt)
         ddr_bytes += a_bytes + w_bytes * -(-call.m // cfg.rows) + y_bytes
         cycles += t.cycles
         macs += call.m * call.n * call.k
@@ -40,13 +44,15 @@ def _gemm_row(rec, calls: list, ov, clock_mhz: float, ddr_gbps: float | None) ->
     c0 = calls[0]
     return {
         "name": rec.name, "kind": "gemm", "m": c0.m, "n": c0.n, "k": c0.k, "calls": len(calls),
-        "a_fmt": layer_a.name, "w_fmt": layer_w.name, "macs": macs,
+        "a_fmt": layer_a.name, "w_fmt": layer_w.name, "out_fmt": out_fmt.name if out_fmt else "int64",
+        "macs": macs,
         "cycles": int(cycles), "macs_per_cycle": macs / max(cycles, 1),
         "ddr_bytes": int(ddr_bytes),
         "quantize_pack_s": rec.times["quantize"] + pack_s, "flush_s": flush_s,
         "compute_s": max(cycle_s, ddr_s), "compute_wall_s": wall_s,
         "invalidate_s": invalidate_s,
-        "unpack_rescale_s": unpack_s + rec.times["rescale"] + max(0.0, rec.times["gemm"] - total_s),
+        "unpack_rescale_s": unpack_s + rec.times["rescale"] + rec.times.get("fetch", 0.0)
+        + max(0.0, rec.times["gemm"] - total_s),
         "host_s": 0.0,
     }
 
@@ -59,7 +65,7 @@ class _Rec:
 
 def bench_model(model, overlay, x: np.ndarray, *, clock_mhz: float | None = None,
                 ddr_gbps: float | None = 1.2, repeats: int = 3, int8_cost: bool = True,
-                progress: bool = True) -> dict:
+                progress: bool = True, baseline: bool = True) -> dict:
     """Per-layer and end-to-end latency of ``model`` on ``overlay`` for the batch ``x``.
 
     Host-side parts (quantize+pack, flush, invalidate, unpack+rescale, host-only layers) are wall
@@ -67,9 +73,11 @@ def bench_model(model, overlay, x: np.ndarray, *, clock_mhz: float | None = None
     ``clock_mhz`` (default: the overlay's PL clock), or the DDR time of the layer's traffic at
     ``ddr_gbps`` if that is longer (``None``: no DDR bound). In emulation the result is a
     projection of the board and is labelled so; on a board the cycles are the hardware's own.
+    ``bytes_to_device``, ``bytes_from_device`` and ``round_trips`` (IP results the host reads) are
+    per inference of the batch; weights and epilogue parameters are resident and not counted.
+    With ``baseline`` the unchained run's figures are under ``"unchained"``, and
+    ``speedup`` is the ratio of the two images/s.
     """
-    from tqdm import tqdm
-
     clock = float(overlay.clock_mhz if clock_mhz is None else clock_mhz)
     for what, v in (("clock_mhz", clock), ("ddr_gbps", 1.0 if ddr_gbps is None else ddr_gbps)):
         if not (np.isfinite(v) and v > 0):
@@ -77,13 +85,28 @@ def bench_model(model, overlay, x: np.ndarray, *, clock_mhz: float | None = None
                              f"got {v}")
     if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
         raise ValueError(f"repeats must be a positive int, got {repeats!r}")
+    out = _bench(model, overlay, x, clock, ddr_gbps, repeats, int8_cost, progress, chain=True)
+    if baseline:
+        base = _bench(model, overlay, x, clock, ddr_gbps, repeats, False, progress, chain=False)
+        out["unchained"] = {k: base[k] for k in ("images_per_s", "total_s", "totals", "bytes_to_device",
+                                                 "bytes_from_device", "round_trips")}
+        out["speedup"] = out["images_per_s"] / base["images_per_s"]
+    return out
+
+
+def _bench(model, overlay, x, clock: float, ddr_gbps: float | None, repeats: int, int8_cost: bool,
+           progress: bool, chain: bool) -> dict:
+    from tqdm import tqdm
+
     layers = {layer.name: layer for layer in model.layers}
     projected = getattr(overlay.device, "level", None) is not None
     best: list[dict] | None = None
-    with Runtime(model, overlay) as rt:
-        rt.run(x)  # warm-up: scratch buffers allocated, caches filled
-        for _ in tqdm(range(repeats), desc="bench", unit="run", disable=not progress):
+    with Runtime(model, overlay, chain=chain) as rt:
+        rt.run(x)  # warm-up: scratch buffers allocated, parameter buffers written, caches filled
+        for _ in tqdm(range(repeats), desc="bench" if chain else "bench, unchained", unit="run",
+                      disable=not progress):
             _, records = rt.run(x, trace=True)
+            traffic = rt.traffic  # counted before the trace's values were fetched
             calls = iter(rt.calls)
             rows: list[dict] = []
             pending: list[str] = []
@@ -96,7 +119,8 @@ def bench_model(model, overlay, x: np.ndarray, *, clock_mhz: float | None = None
                     layer = layers[r.name]
                     n_calls = len(r.acc) if r.op == "act_gemm" else layer.groups
                     layer_calls = [next(calls) for _ in range(n_calls)]
-                    rows.append(_gemm_row(_Rec(r, layer), layer_calls, overlay, clock, ddr_gbps))
+                    out_fmt = layer.out.fmt if chain and getattr(layer, "out", None) is not None else None
+                    rows.append(_gemm_row(_Rec(r, layer), layer_calls, overlay, clock, ddr_gbps, out_fmt))
                 elif r.op not in ("input", "output"):
                     pending.append(r.op)
                     host_s += r.seconds
@@ -120,10 +144,12 @@ def bench_model(model, overlay, x: np.ndarray, *, clock_mhz: float | None = None
     out = {
         "model": model.name, "backend": getattr(overlay.device, "level", "board"), "projected": projected,
         "clock_mhz": clock, "ddr_gbps": ddr_gbps, "batch": int(batch_len(x)), "repeats": repeats,
-        "array": {"rows": overlay.array.rows, "cols": overlay.array.cols},
+        "array": {"rows": overlay.array.rows, "cols": overlay.array.cols}, "chained": chain,
         "layers": best, "totals": total, "total_s": total_s, "macs": macs, "cycles": cycles,
         "macs_per_cycle": macs / max(cycles, 1), "peak_macs_per_cycle": overlay.array.peak_macs_per_cycle,
         "images_per_s": batch_len(x) / total_s,
+        "bytes_to_device": traffic.to_device, "bytes_from_device": traffic.from_device,
+        "round_trips": traffic.reads,
     }
     if int8_cost:
         c8 = sum(r["int8_cycles"] for r in gemm_rows)
@@ -183,6 +209,19 @@ def print_latency(res: dict) -> None:
         print(f"int8 nibble passes on the same array: {res['int8_cycles']} cycles, "
               f"{res['int8_vs_ant4']:.2f}x the 4-bit ANT cost")
     print(f"end to end {1e3 * res['total_s']:.2f} ms ({label} compute): {res['images_per_s']:.0f} images/s")
+    print(traffic_line(res))
+    if "unchained" in res:
+        u = res["unchained"]
+        print(f"unchained baseline (int64 back after every layer, requantized on the host), same run: "
+              f"{u['images_per_s']:.0f} images/s, {u['bytes_to_device']} B to / {u['bytes_from_device']} B "
+              f"from the device, {u['round_trips']} round trips; chained is {res['speedup']:.2f}x")
+
+
+def traffic_line(res: dict) -> str:
+    """Host <-> device traffic per inference of the batch, in one line (the demo prints it too)."""
+    return (f"per inference of {res['batch']}: {res['bytes_to_device']} B to the device, "
+            f"{res['bytes_from_device']} B from it, {res['round_trips']} round trips (results the host "
+            "reads)")
 
 
 def plot_latency(res: dict, path: str | Path) -> None:

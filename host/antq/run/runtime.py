@@ -8,10 +8,19 @@ resident operand, so :meth:`Runtime.act_gemm` packs both per call. The host grap
 :func:`antq.core.reference.gemm`. Because the accelerator's GEMM is exact, a run on the
 overlay (board or any emulation level) equals the software reference bit for bit, and so equals
 the eval-mode fake-quant torch model (docs/contracts.md §11).
+
+**Chained execution** (``chain=True``, the default): a layer with a requantized output
+(:class:`~antq.model.graph.Requant`) runs with the integer epilogue on the IP, and its codes stay
+in a device buffer (:class:`ResidentCodes`). The next Linear layer takes them as its activation
+operand as they are; a host op that needs them (pooling, flatten, ...) fetches the 4-bit codes,
+not int64 accumulators. The epilogue is the function the reference applies on the host, so the
+results are the same bits (docs/contracts.md §13). ``chain=False`` reads every layer's int64
+result and requantizes on the host: the baseline ``antq bench`` measures against.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from numbers import Integral
 from typing import Any
@@ -20,8 +29,17 @@ import numpy as np
 from tqdm import tqdm
 
 from ..core import regmap
+from ..core.epilogue import Params
 from ..core.quantize import QuantizedTensor
-from ..model.graph import IntegerModel, TraceRecord, batch_len, batch_slice
+from ..model.graph import (
+    DeviceValue,
+    GemmLayer,
+    IntegerModel,
+    TraceRecord,
+    batch_len,
+    batch_slice,
+    requantized,
+)
 
 
 def _concat(outs: list[Any]) -> Any:
@@ -49,14 +67,47 @@ class LayerCall:
     """The driver's ``GemmTiming`` for this call."""
 
 
+class ResidentCodes(DeviceValue):
+    """A requantized layer output left on the device: (M, N) codes packed as activations."""
+
+    def __init__(self, rt: Runtime, tensor: Any, layer: GemmLayer, batch: int) -> None:
+        self.rt, self.tensor, self.layer, self.batch = rt, tensor, layer, batch
+        rt._resident.append(self)
+
+    def operand_for(self, layer: GemmLayer) -> Any | None:
+        """The codes as they are, for a Linear layer whose (M, K) operand they already are."""
+        src = self.layer
+        if src.op == "linear" and layer.op == "linear" and layer.groups == 1 \
+                and layer.act_fmt == self.tensor.fmt and layer.act_scale == src.out.scale \
+                and self.tensor.shape == (self.batch * layer.rows_per_sample, layer.k):
+            return self.tensor
+        return None
+
+    def materialize(self) -> np.ndarray:
+        """Fetch the codes (4-bit, or int8) and give the values the reference computes."""
+        q = self.rt.overlay.fetch(self.tensor)
+        return self.layer.output_layout(q.dequantize(), self.batch)
+
+
+class HostValue(DeviceValue):
+    """A requantized output the host computed (the IP's epilogue cannot hold the layer)."""
+
+    def __init__(self, values: np.ndarray, batch: int) -> None:
+        self.values, self.batch = values, batch
+
+    def materialize(self) -> np.ndarray:
+        return self.values
+
+
 class Runtime:
     """A IntegerModel bound to an AntOverlay, its weights resident on the device.
 
     >>> with Runtime(antq.load("m.antq"), antq.open_overlay("csim")) as rt:
     ...     logits = rt.run(x)
+    ...     rt.traffic                    # bytes to / from the device and results read, last run
     """
 
-    def __init__(self, model: IntegerModel, overlay: Any) -> None:
+    def __init__(self, model: IntegerModel, overlay: Any, *, chain: bool = True) -> None:
         if not isinstance(model, IntegerModel):
             raise TypeError(f"model must be an antq IntegerModel (antq.load of a .antq file), got "
                             f"{type(model).__name__}")
@@ -66,8 +117,11 @@ class Runtime:
             raise ValueError("the accelerator cannot run these layers' formats (it decodes 4-bit int/pot/"
                              f"flint/float, and ints up to 8 bits): {', '.join(bad)}; re-quantize them with "
                              "bits=4 or as int")
-        self.model, self.overlay = model, overlay
+        self.model, self.overlay, self.chain = model, overlay, bool(chain)
         self.calls: list[LayerCall] = []
+        self.traffic: Any = None
+        """The overlay's :class:`~antq.driver.overlay.Traffic` of the last :meth:`run` (all batches)."""
+        self._resident: list[ResidentCodes] = []
         self._weights: dict[int, tuple[str, Any]] = {}
         self._closed = False
         try:
@@ -104,6 +158,19 @@ class Runtime:
         self.calls.append(LayerCall(name, a.shape[0], w.shape[0], a.shape[1], self.overlay.last_timing))
         return y
 
+    def requantize(self, a: Any, w: QuantizedTensor, p: Params, layer: GemmLayer, batch: int) -> DeviceValue:
+        """The layer's GEMM with its epilogue on the IP; the codes stay on the device. (With more
+        output columns than the IP's epilogue holds, or an array that cannot write packed tiles,
+        the int64 result comes back and the host applies the same epilogue.)"""
+        self._check_open()
+        if layer.n > regmap.EPI_MAX_COLS or not regmap.epilogue_tiles_ok(self.overlay.array):
+            acc = self.gemm(a, w)  # the epilogue's own function, on the host
+            return HostValue(layer.output_layout(requantized(acc, p, layer.out), batch), batch)
+        _, handle = self._weights[id(w)]
+        out = self.overlay.gemm(a, handle, epilogue=p)
+        self.calls.append(LayerCall(layer.name, a.shape[0], w.shape[0], a.shape[1], self.overlay.last_timing))
+        return ResidentCodes(self, out, layer, batch)
+
     def act_gemm(self, a: QuantizedTensor, b: QuantizedTensor) -> np.ndarray:
         """The accelerator's exact GEMM of two activation operands, both packed for this call. Its calls
         are recorded as :data:`ACT_GEMM` (a MatmulLayer makes one call per leading index, in order)."""
@@ -124,11 +191,35 @@ class Runtime:
         step = n if batch_size is None else int(batch_size)
         if trace and step < n:
             raise ValueError("trace=True needs the whole input in one batch (batch_size=None)")
-        if step >= n:
-            return self.model.run(x, gemm=self.gemm, trace=trace, act_gemm=self.act_gemm)
-        outs = [self.model.run(batch_slice(x, i, i + step), gemm=self.gemm, act_gemm=self.act_gemm)
-                for i in tqdm(range(0, n, step), desc="inference", unit="batch", disable=not progress)]
-        return _concat(outs)
+        before = dataclasses.replace(self.overlay.traffic)
+        try:
+            if step >= n:
+                res = self._run_batch(x, trace)
+            else:
+                res = _concat([self._run_batch(batch_slice(x, i, i + step), False)
+                               for i in tqdm(range(0, n, step), desc="inference", unit="batch",
+                                             disable=not progress)])
+            self.traffic = self.overlay.traffic.since(before)
+            if trace:  # the records hold values, as with the reference (fetched after the count)
+                for r in res[1]:
+                    if isinstance(r.output, DeviceValue):
+                        r.output = r.output.materialize()
+            return res
+        finally:
+            self._free_resident()
+
+    def _run_batch(self, x: Any, trace: bool) -> Any:
+        try:
+            return self.model.run(x, gemm=self.gemm, trace=trace, act_gemm=self.act_gemm,
+                                  requantize=self.requantize if self.chain else None)
+        finally:
+            if not trace:
+                self._free_resident()
+
+    def _free_resident(self) -> None:
+        for r in self._resident:
+            r.tensor.free()
+        self._resident.clear()
 
     __call__ = run
 
@@ -138,6 +229,11 @@ class Runtime:
 
     def close(self) -> None:
         """Free the resident weight buffers (the overlay stays usable)."""
+        self._free_resident()
+        if not getattr(self.overlay, "closed", False):
+            for layer in self.model.gemm_layers:
+                if layer.epilogue is not None:
+                    self.overlay.release(layer.epilogue)
         for _, handle in self._weights.values():
             handle.free()
         self._weights.clear()

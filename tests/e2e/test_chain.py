@@ -1,0 +1,184 @@
+"""Chained execution (issue 13): requantized outputs stay on the device, with the same bits.
+
+The export's fusion plan makes a layer's output the integer epilogue's codes in its consumer's
+format; the fake-quant model, the integer model and the overlay (chained or not, every level)
+must agree bit for bit, and the chained run must move less data and read fewer results.
+"""
+
+import numpy as np
+import pytest
+import torch
+from antq.core import container, epilogue, formats
+from antq.core.quantize import quantize_as
+from antq.model import graph
+from antq.model.export import fusion_plan
+from antq.run.latency import bench_model
+from antq.run.runtime import ResidentCodes, Runtime
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+CNN_PLAN = {"features.0": ("relu", "features.3"), "features.3": ("relu", "features.7"),
+            "features.7": ("relu", "classifier.1"), "classifier.1": ("relu", "classifier.4")}
+"""Each ReLU right after a layer is absorbed; the pools and the flatten pass the codes on."""
+
+
+def _plan(model: graph.IntegerModel) -> dict[str, tuple[str, str]]:
+    return {layer.name: (layer.out.act, layer.out.to) for layer in model.gemm_layers if layer.out is not None}
+
+
+def test_cnn_fusion_plan_chains_every_layer_but_the_last(cnn_q):
+    _, _, im = cnn_q
+    assert _plan(im) == CNN_PLAN
+    # the folded ReLUs are gone from the graph; the pools and the flatten stay host ops
+    assert [n.op for n in im.nodes if n.layer is None] == ["input", "max_pool2d", "max_pool2d", "flatten",
+                                                           "output"]
+    for layer in im.gemm_layers[:-1]:
+        nxt = next(m for m in im.gemm_layers if m.name == layer.out.to)
+        assert layer.out.fmt == nxt.act_fmt and layer.out.scale == nxt.act_scale
+        assert layer.epilogue is not None and layer.epilogue.fmt == nxt.act_fmt
+
+
+def test_transformer_has_no_chainable_edge(transformer_q):
+    # every GEMM output meets an op that needs the host (LayerNorm, GELU, residual add, softmax,
+    # a split into q/k/v): nothing is requantized, so nothing changes for it
+    _, _, im = transformer_q
+    assert _plan(im) == {}
+    assert fusion_plan(im.nodes) == {}
+
+
+def test_fake_quant_links_match_the_plan(cnn_q):
+    _, qm, _ = cnn_q
+    links = {name: (m.requant_link[1], m.requant_link[0]) for name, m in qm.layers.items()
+             if getattr(m, "requant_link", None) is not None}
+    assert {k: v[0] for k, v in links.items()} == {k: v[0] for k, v in CNN_PLAN.items()}
+    for name, (_, quant) in links.items():
+        assert quant is qm.layers[CNN_PLAN[name][1]].input_quant
+
+
+def test_requantized_layer_output_is_the_epilogue(cnn_q, digits_test):
+    """A requantized layer's output is ``dequantized(apply(acc))``, not the float rescale."""
+    _, _, im = cnn_q
+    x, _ = digits_test
+    _, recs = im.run(x[:8], trace=True)
+    rec = next(r for r in recs if r.name == "features.3")
+    layer = next(m for m in im.gemm_layers if m.name == "features.3")
+    want = layer.output_layout(epilogue.dequantized(epilogue.apply(rec.acc, layer.epilogue), layer.out.fmt,
+                                                    layer.out.scale), 8)
+    assert np.array_equal(rec.output, want)
+    rescaled = layer.output_layout(graph.rescale(rec.acc, layer.act_scale, layer.weight.scale, layer.bias), 8)
+    assert not np.array_equal(rec.output, rescaled)  # the values are on the next layer's grid
+    nxt = next(m for m in im.gemm_layers if m.name == "features.7")
+    assert np.array_equal(quantize_as(rec.output, nxt.act_fmt, nxt.act_scale).dequantize(), rec.output)
+
+
+def test_chained_overlay_equals_reference_fake_quant_and_unchained(cnn_q, digits_test, ov):
+    _, qm, im = cnn_q
+    x, _ = digits_test
+    x = x[:48]
+    ref = im.run(x)
+    qm.eval()
+    with torch.no_grad():
+        assert np.array_equal(qm(torch.from_numpy(x)).numpy(), ref)
+    got = {}
+    for chain in (True, False):
+        with Runtime(im, ov, chain=chain) as rt:
+            assert np.array_equal(rt.run(x, batch_size=20), ref)  # batch splits too (and parameters written)
+            got[chain] = (rt.run(x), rt.traffic)
+        # chained outputs, weights and parameter buffers are freed: only the driver's scratch remains
+        assert ov.live_buffers == len(ov._scratch)
+    for y, _ in got.values():
+        assert np.array_equal(y, ref)
+    chained, unchained = got[True][1], got[False][1]
+    assert unchained.reads == len(im.gemm_layers)  # every layer's int64 result came back
+    # classifier.1's codes go straight into classifier.4: one result fewer is read
+    assert chained.reads == len(im.gemm_layers) - 1
+    assert chained.from_device * 8 < unchained.from_device  # 4-bit codes instead of int64
+    assert chained.to_device <= unchained.to_device
+
+
+def test_trace_of_a_chained_run_holds_values(cnn_q, digits_test, ov):
+    _, _, im = cnn_q
+    x, _ = digits_test
+    _, want = im.run(x[:4], trace=True)
+    with Runtime(im, ov) as rt:
+        _, recs = rt.run(x[:4], trace=True)
+    assert [r.name for r in recs] == [r.name for r in want]
+    for r, w in zip(recs, want, strict=True):
+        assert not isinstance(r.output, graph.DeviceValue)
+        assert np.array_equal(np.asarray(r.output), np.asarray(w.output)), r.name
+        if r.name in CNN_PLAN:
+            assert r.acc is None
+            assert ("fetch" in r.times) == (r.name != "classifier.1")  # classifier.1 feeds classifier.4 as it is
+
+
+def test_codes_pass_to_the_next_linear_layer_on_the_device(cnn_q, digits_test, ov, monkeypatch):
+    _, _, im = cnn_q
+    x, _ = digits_test
+    fetched = []
+    real = ResidentCodes.materialize
+    monkeypatch.setattr(ResidentCodes, "materialize", lambda self: fetched.append(self.layer.name) or real(self))
+    with Runtime(im, ov) as rt:
+        assert np.array_equal(rt.run(x[:8]), im.run(x[:8]))
+    assert fetched == ["features.0", "features.3", "features.7"]  # not classifier.1
+
+
+def test_bench_reports_traffic_and_the_unchained_baseline(cnn_q, digits_test):
+    from helpers import open_ov
+
+    _, _, im = cnn_q
+    x, _ = digits_test
+    with open_ov("ref", pace=0) as ov:
+        res = bench_model(im, ov, x[:16], repeats=1, int8_cost=False, progress=False)
+    for key in ("bytes_to_device", "bytes_from_device", "round_trips", "images_per_s"):
+        assert isinstance(res[key], (int, float)) and res[key] > 0, key
+    base = res["unchained"]
+    assert res["round_trips"] == 4 and base["round_trips"] == 5
+    assert res["bytes_from_device"] < base["bytes_from_device"]
+    assert res["speedup"] == pytest.approx(res["images_per_s"] / base["images_per_s"])
+    assert {r["out_fmt"] for r in res["layers"] if r["kind"] == "gemm"} == {"int4u", "int64"}
+
+
+def test_model_file_keeps_the_requantized_outputs(cnn_q, tmp_path, digits_test):
+    _, _, im = cnn_q
+    x, _ = digits_test
+    path = container.save(tmp_path / "m.antq", im)
+    back = container.load(path)
+    assert _plan(back) == CNN_PLAN
+    assert np.array_equal(back.run(x[:16]), im.run(x[:16]))
+
+
+def test_version_2_files_load_without_requantized_outputs(cnn_q, digits_test):
+    _, _, im = cnn_q
+    state = im.__antq_state__()
+    state["version"] = 2
+    for n in state["nodes"]:
+        n.get("layer", {}).pop("out", None)
+    old = graph.IntegerModel.from_state(state)
+    assert _plan(old) == {}
+    x, _ = digits_test
+    assert old.run(x[:4]).shape == im.run(x[:4]).shape
+
+
+@settings(max_examples=60, deadline=None)
+@given(fmt=st.sampled_from(epilogue.output_formats()), scale=st.floats(1e-6, 1e4), seed=st.integers(0, 99))
+def test_requantizing_grid_values_gives_back_the_codes(fmt, scale, seed):
+    """What makes chaining exact: the consumer's quantize_as of dequantized codes (after max
+    pooling, flatten, ...) is the identity on the codes, for every format the epilogue writes."""
+    codes = np.random.default_rng(seed).choice(fmt.grid_codes, size=64).astype(np.uint8)
+    s = np.float32(scale)
+    vals = epilogue.dequantized(codes[None, :], fmt, s)
+    back = quantize_as(vals, fmt, s)
+    assert np.array_equal(back.values(), fmt.values[codes][None, :])
+
+
+def test_a_layer_the_epilogue_cannot_represent_keeps_its_rescale(cnn_q):
+    _, _, im = cnn_q
+    layer = im.gemm_layers[0]
+    w = layer.weight
+    tiny = w.scale.copy()
+    tiny[0] = np.float32(1e-30)  # a dead channel: its multiplier rounds to 0
+    out = graph.Requant(formats.get("int", 4, False), np.float32(0.2), "relu")
+    assert graph.requant_params(layer.act_fmt, layer.act_scale, layer.w_fmt, tiny, layer.k, layer.bias,
+                                out) is None
+    assert graph.requant_params(layer.act_fmt, layer.act_scale, layer.w_fmt, w.scale, layer.k, layer.bias,
+                                out) is not None
