@@ -8,7 +8,7 @@
 #
 # Steps, each stopping the run if it was the one asked for:
 #   csim    C simulation of hls/tb (the testbench of `make csim`) on the board's golden vectors:
-#           gemm_golden.txt and, beside it, epilogue_golden.txt (the epilogue mode; see below)
+#           gemm_golden.txt and, beside it, epilogue_golden.txt (the epilogue mode)
 #   synth   C synthesis, the Verilog ant_core as an RTL blackbox (ant_core_bb.json)
 #   cosim   C/RTL co-simulation of the synthesized IP on a few random GEMMs (m_axi depth= set
 #           in ant_gemm.cpp from ANT_COSIM_DEPTH; the testbench refuses larger buffers)
@@ -27,27 +27,8 @@ add_files -blackbox $antq_blackbox
 add_files -tb $antq_hls/tb/tb_ant_gemm.cpp -cflags $tbflags
 add_files -tb $antq_hls/tb/golden_io.h -cflags $tbflags
 
-# The testbench reads the epilogue vectors beside gemm_golden.txt (epilogue_golden.txt). Until
-# `antq vitis` writes them for the board, copy the repository's tests/golden/epilogue.txt there
-# (when missing or older) if it is for the board's array (its `array` record equals
-# gemm_golden.txt's); otherwise the testbench says the epilogue mode is not checked.
-proc antq_array_record {path} {
-    set fh [open $path r]
-    set rec ""
-    while {[gets $fh line] >= 0} {
-        if {[string match "array *" $line]} { set rec [string trim $line]; break }
-    }
-    close $fh
-    return $rec
-}
-set antq_gemm_golden [lindex $antq_tb_args 0]
-set antq_epi_golden [file join [file dirname $antq_gemm_golden] epilogue_golden.txt]
-set antq_repo_epi [file normalize [file join $antq_hls .. tests golden epilogue.txt]]
-if {[file exists $antq_repo_epi] && [file exists $antq_gemm_golden]
-    && (![file exists $antq_epi_golden] || [file mtime $antq_epi_golden] < [file mtime $antq_repo_epi])
-    && [antq_array_record $antq_repo_epi] eq [antq_array_record $antq_gemm_golden]} {
-    file copy -force $antq_repo_epi $antq_epi_golden
-}
+# The testbench also reads epilogue_golden.txt beside gemm_golden.txt (both written by `antq vitis`
+# for the board's array): the epilogue mode is checked on the same vectors as tests/golden.
 open_solution -reset sol -flow_target vivado
 set_part $antq_part
 create_clock -period $antq_clock_ns -name default

@@ -27,7 +27,9 @@
 #include "ant_gemm.h"
 #include "golden_io.h"
 
+#ifndef ANT_TB_RTL
 int64_t ant_core_model_value(uint32_t side, uint32_t code);
+#endif
 
 namespace {
 
@@ -148,15 +150,22 @@ std::vector<int64_t> matmul(const std::vector<uint32_t> &a, const std::vector<ui
     return y;
 }
 
+// The C++ core model's decode tables against the generated ones. Built around the Verilated core
+// (-DANT_TB_RTL, antq's tb_rtl target) there is no model: tests/rtl checks the Verilog decode.
 int check_decode() {
     int n = 0;
+#ifdef ANT_TB_RTL
+    return n;
+#endif
     for (uint32_t kind = 0; kind < 4; ++kind)
         for (uint32_t sgn = 0; sgn < 2; ++sgn)
             for (uint32_t code = 0; code < 16; ++code, ++n) {
+#ifndef ANT_TB_RTL
                 const int64_t got = ant_core_model_value(kind | (sgn << 2), code);
                 if (got != ANT_VALUES4[kind][sgn][code])
                     fail("decode " + Type{kind, sgn, 4}.name() + " code " + std::to_string(code) + " = " +
                          std::to_string(got) + ", table says " + std::to_string(ANT_VALUES4[kind][sgn][code]));
+#endif
             }
     return n;
 }
@@ -410,6 +419,9 @@ int main(int argc, char **argv) {
     const int gemm_cases = have_gemm ? check_golden(argv[1]) : 0;
     const int epi_cases = epi.empty() ? 0 : check_epilogue(epi.c_str());
     const int random = check_random(count, seed);
+#ifdef ANT_TB_RTL
+    std::printf("[Verilog core] ");
+#endif
     std::printf("csim %ux%u array, %u-bit bus: %d codes decoded, %d golden cases, %d epilogue cases, "
                 "%d random GEMMs: %s\n",
                 ANT_ROWS, ANT_COLS, ANT_BUS_BITS, decoded, gemm_cases, epi_cases, random,

@@ -37,9 +37,10 @@ def test_csim_testbench_golden_and_random():
     assert "64 epilogue cases" in r.stdout  # tests/golden/epilogue.txt, found beside gemm.txt
 
 
-def _tb(*args: object) -> subprocess.CompletedProcess:
-    """The C-simulation testbench (hls/tb/tb_ant_gemm.cpp under g++) run with ``args``."""
-    exe = hls.build("tb")
+def _tb(*args: object, target: str = "tb") -> subprocess.CompletedProcess:
+    """The C-simulation testbench (hls/tb/tb_ant_gemm.cpp under g++) run with ``args``; with
+    ``target="tb_rtl"`` around the Verilated Verilog core instead of the C++ core model."""
+    exe = hls.build(target)
     return subprocess.run([str(exe), *map(str, args)], capture_output=True, text=True, timeout=300)
 
 
@@ -86,6 +87,21 @@ def test_csim_testbench_fails_on_a_corrupted_epilogue_golden(tmp_path, tag, inde
     assert r.returncode == 1, r.stdout + r.stderr
     assert f"FAIL: epilogue {name}: {what}" in r.stderr, r.stderr
     assert r.stderr.count("FAIL:") == 1 and "FAILED" in r.stdout
+
+
+def test_the_golden_gemm_and_epilogue_vectors_pass_through_the_verilog_core():
+    """The shared golden vectors through the RTL: the same testbench and data mover, the Verilated
+    ant_core in place of its C++ model (the rtl emulation level's build)."""
+    r = _tb(GOLDEN, "--random", 10, target="tb_rtl")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.startswith("[Verilog core]")
+    assert "73 golden cases, 64 epilogue cases" in r.stdout and "all bit-exact" in r.stdout
+
+
+def test_the_verilog_core_build_fails_on_a_corrupted_epilogue_golden(tmp_path):
+    bad, name = _corrupt_epilogue(tmp_path, "codes", 5)
+    r = _tb("none", "--epilogue", bad, "--random", 0, target="tb_rtl")
+    assert r.returncode == 1 and f"FAIL: epilogue {name}: code[0,0] = " in r.stderr, r.stdout + r.stderr
 
 
 def test_csim_testbench_finds_the_epilogue_golden_beside_the_gemm_one(tmp_path):

@@ -46,6 +46,8 @@ def test_prepare_writes_the_boards_inputs_with_absolute_paths(prepared):
     assert re.search(rf"parameter\s+COLS\s*=\s*{b.array.cols}\b", wrapper)
     cfg, cases = golden.read(out / "gemm_golden.txt")
     assert cfg == b.array and cases
+    cfg, cases = golden.read_epilogue(out / "epilogue_golden.txt")  # the testbench's epilogue mode
+    assert cfg == b.array and len(cases) > 10
 
 
 def test_the_blackbox_c_model_compiles_from_another_folder(prepared, tmp_path):

@@ -38,6 +38,9 @@ SOURCES = {
     "csim": ["ant_gemm.cpp", "ant_core_model.cpp", "sim_api.cpp"],
     "rtl": ["ant_gemm.cpp", "ant_core_rtl.cpp", "sim_api.cpp"],
     "tb": ["ant_gemm.cpp", "ant_core_model.cpp", "tb/tb_ant_gemm.cpp"],
+    "tb_rtl": ["ant_gemm.cpp", "ant_core_rtl.cpp", "tb/tb_ant_gemm.cpp"],
+    # the same testbench around the Verilated Verilog core: the golden GEMM and epilogue vectors
+    # through the RTL
     "tb_deadlock": ["tb/tb_deadlock.cpp"],
     "tb_epilogue": ["tb/tb_epilogue.cpp"],
 }
@@ -187,7 +190,8 @@ def _digest(files: list[Path], flags: list[str]) -> str:
 
 
 def _headers() -> list[Path]:
-    return sorted(hls_dir().glob("*.h")) + sorted((hls_dir() / "shim").glob("*.h"))
+    return sorted(hls_dir().glob("*.h")) + sorted((hls_dir() / "shim").glob("*.h")) \
+        + sorted((hls_dir() / "tb").glob("*.h"))  # the testbenches' golden_io.h
 
 
 def _config_dir(cfg: arch.ArrayConfig, depths: Mapping[str, int] | None = None) -> Path:
@@ -218,10 +222,12 @@ def build(target: str = "csim", cfg: arch.ArrayConfig = arch.DEFAULT,
     flags = CXXFLAGS + [f"-I{conf}", f"-I{hls}", f"-I{hls / 'shim'}"]
     deps = sources + _headers() + [conf / "ant_config.h"]
     link: list[str] = []
-    if target == "rtl":
+    if target in ("rtl", "tb_rtl"):
         lib = Path(verilator.build(cfg.rows, cfg.cols))  # the Verilated ant_core, built and cached
         harness = verilator.harness_dir()
         flags.append(f"-I{harness}")
+        if target == "tb_rtl":
+            flags.append("-DANT_TB_RTL")
         deps += [lib, harness / "antcore.h"]
         link = [f"-L{lib.parent}", f"-l:{lib.name}", f"-Wl,-rpath,{lib.parent}"]
     executable = target.startswith("tb")

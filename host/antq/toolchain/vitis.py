@@ -11,7 +11,8 @@ Vitis compiles from its own project folder, so everything it reads is written fo
   LUT/FF/DSP count at the board's size (cached) instead of placeholders;
 * ``settings.tcl``: part, clock, bus width, paths and testbench arguments for ``hls/run_hls.tcl``
   and ``overlay/bd/build.tcl``;
-* ``gemm_golden.txt``: golden vectors for the board's array (:mod:`antq.core.golden`).
+* ``gemm_golden.txt``, ``epilogue_golden.txt``: golden GEMM and epilogue vectors for the board's
+  array (:mod:`antq.core.golden`); the testbench checks both modes of the IP on them.
 
 :func:`command` picks the tool: ``vitis_hls -f`` for 2022.1 to 2024.1, ``vitis-run --mode hls
 --tcl`` for 2024.2 (which deprecates the former); any other version is refused unless
@@ -172,6 +173,7 @@ def prepare(name: str, out: Path | None = None, resources: dict[str, str] | None
         (out / "ant_core_bb.v").write_text(wrapper_source(b.array))
         (out / "ant_core_bb.json").write_text(json.dumps(blackbox_json(b.array, out, res), indent=2) + "\n")
         golden.write(out / "gemm_golden.txt", b.array)
+        golden.write_epilogue(out / "epilogue_golden.txt", b.array)
         (out / "settings.tcl").write_text(settings_tcl(b, out, step))
     return out
 
