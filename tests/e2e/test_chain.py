@@ -8,10 +8,9 @@ must agree bit for bit, and the chained run must move less data and read fewer r
 import numpy as np
 import pytest
 import torch
-from antq.core import container, epilogue, formats
+from antq.core import container, epilogue, formats, pack
 from antq.core.quantize import quantize_as
 from antq.model import graph
-from antq.model.export import fusion_plan
 from antq.run.latency import bench_model
 from antq.run.runtime import ResidentCodes, Runtime
 from hypothesis import given, settings
@@ -23,7 +22,7 @@ CNN_PLAN = {"features.0": ("relu", "features.3"), "features.3": ("relu", "featur
 
 
 def _plan(model: graph.IntegerModel) -> dict[str, tuple[str, str]]:
-    return {layer.name: (layer.out.act, layer.out.to) for layer in model.gemm_layers if layer.out is not None}
+    return {layer.name: (layer.out.act, layer.out.to) for layer in model.layers if layer.out is not None}
 
 
 def test_cnn_fusion_plan_chains_every_layer_but_the_last(cnn_q):
@@ -38,12 +37,38 @@ def test_cnn_fusion_plan_chains_every_layer_but_the_last(cnn_q):
         assert layer.epilogue is not None and layer.epilogue.fmt == nxt.act_fmt
 
 
-def test_transformer_has_no_chainable_edge(transformer_q):
-    # every GEMM output meets an op that needs the host (LayerNorm, GELU, residual add, softmax,
-    # a split into q/k/v): nothing is requantized, so nothing changes for it
-    _, _, im = transformer_q
-    assert _plan(im) == {}
-    assert fusion_plan(im.nodes) == {}
+def test_transformer_requantizes_attention_output_for_the_projection(transformer_q):
+    # P.V reaches the output projection through a transpose and a reshape; every other GEMM output
+    # meets an op that needs the host (LayerNorm, GELU, residual add, softmax, the q/k/v split)
+    _, qm, im = transformer_q
+    assert _plan(im) == {"attn.matmul1": ("none", "attn.proj")}
+    matmul = next(m for m in im.matmul_layers if m.name == "attn.matmul1")
+    proj = next(m for m in im.gemm_layers if m.name == "attn.proj")
+    assert matmul.out.fmt == proj.act_fmt and matmul.out.scale == proj.act_scale
+    assert qm.layers["attn.matmul1"].requant_link[0] is qm.layers["attn.proj"].input_quant
+
+
+def test_chained_transformer_equals_reference_and_fake_quant(transformer_q, digits_test, ov):
+    _, qm, im = transformer_q
+    x = digits_test[0][:24]
+    ref = im.run(x)
+    qm.eval()
+    with torch.no_grad():
+        assert np.array_equal(qm(torch.from_numpy(x)).numpy(), ref)
+    got = {}
+    for chain in (True, False):
+        with Runtime(im, ov, chain=chain) as rt:
+            rt.run(x)
+            got[chain] = (rt.run(x), rt.traffic)
+    assert all(np.array_equal(y, ref) for y, _ in got.values())
+    (_, chained), (_, unchained) = got[True], got[False]
+    # each P.V call's (T, head_dim) output comes back as packed 4-bit codes instead of int64
+    pv = next(m for m in im.matmul_layers if m.name == "attn.matmul1")
+    rows, cols = pv.a_shape[-2], pv.n
+    codes = pack.accelerator_layout("a", ov.array).nbytes((rows, cols), 4)
+    calls = len(x) * pv.calls_per_sample
+    assert unchained.from_device - chained.from_device == calls * (rows * cols * 8 - codes) > 0
+    assert chained.reads == unchained.reads and chained.to_device == unchained.to_device
 
 
 def test_fake_quant_links_match_the_plan(cnn_q):
@@ -108,7 +133,8 @@ def test_trace_of_a_chained_run_holds_values(cnn_q, digits_test, ov):
         assert np.array_equal(np.asarray(r.output), np.asarray(w.output)), r.name
         if r.name in CNN_PLAN:
             assert r.acc is None
-            assert ("fetch" in r.times) == (r.name != "classifier.1")  # classifier.1 feeds classifier.4 as it is
+            # classifier.1 feeds classifier.4 as it is; the others are fetched for the pools
+            assert ("fetch" in r.times) == (r.name != "classifier.1")
 
 
 def test_codes_pass_to_the_next_linear_layer_on_the_device(cnn_q, digits_test, ov, monkeypatch):
@@ -116,7 +142,8 @@ def test_codes_pass_to_the_next_linear_layer_on_the_device(cnn_q, digits_test, o
     x, _ = digits_test
     fetched = []
     real = ResidentCodes.materialize
-    monkeypatch.setattr(ResidentCodes, "materialize", lambda self: fetched.append(self.layer.name) or real(self))
+    monkeypatch.setattr(ResidentCodes, "materialize",
+                        lambda self: fetched.append(self.layer.name) or real(self))
     with Runtime(im, ov) as rt:
         assert np.array_equal(rt.run(x[:8]), im.run(x[:8]))
     assert fetched == ["features.0", "features.3", "features.7"]  # not classifier.1

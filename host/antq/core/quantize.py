@@ -150,7 +150,8 @@ class QuantizedTensor:
         """float32 tensor: values * scale (the exact product, rounded once to float32)."""
         if self.channel_axis is None:  # the same product per code, looked up: no float64 tensor
             with np.errstate(over="ignore"):  # codes this tensor may not use can pass float32's range
-                lut = (np.asarray(self.fmt.values).astype(np.float64) * np.float64(self.scale)).astype(np.float32)
+                lut = np.asarray(self.fmt.values).astype(np.float64) * np.float64(self.scale)
+                lut = lut.astype(np.float32)
             return lut[self.codes]
         v = self.values().astype(np.float64)
         return (v * self.broadcast_scale().astype(np.float64)).astype(np.float32)

@@ -367,7 +367,9 @@ output may pass through them to the next GEMM layer and be requantized to the sa
 def fusion_plan(nodes: list[Node]) -> dict[str, tuple[Requant, str | None]]:
     """Producer gemm node name -> (its :class:`Requant`, the name of a ReLU node it absorbs or None).
 
-    A Conv2d/Linear layer (one group, accelerator formats) qualifies if its output has one user,
+    A Conv2d/Linear layer (one group, accelerator formats) or an activation x activation GEMM
+    (attention's P.V, whose output reaches the output projection through a transpose and a
+    reshape) qualifies if its output has one user,
     optionally a ReLU (folded into the epilogue's clamp), then a chain of one-user :data:`GRID_OPS`
     taking it as their first argument, ending at a GEMM layer whose activation format the
     epilogue writes, and if :func:`~antq.model.graph.requant_params` can represent its scales."""
@@ -382,7 +384,7 @@ def fusion_plan(nodes: list[Node]) -> dict[str, tuple[Requant, str | None]]:
     plan: dict[str, tuple[Requant, str | None]] = {}
     for p in nodes:
         layer = p.layer
-        if p.op != "gemm" or layer.groups != 1 or not layer.hardware:
+        if p.op not in ("gemm", "act_gemm") or getattr(layer, "groups", 1) != 1 or not layer.hardware:
             continue
         cur, act, relu = p.name, "none", None
         target = None
@@ -399,8 +401,11 @@ def fusion_plan(nodes: list[Node]) -> dict[str, tuple[Requant, str | None]]:
         if target is None or not target.hardware or not regmap.supported(target.act_fmt):
             continue  # the epilogue writes 4-bit ANT formats and int8 only
         out = Requant(target.act_fmt, target.act_scale, act, target.name)
-        if requant_params(layer.act_fmt, layer.act_scale, layer.w_fmt, layer.weight.scale, layer.k,
-                          layer.bias, out) is not None:
+        if p.op == "act_gemm":
+            a_scale, w_scale, bias = layer.a_scale, np.full(layer.n, layer.b_scale), None
+        else:
+            a_scale, w_scale, bias = layer.act_scale, layer.weight.scale, layer.bias
+        if requant_params(layer.act_fmt, a_scale, layer.w_fmt, w_scale, layer.k, bias, out) is not None:
             plan[p.name] = (out, relu)
     return plan
 
@@ -413,7 +418,11 @@ def _fuse(nodes: list[Node], plan: dict[str, tuple[Requant, str | None]]) -> lis
         if n.name in alias:
             continue
         n.args, n.kwargs = _rename_refs(n.args, alias), _rename_refs(n.kwargs, alias)
-        if n.name in plan:
+        if n.name in plan and n.op == "act_gemm":
+            layer = n.layer
+            n.layer = MatmulLayer(layer.name, layer.a_fmt, layer.a_scale, layer.b_fmt, layer.b_scale,
+                                  layer.a_shape, layer.b_shape, out=plan[n.name][0])
+        elif n.name in plan:
             layer = n.layer
             n.layer = GemmLayer(name=layer.name, op=layer.op, weight=layer.weight, bias=layer.bias,
                                 act_fmt=layer.act_fmt, act_scale=layer.act_scale, in_shape=layer.in_shape,
@@ -427,11 +436,11 @@ def _set_links(qm: nn.Module, nodes: list[Node], plan: dict[str, tuple[Requant, 
     """Point each planned fake-quant layer at its consumer's input quantizer (and unlink the rest);
     True if anything changed."""
     mods = dict(qm.model.named_modules())
-    layer_of = {n.name: n.layer.name for n in nodes if n.op == "gemm"}
+    layer_of = {n.name: n.layer.name for n in nodes if n.layer is not None}
     want = {layer_of[p]: (mods[out.to].input_quant, out.act) for p, (out, _) in plan.items()}
     changed = False
     for name, m in mods.items():
-        if isinstance(m, (QuantConv2d, QuantLinear)):
+        if isinstance(m, (QuantConv2d, QuantLinear, QuantMatmul)):
             link = want.get(name)
             if link != m.requant_link:
                 m.requant_link, changed = link, True
@@ -443,7 +452,7 @@ def link(qm: nn.Module) -> None:
     eval mode requantizes the same outputs with the integer epilogue as the exported model. A model
     that cannot be exported gets no links (export then says why)."""
     for m in qm.model.modules():
-        if isinstance(m, (QuantConv2d, QuantLinear)):
+        if isinstance(m, (QuantConv2d, QuantLinear, QuantMatmul)):
             m.requant_link = None
     try:
         nodes, _, _ = _graph(qm)

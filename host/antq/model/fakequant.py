@@ -328,6 +328,7 @@ class QuantMatmul(nn.Module):
     def __init__(self, spec: LayerSpec, name: str = "") -> None:
         super().__init__()
         self.spec, self.layer_name = spec, name
+        self.requant_link = None
         self.a_shape: tuple[int, ...] | None = None
         self.b_shape: tuple[int, ...] | None = None
         self.input_quant = Quantizer(spec, "input", f"{name} (operand a)")
@@ -342,6 +343,15 @@ class QuantMatmul(nn.Module):
             ia, ib = self.input_quant.integers(a), self.weight_quant.integers(b)
             _check_exact(self, a.shape[-1])
             acc = torch.matmul(ia, ib)
+            link = self.requant_link
+            if link is not None and link[0].calibrated:
+                out = Requant(link[0].fmt, _np32(link[0].scale())[0], link[1])
+                sb = np.full(acc.shape[-1], _np32(self.weight_quant.scale())[0])
+                p = requant_params(self.input_quant.fmt, _np32(self.input_quant.scale())[0],
+                                   self.weight_quant.fmt, sb, a.shape[-1], None, out)
+                if p is not None:  # the integer model's own function, as for Conv2d/Linear (_output)
+                    ints = acc.reshape(-1, acc.shape[-1]).cpu().numpy().astype(np.int64)
+                    return torch.from_numpy(requantized(ints, p, out)).reshape(acc.shape).to(acc.device)
             return (acc * (self.input_quant.scale().double() * self.weight_quant.scale().double())).float()
 
     def to_float(self) -> nn.Module:

@@ -342,6 +342,8 @@ class MatmulLayer:
     """Per-sample shapes of the operands (without the batch dimension)."""
     b_shape: tuple[int, ...]
     op: str = "matmul"
+    out: Requant | None = None
+    """The output requantized by the integer epilogue (as :attr:`GemmLayer.out`; no bias)."""
 
     def __post_init__(self) -> None:
         self.a_scale, self.b_scale = np.float32(self.a_scale), np.float32(self.b_scale)
@@ -352,6 +354,13 @@ class MatmulLayer:
         if len(self.a_shape) < 1 or len(self.b_shape) < 2 or self.a_shape[-1] != self.b_shape[-2]:
             raise ValueError(f"layer {self.name}: operand shapes {self.a_shape} x {self.b_shape} do not "
                              "multiply (..., M, K) x (..., K, N)")
+        self.epilogue: epilogue.Params | None = None
+        if self.out is not None:
+            self.epilogue = requant_params(self.a_fmt, self.a_scale, self.b_fmt,
+                                           np.full(self.n, self.b_scale), self.k, None, self.out)
+            if self.epilogue is None:
+                raise ValueError(f"layer {self.name}: its scales cannot be requantized to "
+                                 f"{self.out.fmt.name} by the integer epilogue")
 
     @property
     def hardware(self) -> bool:
@@ -373,9 +382,13 @@ class MatmulLayer:
     def macs(self, batch: int = 1) -> int:
         return batch * self.rows_per_sample * self.n * self.k
 
-    def forward(self, a: np.ndarray, b: np.ndarray, gemm: Gemm, times: dict[str, float] | None = None
-                ) -> tuple[np.ndarray, np.ndarray]:
-        """(float32 ``a @ b``, int64 accumulators (calls, M, N)) on the quantized operands."""
+    def forward(self, a: np.ndarray, b: np.ndarray, gemm: Gemm, times: dict[str, float] | None = None,
+                requantize: Requantize | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+        """(float32 ``a @ b``, int64 accumulators (calls, M, N)) on the quantized operands.
+
+        With :attr:`out` the output is :func:`requantized`; given ``requantize`` (a runtime's, here
+        called as ``requantize(a, b, params)`` and returning the (M, N) codes) the epilogue runs on
+        the device per call and there are no host accumulators."""
         t0 = time.perf_counter()
         if tuple(a.shape[1:]) != self.a_shape or tuple(b.shape[1:]) != self.b_shape:
             raise ValueError(f"layer {self.name}: operands of shapes {a.shape} x {b.shape}, expected "
@@ -386,16 +399,24 @@ class MatmulLayer:
         qa = np.broadcast_to(qa, lead + qa.shape[-2:]).reshape((-1,) + qa.shape[-2:])
         qb = np.broadcast_to(qb, lead + qb.shape[-2:]).reshape((-1,) + qb.shape[-2:])
         t1 = time.perf_counter()
-        accs = []
-        for i in range(len(qa)):
-            ta = QuantizedTensor(qa[i], kind=self.a_fmt.kind, bits=self.a_fmt.bits, signed=self.a_fmt.signed,
-                                 scale=self.a_scale)
-            tb = QuantizedTensor(np.ascontiguousarray(qb[i].T), kind=self.b_fmt.kind, bits=self.b_fmt.bits,
-                                 signed=self.b_fmt.signed, scale=self.b_scale)
-            accs.append(_checked_gemm(gemm, ta, tb, self.name))
-        acc = np.stack(accs)
+        pairs = [(QuantizedTensor(qa[i], kind=self.a_fmt.kind, bits=self.a_fmt.bits, signed=self.a_fmt.signed,
+                                  scale=self.a_scale),
+                  QuantizedTensor(np.ascontiguousarray(qb[i].T), kind=self.b_fmt.kind, bits=self.b_fmt.bits,
+                                  signed=self.b_fmt.signed, scale=self.b_scale)) for i in range(len(qa))]
+        if self.epilogue is not None and requantize is not None:
+            codes = np.stack([requantize(ta, tb, self.epilogue) for ta, tb in pairs])
+            t2 = time.perf_counter()
+            y = epilogue.dequantized(codes, self.out.fmt, self.out.scale).reshape(lead + codes.shape[-2:])
+            if times is not None:
+                times.update(quantize=t1 - t0, gemm=t2 - t1, rescale=time.perf_counter() - t2)
+            return y, None
+        acc = np.stack([_checked_gemm(gemm, ta, tb, self.name) for ta, tb in pairs])
         t2 = time.perf_counter()
-        y = rescale(acc, self.a_scale, self.b_scale, None).reshape(lead + acc.shape[-2:])
+        if self.epilogue is not None:
+            y = requantized(acc.reshape(-1, acc.shape[-1]), self.epilogue, self.out)
+        else:
+            y = rescale(acc, self.a_scale, self.b_scale, None)
+        y = y.reshape(lead + acc.shape[-2:])
         if times is not None:
             times.update(quantize=t1 - t0, gemm=t2 - t1, rescale=time.perf_counter() - t2)
         return y, acc
@@ -404,13 +425,15 @@ class MatmulLayer:
         return {"name": self.name, "op": self.op, "a_shape": list(self.a_shape),
                 "b_shape": list(self.b_shape),
                 **{f"{w}": {"kind": f.kind, "bits": f.bits, "signed": f.signed, "scale": float(sc)}
-                   for w, f, sc in (("a", self.a_fmt, self.a_scale), ("b", self.b_fmt, self.b_scale))}}
+                   for w, f, sc in (("a", self.a_fmt, self.a_scale), ("b", self.b_fmt, self.b_scale))},
+                **({"out": self.out.state()} if self.out is not None else {})}
 
     @classmethod
     def from_state(cls, s: dict) -> MatmulLayer:
         fa, fb = (formats.get(s[w]["kind"], s[w]["bits"], s[w]["signed"]) for w in ("a", "b"))
         return cls(s["name"], fa, np.float32(s["a"]["scale"]), fb, np.float32(s["b"]["scale"]),
-                   tuple(s["a_shape"]), tuple(s["b_shape"]))
+                   tuple(s["a_shape"]), tuple(s["b_shape"]),
+                   out=Requant.from_state(s["out"]) if s.get("out") is not None else None)
 
 
 def _layer_from_state(s: dict) -> GemmLayer | MatmulLayer:
@@ -651,7 +674,8 @@ class IntegerModel:
         return a.astype(spec.dtype)
 
     def run(self, x: Any, gemm: Gemm | None = None, trace: bool = False, act_gemm: Gemm | None = None,
-            requantize: Requantize | None = None) -> np.ndarray | tuple[np.ndarray, list[TraceRecord]]:
+            requantize: Requantize | None = None, act_requantize: Callable[..., np.ndarray] | None = None
+            ) -> np.ndarray | tuple[np.ndarray, list[TraceRecord]]:
         """Run on a batch ``x`` (B, *input_shape); returns float32 outputs.
 
         ``x`` is an array for a one-input model, else a tuple (in input order) or a dict by input
@@ -661,7 +685,9 @@ class IntegerModel:
         ``act_gemm(a, b)`` (default: ``gemm``) computes the activation x activation GEMMs, both
         operands per-tensor QuantizedTensors made in this call. ``requantize`` (a runtime's) runs
         the layers with a :class:`Requant` output with their epilogue on the device and returns
-        :class:`DeviceValue` s, fetched only where a host op reads them; the values are the same.
+        :class:`DeviceValue` s, fetched only where a host op reads them; ``act_requantize(a, b, p)``
+        does it for an activation x activation GEMM call and returns its (M, N) codes (needed with
+        ``requantize``). The values are the same.
         With ``trace=True`` returns ``(output, records)``, one :class:`TraceRecord` per node (a
         requantized layer's ``acc`` is None when ``requantize`` ran it).
         """
@@ -696,7 +722,8 @@ class IntegerModel:
                 src = env[node.args[0]["ref"]] if direct else _resolve(node.args[0], env)
                 val, acc = node.layer.forward(src, gemm, times, requantize)
             elif node.op == "act_gemm":
-                val, acc = node.layer.forward(*_resolve(node.args[:2], env), act_gemm, times)
+                val, acc = node.layer.forward(*_resolve(node.args[:2], env), act_gemm, times,
+                                              None if requantize is None else act_requantize)
             elif node.op == "constant":
                 val = _resolve(node.kwargs["value"], env)
             else:

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from ..core import regmap
+from ..core import epilogue, regmap
 from ..core.epilogue import Params
 from ..core.quantize import QuantizedTensor
 from ..model.graph import (
@@ -171,6 +171,18 @@ class Runtime:
         self.calls.append(LayerCall(layer.name, a.shape[0], w.shape[0], a.shape[1], self.overlay.last_timing))
         return ResidentCodes(self, out, layer, batch)
 
+    def act_requantize(self, a: QuantizedTensor, b: QuantizedTensor, p: Params) -> np.ndarray:
+        """One activation x activation GEMM call with its epilogue on the IP: its (M, N) codes,
+        fetched (4-bit codes back instead of int64; the consumer needs them rearranged on the host)."""
+        if b.shape[0] > regmap.EPI_MAX_COLS or not regmap.epilogue_tiles_ok(self.overlay.array):
+            return epilogue.apply(self.act_gemm(a, b), p)
+        out = self.overlay.gemm(a, b, epilogue=p)
+        self.calls.append(LayerCall(ACT_GEMM, a.shape[0], b.shape[0], a.shape[1], self.overlay.last_timing))
+        try:
+            return self.overlay.fetch(out).codes
+        finally:
+            out.free()
+
     def act_gemm(self, a: QuantizedTensor, b: QuantizedTensor) -> np.ndarray:
         """The accelerator's exact GEMM of two activation operands, both packed for this call. Its calls
         are recorded as :data:`ACT_GEMM` (a MatmulLayer makes one call per leading index, in order)."""
@@ -211,7 +223,8 @@ class Runtime:
     def _run_batch(self, x: Any, trace: bool) -> Any:
         try:
             return self.model.run(x, gemm=self.gemm, trace=trace, act_gemm=self.act_gemm,
-                                  requantize=self.requantize if self.chain else None)
+                                  requantize=self.requantize if self.chain else None,
+                                  act_requantize=self.act_requantize)
         finally:
             if not trace:
                 self._free_resident()
@@ -231,7 +244,7 @@ class Runtime:
         """Free the resident weight buffers (the overlay stays usable)."""
         self._free_resident()
         if not getattr(self.overlay, "closed", False):
-            for layer in self.model.gemm_layers:
+            for layer in self.model.layers:
                 if layer.epilogue is not None:
                     self.overlay.release(layer.epilogue)
         for _, handle in self._weights.values():
