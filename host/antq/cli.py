@@ -615,8 +615,10 @@ def build_parser() -> argparse.ArgumentParser:
         "into quantize+pack, copy in (flush), compute (the IP's cycle counter at --clock-mhz, or the DDR "
         "time at --ddr-gbps if longer), copy out (invalidate), unpack+rescale and host-only layers. In "
         "emulation the compute times are a projection of the board; on a board they are measured. Also "
-        "prints MACs/cycle against the array peak, the cost of the same layers as int8 nibble passes, and "
-        "images/s.")
+        "prints MACs/cycle against the array peak, the cost of the same layers as int8 nibble passes, "
+        "images/s, and the host<->device traffic per inference (bytes each way, results read). The run is "
+        "chained (requantized outputs stay on the device); the same batch unchained (every int64 result "
+        "read back) is measured in the same run as the baseline of the printed speedup.")
     p.add_argument("model", help="a .antq file")
     p.add_argument("--backend", choices=BACKENDS, default=None, help=backend_help)
     p.add_argument("--batch", type=POSITIVE, default=16, help="samples per inference (default 16)")

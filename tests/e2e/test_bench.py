@@ -57,8 +57,13 @@ def test_bench_command_writes_json_and_plot(cnn_file, tmp_path, capsys):
     out = capsys.readouterr().out
     assert f"MACs/cycle of a peak {arch.DEFAULT.peak_macs_per_cycle}" in out
     assert "projected" in out and "int8 nibble passes" in out
+    assert "per inference of 4:" in out and "unchained baseline" in out
     res = json.loads(js.read_text())
     assert {"layers", "macs_per_cycle", "peak_macs_per_cycle"} <= set(res)
+    for key in ("bytes_to_device", "bytes_from_device", "round_trips"):  # per inference, both runs
+        assert res[key] > 0 and res["unchained"][key] > 0
+    assert res["round_trips"] < res["unchained"]["round_trips"]
+    assert res["bytes_from_device"] < res["unchained"]["bytes_from_device"]
     assert all({"name", "macs", "cycles", *latency.PARTS} <= set(r) for r in res["layers"])
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -90,3 +95,5 @@ def test_demo(tmp_path, capsys):
     assert (tmp_path / "latency.png").exists()
     assert json.loads((tmp_path / "latency.json").read_text())["layers"]
     assert np.isfinite(res["latency"]["images_per_s"])
+    assert "round trips (results the host reads)" in out  # the demo prints the traffic
+    assert res["latency"]["round_trips"] == 4 and res["latency"]["bytes_from_device"] > 0
