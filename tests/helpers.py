@@ -39,3 +39,25 @@ def open_ov(backend: str, **emulator_options):
     from antq.run import open_overlay
 
     return open_overlay(backend, **({} if backend == backends.BOARD else emulator_options))
+
+
+def corrupt_epilogue_golden(src: Path, dst_dir: Path, tag: str, index: int) -> tuple[Path, str]:
+    """A copy of the epilogue golden file ``src`` in ``dst_dir`` with the first value of record ``tag``
+    of case ``index`` changed (a number by 1, a packed byte in its high nibble), and the case's name."""
+    lines = src.read_text().splitlines()
+    names = [line.split()[1] for line in lines if line.startswith("case ")]
+    seen = -1
+    for i, line in enumerate(lines):
+        if line.startswith(f"{tag} "):
+            seen += 1
+            if seen == index:
+                head, first, *rest = line.split(" ")
+                packed = f"{int(first[:2], 16) ^ 0x10:02x}{first[2:]}"
+                flip = packed if tag == "packed" else str(int(first) ^ 1)
+                lines[i] = " ".join([head, flip, *rest])
+                break
+    else:
+        raise AssertionError(f"no {tag} record {index}")
+    out = dst_dir / "epilogue.txt"
+    out.write_text("\n".join(lines) + "\n")
+    return out, names[index]

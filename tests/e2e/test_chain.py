@@ -51,10 +51,7 @@ def test_transformer_requantizes_attention_output_for_the_projection(transformer
 def test_chained_transformer_equals_reference_and_fake_quant(transformer_q, digits_test, ov):
     _, qm, im = transformer_q
     x = digits_test[0][:24]
-    ref = im.run(x)
-    qm.eval()
-    with torch.no_grad():
-        assert np.array_equal(qm(torch.from_numpy(x)).numpy(), ref)
+    ref = _reference(qm, im, x)
     got = {}
     for chain in (True, False):
         with Runtime(im, ov, chain=chain) as rt:
@@ -96,14 +93,19 @@ def test_requantized_layer_output_is_the_epilogue(cnn_q, digits_test):
     assert np.array_equal(quantize_as(rec.output, nxt.act_fmt, nxt.act_scale).dequantize(), rec.output)
 
 
-def test_chained_overlay_equals_reference_fake_quant_and_unchained(cnn_q, digits_test, ov):
-    _, qm, im = cnn_q
-    x, _ = digits_test
-    x = x[:48]
+def _reference(qm, im, x: np.ndarray) -> np.ndarray:
+    """The integer model's output on x, checked equal to the eval-mode fake-quant model's."""
     ref = im.run(x)
     qm.eval()
     with torch.no_grad():
         assert np.array_equal(qm(torch.from_numpy(x)).numpy(), ref)
+    return ref
+
+
+def test_chained_overlay_equals_reference_fake_quant_and_unchained(cnn_q, digits_test, ov):
+    _, qm, im = cnn_q
+    x = digits_test[0][:48]
+    ref = _reference(qm, im, x)
     got = {}
     for chain in (True, False):
         with Runtime(im, ov, chain=chain) as rt:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from antq.toolchain import hls
+from helpers import corrupt_epilogue_golden
 
 GOLDEN_EPILOGUE = Path(__file__).resolve().parents[1] / "golden" / "epilogue.txt"
 
@@ -17,31 +18,9 @@ def test_epilogue_testbench_matches_every_golden_case():
     assert "64 golden cases" in r.stdout and "all bit-exact (codes and packed bytes)" in r.stdout
 
 
-def _corrupt(tmp_path: Path, tag: str, index: int) -> Path:
-    """A copy of the golden file with record ``tag`` of case ``index`` changed in one value."""
-    lines = GOLDEN_EPILOGUE.read_text().splitlines()
-    seen = -1
-    for i, line in enumerate(lines):
-        if line.startswith(f"{tag} "):
-            seen += 1
-            if seen == index:
-                head, first, *rest = line.split(" ")
-                if tag == "packed":
-                    first = f"{int(first[:2], 16) ^ 0x10:02x}" + first[2:]
-                else:
-                    first = str(int(first) ^ 1)
-                lines[i] = " ".join([head, first, *rest])
-                break
-    else:
-        raise AssertionError(f"no {tag} record {index}")
-    out = tmp_path / "epilogue.txt"
-    out.write_text("\n".join(lines) + "\n")
-    return out
-
-
 @pytest.mark.parametrize(("tag", "index"), [("codes", 3), ("packed", 10), ("thr", 0), ("codes", 63)])
 def test_a_corrupted_golden_line_fails(tmp_path, tag, index):
-    r = hls.run_epilogue_tb(_corrupt(tmp_path, tag, index))
+    r = hls.run_epilogue_tb(corrupt_epilogue_golden(GOLDEN_EPILOGUE, tmp_path, tag, index)[0])
     assert r.returncode == 1, r.stdout + r.stderr
     assert "FAIL:" in r.stderr and "FAILURES" in r.stdout
 

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import re
 import subprocess
-from pathlib import Path
 
 import pytest
 from antq.core import arch, formats, regmap, stream
 from antq.emu.ip import check_args
 from antq.toolchain import hls
-from helpers import GOLDEN
+from helpers import GOLDEN, corrupt_epilogue_golden
 
 GOLDEN_EPILOGUE = GOLDEN.parent / "epilogue.txt"
 
@@ -51,30 +50,6 @@ def test_csim_testbench_runs_the_epilogue_mode_on_the_golden_vectors():
     assert "0 golden cases, 64 epilogue cases" in r.stdout and "all bit-exact" in r.stdout
 
 
-def _corrupt_epilogue(tmp_path: Path, tag: str, index: int) -> tuple[Path, str]:
-    """A copy of the epilogue golden file with the first value of record ``tag`` of case ``index``
-    changed (a code by 1, a packed byte in its high nibble); returns it and the case's name."""
-    lines = GOLDEN_EPILOGUE.read_text().splitlines()
-    names = [line.split()[1] for line in lines if line.startswith("case ")]
-    seen = -1
-    for i, line in enumerate(lines):
-        if line.startswith(f"{tag} "):
-            seen += 1
-            if seen == index:
-                head, first, *rest = line.split(" ")
-                if tag == "packed":
-                    first = f"{int(first[:2], 16) ^ 0x10:02x}{first[2:]}"
-                else:
-                    first = str(int(first) ^ 1)
-                lines[i] = " ".join([head, first, *rest])
-                break
-    else:
-        raise AssertionError(f"no {tag} record {index}")
-    out = tmp_path / "epilogue.txt"
-    out.write_text("\n".join(lines) + "\n")
-    return out, names[index]
-
-
 @pytest.mark.parametrize(("tag", "index", "what"), [
     ("codes", 3, "code[0,0] = "),       # a code the IP computes differs
     ("codes", 63, "code[0,0] = "),      # the last case (extreme shifts)
@@ -82,7 +57,7 @@ def _corrupt_epilogue(tmp_path: Path, tag: str, index: int) -> tuple[Path, str]:
     ("packed", 24, "packed byte 0 = "),  # int8 output: two nibble planes
 ])
 def test_csim_testbench_fails_on_a_corrupted_epilogue_golden(tmp_path, tag, index, what):
-    bad, name = _corrupt_epilogue(tmp_path, tag, index)
+    bad, name = corrupt_epilogue_golden(GOLDEN_EPILOGUE, tmp_path, tag, index)
     r = _tb("none", "--epilogue", bad, "--random", 0)
     assert r.returncode == 1, r.stdout + r.stderr
     assert f"FAIL: epilogue {name}: {what}" in r.stderr, r.stderr
@@ -99,7 +74,7 @@ def test_the_golden_gemm_and_epilogue_vectors_pass_through_the_verilog_core():
 
 
 def test_the_verilog_core_build_fails_on_a_corrupted_epilogue_golden(tmp_path):
-    bad, name = _corrupt_epilogue(tmp_path, "codes", 5)
+    bad, name = corrupt_epilogue_golden(GOLDEN_EPILOGUE, tmp_path, "codes", 5)
     r = _tb("none", "--epilogue", bad, "--random", 0, target="tb_rtl")
     assert r.returncode == 1 and f"FAIL: epilogue {name}: code[0,0] = " in r.stderr, r.stdout + r.stderr
 
@@ -112,7 +87,7 @@ def test_csim_testbench_finds_the_epilogue_golden_beside_the_gemm_one(tmp_path):
     r = _tb(gemm, "--random", 0)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "epilogue mode is not checked" in r.stdout and "0 epilogue cases" in r.stdout
-    bad, name = _corrupt_epilogue(tmp_path, "codes", 5)
+    bad, name = corrupt_epilogue_golden(GOLDEN_EPILOGUE, tmp_path, "codes", 5)
     bad.rename(tmp_path / "epilogue_golden.txt")
     r = _tb(gemm, "--random", 0)
     assert r.returncode == 1 and f"FAIL: epilogue {name}: code[" in r.stderr, r.stdout + r.stderr

@@ -81,3 +81,22 @@ def test_pooling_with_ceil_mode(x, kernel, stride, padding):
     got = HOST_OPS["avg_pool2d"](x, kernel, stride, padding, divisor_override=5)
     np.testing.assert_allclose(got, F.avg_pool2d(t, kernel, stride, padding, divisor_override=5).numpy(),
                                rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_max_pool_gives_torchs_bits_with_signed_zeros_nan_and_inf(seed):
+    """Max pooling is an exact op, so the torch model runs torch's own: ties of +0 and -0 must keep
+    the same one (the first in the window), NaN must win, for every geometry."""
+    rng = np.random.default_rng(seed)
+    vals = np.array([-0.0, 0.0, 1.0, -1.0, 2.0, np.nan, -np.inf], np.float32)
+    for _ in range(60):
+        shape = (2, 3, int(rng.integers(3, 12)), int(rng.integers(3, 12)))
+        x = rng.choice(vals, size=shape, p=[.25, .25, .2, .15, .1, .02, .03]).astype(np.float32)
+        k, s, d = (int(v) for v in rng.integers(1, 4, 3))
+        p, ceil = int(rng.integers(0, k // 2 + 1)), bool(rng.integers(0, 2))
+        try:
+            want = F.max_pool2d(_t(x), k, s, p, min(d, 2), ceil_mode=ceil).numpy()
+        except RuntimeError:  # a geometry torch refuses (output would be empty)
+            continue
+        got = HOST_OPS["max_pool2d"](x, k, s, p, min(d, 2), ceil)
+        assert got.tobytes() == want.tobytes(), (shape, k, s, p, d, ceil)

@@ -134,16 +134,25 @@ def _pool_out(size: int, k: int, s: int, p: int, d: int, ceil_mode: bool) -> int
     return out
 
 
-def _pool_windows(x, kernel_size, stride, padding, dilation, fill, ceil_mode=False):
-    """(..., OH, OW, kh*kw) windows (a contiguous copy: the pooled axis is last). With ``ceil_mode`` the
-    last windows may run past the right/bottom padding; those positions hold ``fill``."""
+def _pool_padded(x, kernel_size, stride, padding, dilation, fill, ceil_mode):
+    """(x padded with ``fill``, (kh, kw), (sh, sw), (dh, dw), (OH, OW)) of a pooling window. With
+    ``ceil_mode`` the last windows may run past the right/bottom padding, so more is padded there."""
     (kh, kw), (ph, pw), (dh, dw) = _pair(kernel_size), _pair(padding), _pair(dilation)
     sh, sw = _pair(kernel_size if stride is None or stride == [] or stride == () else stride)
     h, w = x.shape[-2:]
     oh, ow = _pool_out(h, kh, sh, ph, dh, ceil_mode), _pool_out(w, kw, sw, pw, dw, ceil_mode)
     eh = max(0, (oh - 1) * sh + dh * (kh - 1) + 1 - (h + 2 * ph))
     ew = max(0, (ow - 1) * sw + dw * (kw - 1) + 1 - (w + 2 * pw))
-    p = np.pad(x, ((0, 0),) * (x.ndim - 2) + ((ph, ph + eh), (pw, pw + ew)), constant_values=fill)
+    if ph or pw or eh or ew:
+        x = np.pad(x, ((0, 0),) * (x.ndim - 2) + ((ph, ph + eh), (pw, pw + ew)), constant_values=fill)
+    return x, (kh, kw), (sh, sw), (dh, dw), (oh, ow)
+
+
+def _pool_windows(x, kernel_size, stride, padding, dilation, fill, ceil_mode=False):
+    """(..., OH, OW, kh*kw) windows (a contiguous copy: the pooled axis is last); padded positions
+    hold ``fill``."""
+    p, (kh, kw), (sh, sw), (dh, dw), (oh, ow) = _pool_padded(x, kernel_size, stride, padding, dilation, fill,
+                                                             ceil_mode)
     win = sliding_window_view(p, ((kh - 1) * dh + 1, (kw - 1) * dw + 1), axis=(-2, -1))
     win = win[..., ::sh, ::sw, ::dh, ::dw][..., :oh, :ow, :, :]
     return np.ascontiguousarray(win).reshape(win.shape[:-2] + (-1,))
@@ -155,14 +164,8 @@ def _max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fa
     first stays, as in torch). One elementwise maximum per window position on strided views: no
     window copy, and 30x faster than a reduction over tiny windows."""
     _unsupported("max_pool2d", return_indices=return_indices)
-    (kh, kw), (ph, pw), (dh, dw) = _pair(kernel_size), _pair(padding), _pair(dilation)
-    sh, sw = _pair(kernel_size if stride is None or stride == [] or stride == () else stride)
-    h, w = x.shape[-2:]
-    oh, ow = _pool_out(h, kh, sh, ph, dh, ceil_mode), _pool_out(w, kw, sw, pw, dw, ceil_mode)
-    eh = max(0, (oh - 1) * sh + dh * (kh - 1) + 1 - (h + 2 * ph))
-    ew = max(0, (ow - 1) * sw + dw * (kw - 1) + 1 - (w + 2 * pw))
-    p = x if ph == pw == eh == ew == 0 else \
-        np.pad(x, ((0, 0),) * (x.ndim - 2) + ((ph, ph + eh), (pw, pw + ew)), constant_values=-np.inf)
+    p, (kh, kw), (sh, sw), (dh, dw), (oh, ow) = _pool_padded(x, kernel_size, stride, padding, dilation,
+                                                             -np.inf, ceil_mode)
     out = None
     for i in range(kh):
         for j in range(kw):
