@@ -4,4 +4,3 @@
 # antq.core.arch.BOARDS (settings.tcl of `antq vitis`).
 source [file join [file dirname [file normalize [info script]]] pynq-z2.tcl]
 set board_part    www.digilentinc.com:pynq-z1:part0:1.0
-set vivado_version 2022.1
