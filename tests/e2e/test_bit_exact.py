@@ -15,49 +15,18 @@ from antq.model import zoo
 from antq.model.calibrate import quantize_model
 from antq.model.configs import ANT48, CANDIDATES
 from antq.run.runtime import Runtime
+from structures import BasicBlock, randomize
 from torch import nn
 
 CONFIGS = (*CANDIDATES, ANT48)
 SEEDS = (0, 1, 2)
 
 
-def _randomize(model: nn.Module, g: torch.Generator) -> None:
-    """Heavy-tailed weights (so PoT and flint win some tensors, as on trained models) and
-    trained-looking BatchNorm statistics, with about a third of the gammas negative."""
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, (nn.Conv2d, nn.Linear)):
-                m.weight.mul_(torch.exp(0.8 * torch.randn(m.weight.shape, generator=g)))
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                n = m.num_features
-                sign = torch.where(torch.rand(n, generator=g) < 0.35, -1.0, 1.0)
-                m.weight.copy_(sign * (0.5 + torch.rand(n, generator=g)))
-                m.bias.copy_(0.2 * torch.randn(n, generator=g))
-                m.running_mean.copy_(0.3 * torch.randn(n, generator=g))
-                m.running_var.copy_(0.5 + torch.rand(n, generator=g))
-
-
-class Block(nn.Module):
-    """A ResNet basic block: conv-BN-ReLU-conv-BN plus the (downsampled) input, then ReLU."""
-
-    def __init__(self, cin: int, cout: int, stride: int) -> None:
-        super().__init__()
-        self.conv1, self.bn1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout)
-        self.conv2, self.bn2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout)
-        self.down = None if stride == 1 and cin == cout else nn.Sequential(
-            nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = torch.relu(self.bn1(self.conv1(x)))
-        h = self.bn2(self.conv2(h))
-        return torch.relu(h + (x if self.down is None else self.down(x)))
-
-
 class TinyResNet(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.stem = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU())
-        self.layer1, self.layer2 = Block(8, 8, 1), Block(8, 16, 2)
+        self.layer1, self.layer2 = BasicBlock(8, 8, 1), BasicBlock(8, 16, 2)
         self.pool, self.fc = nn.AdaptiveAvgPool2d(1), nn.Linear(16, 10)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -83,7 +52,7 @@ def _case(arch: str, seed: int, config: str):
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(1000 + seed)
     net = ARCHS[arch]().eval()
-    _randomize(net, g)
+    randomize(net, g)
     x = torch.rand(96, 1, 8, 8, generator=g)
     qm = quantize_model(net, x[:64], config, 4, progress=False)
     return qm, qm.export(), x[64:].numpy()
