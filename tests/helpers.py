@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from antq.core import backends, formats, regmap
+from antq.core import backends, formats, reference, regmap
 from antq.core.quantize import QuantizedTensor
 from antq.toolchain import paths
 
@@ -61,3 +61,20 @@ def corrupt_epilogue_golden(src: Path, dst_dir: Path, tag: str, index: int) -> t
     out = dst_dir / "epilogue.txt"
     out.write_text("\n".join(lines) + "\n")
     return out, names[index]
+
+
+def passes(codes: np.ndarray, fmt: formats.Format) -> list[tuple[np.ndarray, formats.Format, bool]]:
+    """(4-bit codes, 4-bit format, hi) per nibble pass, high nibble first (docs §4, §10): what the
+    RTL core tests feed one job at a time."""
+    if fmt.bits == 4:
+        return [(codes, fmt, False)]
+    return [(codes >> 4, formats.get("int", 4, fmt.signed), True),
+            (codes & 15, formats.get("int", 4, False), False)]
+
+
+def tile_product(ca: np.ndarray, fa: formats.Format, ha: bool, cw: np.ndarray, fw: formats.Format,
+                 hw: bool) -> np.ndarray:
+    """Exact (R, C) contribution of one nibble-pass job, from the reference."""
+    qa = QuantizedTensor(ca, kind=fa.kind, bits=4, signed=fa.signed)
+    qw = QuantizedTensor(cw, kind=fw.kind, bits=4, signed=fw.signed)
+    return reference.gemm(qa, qw) << (4 * (ha + hw))

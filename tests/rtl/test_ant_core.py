@@ -14,30 +14,14 @@ import cocotb
 import numpy as np
 import pytest
 import simrun
-from antq.core import arch, formats, golden, reference, regmap, stream
-from antq.core.quantize import QuantizedTensor
+from antq.core import arch, formats, golden, regmap, stream
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge, Timer, with_timeout
 from cocotbext.axi import AxiStreamBus, AxiStreamFrame, AxiStreamSink, AxiStreamSource
-from helpers import GOLDEN
+from helpers import GOLDEN, passes, tile_product
 
 HW = regmap.array_formats()
 I8 = [formats.get("int", 8, s) for s in (False, True)]
-
-
-def passes(codes, fmt):
-    """(4-bit codes, 4-bit format, hi) per nibble pass, high nibble first (docs §4, §10)."""
-    if fmt.bits == 4:
-        return [(codes, fmt, False)]
-    return [(codes >> 4, formats.get("int", 4, fmt.signed), True),
-            (codes & 15, formats.get("int", 4, False), False)]
-
-
-def tile_product(ca, fa, ha, cw, fw, hw):
-    """Exact (R, C) contribution of one nibble-pass job, from the reference."""
-    qa = QuantizedTensor(ca, kind=fa.kind, bits=4, signed=fa.signed)
-    qw = QuantizedTensor(cw, kind=fw.kind, bits=4, signed=fw.signed)
-    return reference.gemm(qa, qw) << (4 * (ha + hw))
 
 
 def pause_pattern(rng, p):
