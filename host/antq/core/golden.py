@@ -131,8 +131,11 @@ def write(path: str | Path, cfg: arch.ArrayConfig = arch.DEFAULT) -> Path:
     return path
 
 
-def read(path: str | Path) -> tuple[arch.ArrayConfig, list[Case]]:
-    """Parse a golden file back into cases (array config, list of :class:`Case`)."""
+def _records(path: str | Path, ints: tuple[str, ...], hexes: tuple[str, ...]
+             ) -> tuple[arch.ArrayConfig, list[tuple[int, dict]]]:
+    """(array config, [(line of ``end``, case record)]) of a golden file: ``array R C BUS``, then per
+    case ``case`` (its fields, as strings, under ``head``), records of integers (``ints``) and of
+    hex bytes (``hexes``), and ``end``. The one parser of both golden formats."""
     cfg, cases, cur = None, [], {}
     for lineno, line in enumerate(Path(path).read_text().splitlines(), 1):
         if not line or line.startswith("#"):
@@ -143,24 +146,33 @@ def read(path: str | Path) -> tuple[arch.ArrayConfig, list[Case]]:
             cfg = arch.ArrayConfig(rows=r, cols=c, bus_bits=b)
         elif tag == "case":
             cur = {"head": rest}
-        elif tag in ("a", "w", "y"):
-            cur[tag] = np.array([int(v) for v in rest], dtype=np.int64)
-        elif tag in ("pa", "pw"):
+        elif tag in ints:
+            cur[tag] = [int(v) for v in rest]
+        elif tag in hexes:
             cur[tag] = np.frombuffer(bytes.fromhex(rest[0]) if rest else b"", np.uint8)
         elif tag == "end":
-            name, ak, ab, asg, wk, wb, wsg, m, n, k = cur["head"]
-            m, n, k = int(m), int(n), int(k)
-            fa = formats.get(ak, int(ab), bool(int(asg)))
-            fw = formats.get(wk, int(wb), bool(int(wsg)))
-            cases.append(Case(
-                name, _qt(cur["a"].reshape(m, k).astype(np.uint8), fa),
-                _qt(cur["w"].reshape(n, k).astype(np.uint8), fw),
-                cur["y"].reshape(m, n), cur["pa"], cur["pw"],
-            ))
+            cases.append((lineno, cur))
         else:
             raise ValueError(f"{path}:{lineno}: unknown record {tag!r}")
     if cfg is None:
         raise ValueError(f"{path}: no 'array' record")
+    return cfg, cases
+
+
+def read(path: str | Path) -> tuple[arch.ArrayConfig, list[Case]]:
+    """Parse a golden file back into cases (array config, list of :class:`Case`)."""
+    cfg, records = _records(path, ("a", "w", "y"), ("pa", "pw"))
+    cases = []
+    for _, cur in records:
+        name, ak, ab, asg, wk, wb, wsg, m, n, k = cur["head"]
+        m, n, k = int(m), int(n), int(k)
+        fa = formats.get(ak, int(ab), bool(int(asg)))
+        fw = formats.get(wk, int(wb), bool(int(wsg)))
+        cases.append(Case(
+            name, _qt(np.array(cur["a"], np.int64).reshape(m, k).astype(np.uint8), fa),
+            _qt(np.array(cur["w"], np.int64).reshape(n, k).astype(np.uint8), fw),
+            np.array(cur["y"], np.int64).reshape(m, n), cur["pa"], cur["pw"],
+        ))
     return cfg, cases
 
 
@@ -284,31 +296,15 @@ def write_epilogue(path: str | Path, cfg: arch.ArrayConfig = arch.DEFAULT) -> Pa
 
 def read_epilogue(path: str | Path) -> tuple[arch.ArrayConfig, list[EpilogueCase]]:
     """Parse an epilogue golden file (array config, list of :class:`EpilogueCase`); checks ``thr``."""
-    cfg, cases, cur = None, [], {}
-    for lineno, line in enumerate(Path(path).read_text().splitlines(), 1):
-        if not line or line.startswith("#"):
-            continue
-        tag, *rest = line.split()
-        if tag == "array":
-            r, c, b = map(int, rest)
-            cfg = arch.ArrayConfig(rows=r, cols=c, bus_bits=b)
-        elif tag == "case":
-            cur = {"head": rest}
-        elif tag in ("mult", "bias", "thr", "acc", "codes"):
-            cur[tag] = [int(v) for v in rest]
-        elif tag == "packed":
-            cur[tag] = np.frombuffer(bytes.fromhex(rest[0]) if rest else b"", np.uint8)
-        elif tag == "end":
-            name, kind, bits, signed, rows, cols, s, lo, hi, acc_max = cur["head"]
-            rows, cols = int(rows), int(cols)
-            p = epilogue.Params(formats.get(kind, int(bits), bool(int(signed))), int(s), tuple(cur["mult"]),
-                                tuple(cur["bias"]), int(lo), int(hi), int(acc_max))
-            if tuple(cur["thr"]) != epilogue.thresholds(p.fmt, p.shift):
-                raise ValueError(f"{path}:{lineno}: case {name}: thr does not match the format and S")
-            cases.append(EpilogueCase(name, p, np.array(cur["acc"], np.int64).reshape(rows, cols),
-                                      np.array(cur["codes"], np.uint8).reshape(rows, cols), cur["packed"]))
-        else:
-            raise ValueError(f"{path}:{lineno}: unknown record {tag!r}")
-    if cfg is None:
-        raise ValueError(f"{path}: no 'array' record")
+    cfg, records = _records(path, ("mult", "bias", "thr", "acc", "codes"), ("packed",))
+    cases = []
+    for lineno, cur in records:
+        name, kind, bits, signed, rows, cols, s, lo, hi, acc_max = cur["head"]
+        rows, cols = int(rows), int(cols)
+        p = epilogue.Params(formats.get(kind, int(bits), bool(int(signed))), int(s), tuple(cur["mult"]),
+                            tuple(cur["bias"]), int(lo), int(hi), int(acc_max))
+        if tuple(cur["thr"]) != epilogue.thresholds(p.fmt, p.shift):
+            raise ValueError(f"{path}:{lineno}: case {name}: thr does not match the format and S")
+        cases.append(EpilogueCase(name, p, np.array(cur["acc"], np.int64).reshape(rows, cols),
+                                  np.array(cur["codes"], np.uint8).reshape(rows, cols), cur["packed"]))
     return cfg, cases
