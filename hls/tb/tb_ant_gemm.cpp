@@ -122,7 +122,7 @@ Result run(const std::vector<uint8_t> &pa, const std::vector<uint8_t> &pw, uint3
              " elements that cosim models (ANT_COSIM_DEPTH)");
     Result r;
     r.y.assign(uint64_t{m} * n + 1, -12345);  // one guard element past the end
-    ant_gemm(wa.data(), ww.data(), r.y.data(), nullptr, m, n, k, ta.word(), tw.word(), passes, 0, &r.id,
+    ant_gemm(wa.data(), ww.data(), r.y.data(), nullptr, m, n, k, ta.word(), tw.word(), passes, 0, 0, 0, &r.id,
              &r.geometry, &r.status, &r.cycles_lo, &r.cycles_hi, &r.busy, &r.stall_in, &r.stall_out);
     return r;
 }
@@ -296,7 +296,7 @@ void check_epilogue_case(const golden::EpiCase &c) {
     const int64_t guard = 0x5A5A5A5A5A5A5A5All;
     std::vector<int64_t> y(c.packed.size() / 8 + 1, guard);  // one guard word past the end
     uint32_t id = 0, geometry = 0, status = 0, lo = 0, hi = 0, busy = 0, st_in = 0, st_out = 0;
-    ant_gemm(wa.data(), ww.data(), y.data(), prm.data(), g.m, g.n, g.k, g.ta.word(), g.tw.word(), 0, c.out_mode(),
+    ant_gemm(wa.data(), ww.data(), y.data(), prm.data(), g.m, g.n, g.k, g.ta.word(), g.tw.word(), 0, c.out_mode(), 0, 0,
              &id, &geometry, &status, &lo, &hi, &busy, &st_in, &st_out);
     if (status != ANT_ST_OK) return fail(name + ": status " + std::to_string(status));
     if (id != ANT_ID_WORD || geometry != ANT_GEOMETRY) return fail(name + ": id/geometry words");
