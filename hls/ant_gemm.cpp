@@ -335,52 +335,54 @@ uint64_t src_bit(const Conv &cv, uint32_t pl, uint32_t tile, uint32_t c) {
     return (uint64_t{pl} * cv.src_plane + uint64_t{tile} * cv.src_block) * kBus + uint64_t{c} * kStepA;
 }
 
-// The R codes of step s of row tile m0, plane pl: the source code of row b*H*W + iy*W + ix,
-// channel c (iy = oy*sh - ph + i*dh, ix = ox*sw - pw + j*dw), or 0 outside the image, for rows >= M
-// and for steps >= K.
-a_step_t gather_step(const bus_t *src, const Plan &p, const TileRows &t, uint32_t m0, const Win &w, uint32_t s,
-                     uint32_t pl) {
+// Is tile row r's window element (i, j) of step w inside the image (and r < M)?
+bool in_image(const Conv &cv, const TileRows &t, uint32_t r, const Win &w) {
+    const int32_t iy = t.iy0[r] + static_cast<int32_t>(w.i * cv.dh), ix = t.ix0[r] + static_cast<int32_t>(w.j * cv.dw);
+    return t.live[r] && iy >= 0 && iy < static_cast<int32_t>(cv.h) && ix >= 0 && ix < static_cast<int32_t>(cv.w);
+}
+
+// Element rule of conv mode: A[m0 + r, s] is the source code of row b*H*W + iy*W + ix, channel c
+// (iy = oy*sh - ph + i*dh, ix = ox*sw - pw + j*dw), or 0 outside the image, for rows >= M and for
+// steps >= K.
+
+// Fast path (stride 1, OH x OW = H x W): the R codes of step s in one cycle. Row m0 + r reads
+// source row m0 + r + (i*dh - ph)*W + (j*dw - pw), so the step is two source steps (tile blocks
+// tb and tb + 1: two buffer reads), shifted by i0 rows and masked at the image border.
+a_step_t fast_step(const bus_t *src, const Plan &p, const TileRows &t, uint32_t m0, const Win &w, uint32_t s,
+                   uint32_t pl) {
     const Conv &cv = p.cv;
     a_step_t v = 0;
-    if (s >= p.k) return v;
-    const int32_t di = static_cast<int32_t>(w.i * cv.dh), dj = static_cast<int32_t>(w.j * cv.dw);
     bool ok[kRows];
-    bool any = false;
     for (uint32_t r = 0; r < kRows; ++r) {
 #pragma HLS UNROLL
-        const int32_t iy = t.iy0[r] + di, ix = t.ix0[r] + dj;
-        ok[r] = t.live[r] && iy >= 0 && iy < static_cast<int32_t>(cv.h) && ix >= 0 && ix < static_cast<int32_t>(cv.w);
-        any = any || ok[r];
+        ok[r] = s < p.k && in_image(cv, t, r, w);
     }
-    if (!any) return v;
-    if (cv.fast) {
-        // Stride 1, "same" size: row m0 + r reads source row m0 + r + (i*dh - ph)*W + (j*dw - pw),
-        // so the step is two source steps (tile blocks tb, tb + 1), shifted by i0 rows and masked.
-        const int64_t base = int64_t{m0} + (int64_t{di} - cv.ph) * cv.w + (int64_t{dj} - cv.pw);
-        const int64_t tb = base >= 0 ? base / kRows : -((-base + kRows - 1) / kRows);  // kRows: constant
-        const uint32_t i0 = static_cast<uint32_t>(base - tb * kRows);
-        a_step_t lo = 0, hi = 0;
-        if (tb >= 0 && tb < cv.src_tiles) lo = field_at<kStepA>(src, src_bit(cv, pl, static_cast<uint32_t>(tb), w.c));
-        if (tb + 1 >= 0 && tb + 1 < cv.src_tiles)
-            hi = field_at<kStepA>(src, src_bit(cv, pl, static_cast<uint32_t>(tb + 1), w.c));
-        for (uint32_t r = 0; r < kRows; ++r) {
+    const int64_t base = int64_t{m0} + (int64_t{w.i * cv.dh} - cv.ph) * cv.w + (int64_t{w.j * cv.dw} - cv.pw);
+    const int64_t tb = base >= 0 ? base / kRows : -((-base + kRows - 1) / kRows);  // kRows: a constant
+    const uint32_t i0 = static_cast<uint32_t>(base - tb * kRows);
+    a_step_t lo = 0, hi = 0;  // blocks outside the source only ever feed masked rows
+    if (tb >= 0 && tb < cv.src_tiles) lo = field_at<kStepA>(src, src_bit(cv, pl, static_cast<uint32_t>(tb), w.c));
+    if (tb + 1 >= 0 && tb + 1 < cv.src_tiles)
+        hi = field_at<kStepA>(src, src_bit(cv, pl, static_cast<uint32_t>(tb + 1), w.c));
+    for (uint32_t r = 0; r < kRows; ++r) {
 #pragma HLS UNROLL
-            const uint32_t q = i0 + r;
-            const uint64_t nib = q < kRows ? lo.range(4 * q + 3, 4 * q).to_uint64()
-                                           : hi.range(4 * (q - kRows) + 3, 4 * (q - kRows)).to_uint64();
-            v.range(4 * r + 3, 4 * r) = ok[r] ? nib : 0;
-        }
-        return v;
-    }
-gather:
-    for (uint32_t r = 0; r < kRows; ++r) {  // one code per cycle
-#pragma HLS PIPELINE II = 1
-        if (!ok[r]) continue;
-        const uint32_t iy = static_cast<uint32_t>(t.iy0[r] + di), ix = static_cast<uint32_t>(t.ix0[r] + dj);
-        const uint32_t row = t.bhw[r] + iy * cv.w + ix;
-        v.range(4 * r + 3, 4 * r) = bits_at(src, src_bit(cv, pl, row / kRows, w.c) + 4 * (row % kRows), 4);
+        const uint32_t q = i0 + r;
+        const uint64_t nib = q < kRows ? lo.range(4 * q + 3, 4 * q).to_uint64()
+                                       : hi.range(4 * (q - kRows) + 3, 4 * (q - kRows)).to_uint64();
+        v.range(4 * r + 3, 4 * r) = ok[r] ? nib : 0;
     }
     return v;
+}
+
+// Any other geometry: the code of tile row r of step s (one buffer read; one code per cycle).
+uint64_t one_code(const bus_t *src, const Plan &p, const TileRows &t, uint32_t r, const Win &w, uint32_t s,
+                  uint32_t pl) {
+    const Conv &cv = p.cv;
+    if (s >= p.k || !in_image(cv, t, r, w)) return 0;
+    const uint32_t iy = static_cast<uint32_t>(t.iy0[r] + static_cast<int32_t>(w.i * cv.dh));
+    const uint32_t ix = static_cast<uint32_t>(t.ix0[r] + static_cast<int32_t>(w.j * cv.dw));
+    const uint32_t row = t.bhw[r] + iy * cv.w + ix;
+    return bits_at(src, src_bit(cv, pl, row / kRows, w.c) + 4 * (row % kRows), 4);  // kRows: a constant
 }
 
 // Bits into bus words, low bits first: the words of a span, whatever the step width.
@@ -405,9 +407,21 @@ struct WordPacker {
     }
 };
 
+// Step v into the span's words, the first step's bits before word w0 dropped.
+void put_step(WordPacker &pk, const a_step_t &v, uint32_t &skip, hls::stream<bus_t, ANT_WORDS_DEPTH> &out) {
+    for (uint32_t b = 0; b < kStepA; b += 32) {
+        const uint32_t n = kStepA - b < 32 ? kStepA - b : 32;
+        if (b + n <= skip) continue;
+        const uint32_t lo = b < skip ? skip - b : 0;
+        pk.put(v.range(b + n - 1, b + lo).to_uint64(), n - lo, out);
+    }
+    skip = 0;
+}
+
 // The words [s.w0, s.w1) of plane pl of A's row tile block at m0, exactly as packed A would hold
-// them: steps s_first .. s_end - 1 gathered one after the other, the first one's bits before word
-// w0 dropped. w is the window of step k0; it steps back to s_first (k0 - s_first < bus / 4R steps).
+// them: steps s_first .. s_end - 1 gathered one after the other (one per cycle on the fast path,
+// else one code per cycle). w is the window of step k0; it steps back to s_first first
+// (k0 - s_first < bus / 4R steps; 0 when a step is a whole number of bus words).
 void gen_span(const bus_t *src, const Plan &p, const TileRows &t, uint32_t m0, Win w, uint32_t k0, const Span &s,
               uint32_t pl, hls::stream<bus_t, ANT_WORDS_DEPTH> &out) {
     const uint64_t first = uint64_t{s.w0} * kBus;
@@ -420,17 +434,28 @@ back:
     pk.cur = 0;
     pk.have = 0;
     pk.left = s.w1 - s.w0;
-steps:
-    for (uint32_t st = s_first; st < s_end; ++st) {
+    if (p.cv.fast) {
+    fast_steps:
+        for (uint32_t st = s_first; st < s_end; ++st) {
 #pragma HLS PIPELINE II = 1
-        const a_step_t v = gather_step(src, p, t, m0, w, st, pl);
-        for (uint32_t b = 0; b < kStepA; b += 32) {
-            const uint32_t n = kStepA - b < 32 ? kStepA - b : 32;
-            if (b + n <= skip) continue;
-            const uint32_t lo = b < skip ? skip - b : 0;
-            pk.put(v.range(b + n - 1, b + lo).to_uint64(), n - lo, out);
+            put_step(pk, fast_step(src, p, t, m0, w, st, pl), skip, out);
+            win_next(p.cv, w);
         }
-        skip = 0;
+        return;
+    }
+    a_step_t v = 0;
+codes:
+    for (uint32_t st = s_first, r = 0; st < s_end;) {
+#pragma HLS PIPELINE II = 1
+        v.range(4 * r + 3, 4 * r) = one_code(src, p, t, r, w, st, pl);
+        if (r + 1 < kRows) {
+            ++r;
+            continue;
+        }
+        put_step(pk, v, skip, out);
+        v = 0;
+        r = 0;
+        ++st;
         win_next(p.cv, w);
     }
 }
