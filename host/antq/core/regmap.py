@@ -377,7 +377,8 @@ def encode_conv(hw: tuple[int, int], kernel: tuple[int, int], stride: tuple[int,
     for name in ("kernel", "stride", "dilation", "padding"):
         lo = 0 if name == "padding" else 1
         if not all(lo <= x <= CONV_FIELD_MAX for x in vals[name]):
-            raise ValueError(f"{name} = {tuple(vals[name])}: the IP's 4-bit fields take {lo}..{CONV_FIELD_MAX}")
+            raise ValueError(f"{name} = {tuple(vals[name])}: the IP's 4-bit fields take "
+                             f"{lo}..{CONV_FIELD_MAX}")
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, padding, dilation
     win = kh | kw << 4 | sh << 8 | sw << 12 | ph << 16 | pw << 20 | dh << 24 | dw << 28
     return int(hw[0]) | int(hw[1]) << 16, int(win)
@@ -395,7 +396,8 @@ def decode_conv(conv_hw: int, conv_win: int, m: int, k: int, fmt: Format,
     f = [(conv_win >> (4 * i)) & 0xF for i in range(8)]
     kernel, stride, padding, dilation = (f[0], f[1]), (f[2], f[3]), (f[4], f[5]), (f[6], f[7])
     if min(h, w, *kernel, *stride, *dilation) < 1:
-        raise ValueError(f"conv_hw 0x{conv_hw:x}, conv_win 0x{conv_win:x}: a zero size, kernel, stride or dilation")
+        raise ValueError(f"conv_hw 0x{conv_hw:x}, conv_win 0x{conv_win:x}: a zero size, kernel, stride "
+                         "or dilation")
     if k % (kernel[0] * kernel[1]):
         raise ValueError(f"K = {k} is not C * kh * kw for a {kernel[0]}x{kernel[1]} kernel")
     oh, ow = conv_out_hw((h, w), kernel, stride, padding, dilation)
@@ -404,9 +406,11 @@ def decode_conv(conv_hw: int, conv_win: int, m: int, k: int, fmt: Format,
                          "has no output pixel")
     if m % (oh * ow):
         raise ValueError(f"M = {m} is not B * OH * OW with OH x OW = {oh}x{ow}")
-    conv = Conv(h, w, kernel, stride, padding, dilation, m // (oh * ow), k // (kernel[0] * kernel[1]), (oh, ow))
-    if conv.source_nbytes(fmt, cfg) > SRC_BYTES:
+    conv = Conv(h, w, kernel, stride, padding, dilation, m // (oh * ow), k // (kernel[0] * kernel[1]),
+                (oh, ow))
+    nbytes = conv.source_nbytes(fmt, cfg)
+    if nbytes > SRC_BYTES:
         raise ValueError(f"the source ({conv.src_rows} pixels x {conv.channels} channels of {fmt.name}, "
-                         f"{conv.source_nbytes(fmt, cfg)} bytes packed) does not fit the IP's {SRC_BYTES}-byte "
-                         "on-chip source buffer")
+                         f"{nbytes} bytes packed) does not fit the IP's {SRC_BYTES}-byte on-chip source "
+                         "buffer")
     return conv

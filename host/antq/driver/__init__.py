@@ -3,4 +3,5 @@
 from .ip import AntAccelerator
 from .overlay import AntOverlay, ConvOperand, DeviceTensor, GemmTiming, VersionError, default_bitfile
 
-__all__ = ["AntAccelerator", "AntOverlay", "ConvOperand", "DeviceTensor", "GemmTiming", "VersionError", "default_bitfile"]
+__all__ = ["AntAccelerator", "AntOverlay", "ConvOperand", "DeviceTensor", "GemmTiming", "VersionError",
+           "default_bitfile"]

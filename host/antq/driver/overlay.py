@@ -174,8 +174,9 @@ class ConvOperand:
 
     def __repr__(self) -> str:
         c = self.conv
-        return (f"ConvOperand({self.fmt.name}, shape={self.shape}, source {c.batch}x{c.h}x{c.w}x{c.channels}, "
-                f"kernel={c.kernel}, stride={c.stride}, padding={c.padding}, dilation={c.dilation})")
+        return (f"ConvOperand({self.fmt.name}, shape={self.shape}, source "
+                f"{c.batch}x{c.h}x{c.w}x{c.channels}, kernel={c.kernel}, stride={c.stride}, "
+                f"padding={c.padding}, dilation={c.dilation})")
 
 
 def _pair(name: str, v) -> tuple[int, int]:
@@ -451,14 +452,18 @@ class AntOverlay(pynq.Overlay):
 
     # ---- GEMM ---------------------------------------------------------------------------------
 
-    def call_timeout(self, m: int, n: int, k: int, fa: formats.Format, fw: formats.Format) -> float:
+    def call_timeout(self, m: int, n: int, k: int, fa: formats.Format, fw: formats.Format,
+                     conv: regmap.Conv | None = None) -> float:
         """Seconds to wait for one call: the overlay's timeout, or ten times a generous estimate of
-        the call's cycles at the PL clock when that is longer (a large int8 GEMM takes a while)."""
+        the call's cycles at the PL clock when that is longer (a large int8 GEMM takes a while; a
+        conv-mode call off the fast path gathers one code per cycle)."""
         cfg = self.array
         tiles = -(-m // cfg.rows) * -(-n // cfg.cols)
         passes = bin(regmap.pass_mask(fa, fw)).count("1")
         words = (m + n * -(-m // cfg.rows)) * k * 8 // cfg.bus_bits
         estimate = tiles * (passes * (k + 1) + 2 * cfg.rows * cfg.cols) + words + m * n
+        if conv is not None:
+            estimate += tiles * 2 * (k + 1) * (1 if conv.fast else cfg.rows) + conv.source_nbytes(fa, cfg)
         return max(self.timeout, 10 * estimate / (self.clock_mhz * 1e6))
 
     @staticmethod
@@ -641,8 +646,9 @@ class AntOverlay(pynq.Overlay):
                                       self.clock_mhz, *counters, wait_s)
         return y, A, W
 
-    def _call(self, A: DeviceTensor | ConvOperand, W: DeviceTensor, fresh_a: bool, fresh_w: bool, ybuf: PynqBuffer,
-              passes: int, p_addr: int, out_mode: int) -> tuple[int, list[int], float, tuple[float, ...]]:
+    def _call(self, A: DeviceTensor | ConvOperand, W: DeviceTensor, fresh_a: bool, fresh_w: bool,
+              ybuf: PynqBuffer, passes: int, p_addr: int, out_mode: int
+              ) -> tuple[int, list[int], float, tuple[float, ...]]:
         """Flush the fresh operands, run the IP, wait: (cycles, counters, wait, times t1..t4)."""
         m, k = A.shape
         n = W.shape[0]
@@ -657,7 +663,7 @@ class AntOverlay(pynq.Overlay):
                          a_type=regmap.encode_type(A.fmt), w_type=regmap.encode_type(W.fmt), passes=passes,
                          p=p_addr, out_mode=out_mode, conv_hw=conv_hw, conv_win=conv_win)
         t3 = time.perf_counter()
-        wait_s = self.call_timeout(m, n, k, A.fmt, W.fmt)
+        wait_s = self.call_timeout(m, n, k, A.fmt, W.fmt, A.conv if isinstance(A, ConvOperand) else None)
         try:
             self.accel.wait(wait_s)
         except TimeoutError as e:

@@ -263,8 +263,8 @@ def load(target: str = "csim", cfg: arch.ArrayConfig = arch.DEFAULT) -> ctypes.C
     if path not in _LIBS:
         lib = ctypes.CDLL(str(path))
         u32, vp = ctypes.c_uint32, ctypes.c_void_p
-        lib.antgemm_call.argtypes = [vp, vp, vp, vp, u32, u32, u32, u32, u32, u32, u32, u32, u32, ctypes.POINTER(u32),
-                                     ctypes.POINTER(ctypes.c_uint64)]
+        lib.antgemm_call.argtypes = [vp, vp, vp, vp, u32, u32, u32, u32, u32, u32, u32, u32, u32,
+                                     ctypes.POINTER(u32), ctypes.POINTER(ctypes.c_uint64)]
         lib.antgemm_call.restype = ctypes.c_int
         lib.antgemm_error.restype = ctypes.c_char_p
         lib.antgemm_max_k.argtypes = [u32, u32]
