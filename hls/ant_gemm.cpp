@@ -26,6 +26,16 @@
 // int64 sums and sends the tile's packed codes, and store_y writes them as the next layer's
 // activations (accelerator layout tile R, K = N), one contiguous run per tile and nibble plane.
 //
+// Conv mode (conv_hw != 0, docs/contracts.md section 14): a points at a source tensor of B*H*W
+// pixel rows x C channels packed as activations (the NHWC output of an epilogue call). fetch_a
+// reads it once into an on-chip buffer (ANT_SRC_WORDS), then generates exactly the words of the
+// im2col operand's tile blocks that normal mode would read from DDR (same order, same spans):
+// element (m, k) is the source code of pixel (b, oy*sh - ph + i*dh, ox*sw - pw + j*dw), channel c,
+// for m = (b, oy, ox) and k = (c, i, j), or code 0 outside the image, for rows >= M and steps >= K.
+// For stride 1 with OH x OW = H x W ("same") a step's R codes are R consecutive source rows (two
+// buffer reads, a shift, a border mask: one step per cycle); otherwise one code per cycle. serve_a
+// and everything after it are unchanged.
+//
 // Counters: the call starts and ends with a stats request to the core (config bit 34, k = 0),
 // whose answer is the core's own cycle counters (total, busy, input stalls, output stalls), so a
 // board reports the hardware, not a model. g++ builds (csim, rtl levels) report the same
@@ -64,6 +74,60 @@ Fmt decode_type(uint32_t t) {
     return f;
 }
 
+// Conv mode (conv_hw != 0, docs/contracts.md section 14): A is the im2col of a source tensor of
+// B*H*W pixel rows (b, y, x) x C channels, packed as activations, that fetch_a holds on chip.
+struct Conv {
+    bool on, ok, fast;          // fast: stride 1 and OH x OW = H x W (a step is R consecutive rows)
+    uint32_t h, w, kh, kw, sh, sw, ph, pw, dh, dw;
+    uint32_t c, oh, ow;         // channels C = K / (kh*kw), output size
+    uint32_t src_rows, src_tiles;  // B*H*W and its row tiles
+    uint32_t src_block, src_plane, src_words;  // bus words of a source tile block, a plane, all planes
+    uint32_t jc, ji, jj;        // a job of J steps as (channels, kernel rows, kernel cols)
+};
+
+uint32_t block_words(uint32_t tile, uint32_t k);
+
+// The geometry of conv_hw/conv_win for M and K, checked once per call (ok = false: ANT_ST_BAD_CONV).
+Conv decode_conv(uint32_t hw, uint32_t win, uint32_t m, uint32_t k, const Fmt &fa) {
+    Conv cv = {};
+    cv.on = hw != 0;
+    cv.ok = true;
+    if (!cv.on) return cv;
+    cv.ok = false;
+    cv.h = hw & 0xFFFFu;
+    cv.w = hw >> 16;
+    cv.kh = win & 0xFu;
+    cv.kw = (win >> 4) & 0xFu;
+    cv.sh = (win >> 8) & 0xFu;
+    cv.sw = (win >> 12) & 0xFu;
+    cv.ph = (win >> 16) & 0xFu;
+    cv.pw = (win >> 20) & 0xFu;
+    cv.dh = (win >> 24) & 0xFu;
+    cv.dw = win >> 28;
+    if (!cv.h || !cv.w || !cv.kh || !cv.kw || !cv.sh || !cv.sw || !cv.dh || !cv.dw) return cv;
+    const uint32_t khkw = cv.kh * cv.kw;
+    if (k % khkw) return cv;  // one divider, once per call (the check, not the data path)
+    cv.c = k / khkw;
+    const int64_t nh = int64_t{cv.h} + 2 * cv.ph - int64_t{cv.dh} * (cv.kh - 1) - 1;
+    const int64_t nw = int64_t{cv.w} + 2 * cv.pw - int64_t{cv.dw} * (cv.kw - 1) - 1;
+    if (nh < 0 || nw < 0) return cv;
+    cv.oh = static_cast<uint32_t>(nh / cv.sh) + 1;
+    cv.ow = static_cast<uint32_t>(nw / cv.sw) + 1;
+    const uint64_t pix = uint64_t{cv.oh} * cv.ow;
+    if (m % pix) return cv;
+    const uint64_t rows = m / pix * cv.h * cv.w, tiles = (rows + kRows - 1) / kRows;
+    const uint64_t words = uint64_t{fa.planes} * tiles * block_words(kRows, cv.c);
+    if (words > ANT_SRC_WORDS) return cv;
+    cv.src_rows = static_cast<uint32_t>(rows);
+    cv.src_tiles = static_cast<uint32_t>(tiles);
+    cv.src_block = block_words(kRows, cv.c);
+    cv.src_plane = cv.src_tiles * cv.src_block;
+    cv.src_words = static_cast<uint32_t>(words);
+    cv.fast = cv.sh == 1 && cv.sw == 1 && cv.oh == cv.h && cv.ow == cv.w;
+    cv.ok = true;
+    return cv;
+}
+
 // The call, worked out once from the arguments and read by every process.
 struct Plan {
     uint32_t m, n, k, J;        // J: steps per job
@@ -77,6 +141,7 @@ struct Plan {
     bool epi;                   // out_mode != 0: the epilogue writes packed codes
     ant_epi::Out out;           // its output format and shift
     uint32_t epi_words;         // int64 words of the parameter buffer
+    Conv cv;                    // conv mode: A generated on chip from the source tensor
 };
 
 uint32_t gcd(uint32_t a, uint32_t b) {
@@ -102,8 +167,9 @@ uint32_t tiles_of(uint32_t dim, uint32_t tile) {
 }
 
 Plan make_plan(uint32_t m, uint32_t n, uint32_t k, const Fmt &fa, const Fmt &fw, uint32_t sel,
-               uint32_t out_mode) {
+               uint32_t out_mode, const Conv &cv) {
     Plan p;
+    p.cv = cv;
     p.epi = out_mode != 0;
     p.out = ant_epi::decode_out(out_mode);
     p.epi_words = p.epi ? (n + 1) / 2 + n + 2 + p.out.nthr : 0;
@@ -126,6 +192,12 @@ Plan make_plan(uint32_t m, uint32_t n, uint32_t k, const Fmt &fa, const Fmt &fw,
     p.a_reuse = one_job;
     const uint32_t w_need = (p.use_w[0] + p.use_w[1]) * p.w_plane;
     p.w_resident = one_job && w_need <= ANT_WRES_WORDS;
+    if (cv.on) {  // J in (c, i, j) steps, so the window counters advance job by job without a divider
+        const uint32_t khkw = cv.kh * cv.kw, rem = p.J % khkw;
+        p.cv.jc = p.J / khkw;
+        p.cv.ji = rem / cv.kw;
+        p.cv.jj = rem % cv.kw;
+    }
     return p;
 }
 
@@ -181,16 +253,240 @@ uint64_t side_bits(const Fmt &f, uint32_t hi) {
 
 // ---- the processes --------------------------------------------------------------------------
 
+// ---- conv mode: the im2col operand, generated on chip ----------------------------------------
+
+// The pixel of each row of a row tile: source row base b*H*W, window origin oy*sh - ph, ox*sw - pw.
+struct TileRows {
+    bool live[kRows];  // row < M
+    int32_t iy0[kRows], ix0[kRows];
+    uint32_t bhw[kRows];
+};
+
+// Running (b, oy, ox) of output pixel m, advanced one row per cycle (no divider).
+struct PixelCounter {
+    uint32_t oy, ox, bhw, m;
+};
+
+void tile_rows(const Plan &p, PixelCounter &pc, TileRows &t) {
+rows:
+    for (uint32_t r = 0; r < kRows; ++r) {
+#pragma HLS PIPELINE II = 1
+        t.live[r] = pc.m < p.m;
+        t.iy0[r] = static_cast<int32_t>(pc.oy * p.cv.sh) - static_cast<int32_t>(p.cv.ph);
+        t.ix0[r] = static_cast<int32_t>(pc.ox * p.cv.sw) - static_cast<int32_t>(p.cv.pw);
+        t.bhw[r] = pc.bhw;
+        ++pc.m;
+        if (++pc.ox == p.cv.ow) {
+            pc.ox = 0;
+            if (++pc.oy == p.cv.oh) {
+                pc.oy = 0;
+                pc.bhw += p.cv.h * p.cv.w;
+            }
+        }
+    }
+}
+
+// A step's (channel, kernel row, kernel column): K order (c, i, j), j fastest.
+struct Win {
+    uint32_t c, i, j;
+};
+
+void win_next(const Conv &cv, Win &w) {
+    if (++w.j == cv.kw) {
+        w.j = 0;
+        if (++w.i == cv.kh) {
+            w.i = 0;
+            ++w.c;
+        }
+    }
+}
+
+void win_prev(const Conv &cv, Win &w) {
+    if (w.j) {
+        --w.j;
+        return;
+    }
+    w.j = cv.kw - 1;
+    if (w.i) {
+        --w.i;
+        return;
+    }
+    w.i = cv.kh - 1;
+    --w.c;
+}
+
+// The window of step k0 + J from that of k0: J = jc*kh*kw + ji*kw + jj, one carry per digit.
+void win_jump(const Conv &cv, Win &w) {
+    w.j += cv.jj;
+    if (w.j >= cv.kw) {
+        w.j -= cv.kw;
+        ++w.i;
+    }
+    w.i += cv.ji;
+    if (w.i >= cv.kh) {
+        w.i -= cv.kh;
+        ++w.c;
+    }
+    w.c += cv.jc;
+}
+
+// Bit of (plane, source row tile, channel) in the on-chip copy of the source.
+uint64_t src_bit(const Conv &cv, uint32_t pl, uint32_t tile, uint32_t c) {
+    return (uint64_t{pl} * cv.src_plane + uint64_t{tile} * cv.src_block) * kBus + uint64_t{c} * kStepA;
+}
+
+// Is tile row r's window element (i, j) of step w inside the image (and r < M)?
+bool in_image(const Conv &cv, const TileRows &t, uint32_t r, const Win &w) {
+    const int32_t iy = t.iy0[r] + static_cast<int32_t>(w.i * cv.dh), ix = t.ix0[r] + static_cast<int32_t>(w.j * cv.dw);
+    return t.live[r] && iy >= 0 && iy < static_cast<int32_t>(cv.h) && ix >= 0 && ix < static_cast<int32_t>(cv.w);
+}
+
+// Element rule of conv mode: A[m0 + r, s] is the source code of row b*H*W + iy*W + ix, channel c
+// (iy = oy*sh - ph + i*dh, ix = ox*sw - pw + j*dw), or 0 outside the image, for rows >= M and for
+// steps >= K.
+
+// Fast path (stride 1, OH x OW = H x W): the R codes of step s in one cycle. Row m0 + r reads
+// source row m0 + r + (i*dh - ph)*W + (j*dw - pw), so the step is two source steps (tile blocks
+// tb and tb + 1: two buffer reads), shifted by i0 rows and masked at the image border.
+a_step_t fast_step(const bus_t *src, const Plan &p, const TileRows &t, uint32_t m0, const Win &w, uint32_t s,
+                   uint32_t pl) {
+    const Conv &cv = p.cv;
+    a_step_t v = 0;
+    bool ok[kRows];
+    for (uint32_t r = 0; r < kRows; ++r) {
+#pragma HLS UNROLL
+        ok[r] = s < p.k && in_image(cv, t, r, w);
+    }
+    const int64_t base = int64_t{m0} + (int64_t{w.i * cv.dh} - cv.ph) * cv.w + (int64_t{w.j * cv.dw} - cv.pw);
+    const int64_t tb = base >= 0 ? base / kRows : -((-base + kRows - 1) / kRows);  // kRows: a constant
+    const uint32_t i0 = static_cast<uint32_t>(base - tb * kRows);
+    a_step_t lo = 0, hi = 0;  // blocks outside the source only ever feed masked rows
+    if (tb >= 0 && tb < cv.src_tiles) lo = field_at<kStepA>(src, src_bit(cv, pl, static_cast<uint32_t>(tb), w.c));
+    if (tb + 1 >= 0 && tb + 1 < cv.src_tiles)
+        hi = field_at<kStepA>(src, src_bit(cv, pl, static_cast<uint32_t>(tb + 1), w.c));
+    for (uint32_t r = 0; r < kRows; ++r) {
+#pragma HLS UNROLL
+        const uint32_t q = i0 + r;
+        const uint64_t nib = q < kRows ? lo.range(4 * q + 3, 4 * q).to_uint64()
+                                       : hi.range(4 * (q - kRows) + 3, 4 * (q - kRows)).to_uint64();
+        v.range(4 * r + 3, 4 * r) = ok[r] ? nib : 0;
+    }
+    return v;
+}
+
+// Any other geometry: the code of tile row r of step s (one buffer read; one code per cycle).
+uint64_t one_code(const bus_t *src, const Plan &p, const TileRows &t, uint32_t r, const Win &w, uint32_t s,
+                  uint32_t pl) {
+    const Conv &cv = p.cv;
+    if (s >= p.k || !in_image(cv, t, r, w)) return 0;
+    const uint32_t iy = static_cast<uint32_t>(t.iy0[r] + static_cast<int32_t>(w.i * cv.dh));
+    const uint32_t ix = static_cast<uint32_t>(t.ix0[r] + static_cast<int32_t>(w.j * cv.dw));
+    const uint32_t row = t.bhw[r] + iy * cv.w + ix;
+    return bits_at(src, src_bit(cv, pl, row / kRows, w.c) + 4 * (row % kRows), 4);  // kRows: a constant
+}
+
+// Bits into bus words, low bits first: the words of a span, whatever the step width.
+struct WordPacker {
+    bus_t cur;
+    uint32_t have, left;  // bits in cur, words still to write
+
+    void put(uint64_t x, uint32_t n, hls::stream<bus_t, ANT_WORDS_DEPTH> &out) {
+        while (n > 0 && left > 0) {
+            const uint32_t t = n < kBus - have ? n : kBus - have;
+            cur.range(have + t - 1, have) = t == 64 ? x : x & ((uint64_t{1} << t) - 1);
+            x = t == 64 ? 0 : x >> t;
+            have += t;
+            n -= t;
+            if (have == kBus) {
+                out.write(cur);
+                cur = 0;
+                have = 0;
+                --left;
+            }
+        }
+    }
+};
+
+// Step v into the span's words, the first step's bits before word w0 dropped.
+void put_step(WordPacker &pk, const a_step_t &v, uint32_t &skip, hls::stream<bus_t, ANT_WORDS_DEPTH> &out) {
+    for (uint32_t b = 0; b < kStepA; b += 32) {
+        const uint32_t n = kStepA - b < 32 ? kStepA - b : 32;
+        if (b + n <= skip) continue;
+        const uint32_t lo = b < skip ? skip - b : 0;
+        pk.put(v.range(b + n - 1, b + lo).to_uint64(), n - lo, out);
+    }
+    skip = 0;
+}
+
+// The words [s.w0, s.w1) of plane pl of A's row tile block at m0, exactly as packed A would hold
+// them: steps s_first .. s_end - 1 gathered one after the other (one per cycle on the fast path,
+// else one code per cycle). w is the window of step k0; it steps back to s_first first
+// (k0 - s_first < bus / 4R steps; 0 when a step is a whole number of bus words).
+void gen_span(const bus_t *src, const Plan &p, const TileRows &t, uint32_t m0, Win w, uint32_t k0, const Span &s,
+              uint32_t pl, hls::stream<bus_t, ANT_WORDS_DEPTH> &out) {
+    const uint64_t first = uint64_t{s.w0} * kBus;
+    const uint32_t s_first = static_cast<uint32_t>(first / kStepA);  // kStepA: a constant
+    const uint32_t s_end = static_cast<uint32_t>((uint64_t{s.w1} * kBus + kStepA - 1) / kStepA);
+    uint32_t skip = static_cast<uint32_t>(first - uint64_t{s_first} * kStepA);
+back:
+    for (uint32_t i = s_first; i < k0; ++i) win_prev(p.cv, w);
+    WordPacker pk;
+    pk.cur = 0;
+    pk.have = 0;
+    pk.left = s.w1 - s.w0;
+    if (p.cv.fast) {
+    fast_steps:
+        for (uint32_t st = s_first; st < s_end; ++st) {
+#pragma HLS PIPELINE II = 1
+            put_step(pk, fast_step(src, p, t, m0, w, st, pl), skip, out);
+            win_next(p.cv, w);
+        }
+        return;
+    }
+    a_step_t v = 0;
+codes:
+    for (uint32_t st = s_first, r = 0; st < s_end;) {
+#pragma HLS PIPELINE II = 1
+        v.range(4 * r + 3, 4 * r) = one_code(src, p, t, r, w, st, pl);
+        if (r + 1 < kRows) {
+            ++r;
+            continue;
+        }
+        put_step(pk, v, skip, out);
+        v = 0;
+        r = 0;
+        ++st;
+        win_next(p.cv, w);
+    }
+}
+
 // DDR -> a_words: the words of every A block the call needs, in the order serve_a first uses them.
+// In conv mode the source tensor is read into the on-chip buffer first and the words are generated.
 void fetch_a(const bus_t *a, const Plan &p, hls::stream<bus_t, ANT_WORDS_DEPTH> &out) {
-    for (uint32_t m0 = 0, tm = 0; m0 < p.m; m0 += kRows, ++tm)
+    static bus_t src[ANT_SRC_WORDS];
+    if (p.cv.on) {
+    read_src:
+        for (uint32_t i = 0; i < p.cv.src_words; ++i) {
+#pragma HLS PIPELINE II = 1
+            src[i] = a[i];
+        }
+    }
+    PixelCounter pc = {0, 0, 0, 0};
+    TileRows rows;
+    for (uint32_t m0 = 0, tm = 0; m0 < p.m; m0 += kRows, ++tm) {
+        if (p.cv.on) tile_rows(p, pc, rows);
         for (uint32_t n0 = 0; n0 < p.n; n0 += kCols) {
             if (p.a_reuse && n0 != 0) continue;
+            Win w = {0, 0, 0};  // the window of step k0
             for (uint32_t k0 = 0; k0 < p.k; k0 += p.J) {
                 const uint32_t kl = p.k - k0 < p.J ? p.k - k0 : p.J;
                 const Span s = span_of(kStepA, k0, kl);
                 for (int pl = 1; pl >= 0; --pl) {  // passes run the high planes first
                     if (!p.use_a[pl]) continue;
+                    if (p.cv.on) {
+                        gen_span(src, p, rows, m0, w, k0, s, static_cast<uint32_t>(pl), out);
+                        continue;
+                    }
                     const uint32_t base = pl * p.a_plane + tm * p.a_block;
                 read_a:
                     for (uint32_t i = s.w0; i < s.w1; ++i) {
@@ -198,8 +494,10 @@ void fetch_a(const bus_t *a, const Plan &p, hls::stream<bus_t, ANT_WORDS_DEPTH> 
                         out.write(a[base + i]);
                     }
                 }
+                if (p.cv.on) win_jump(p.cv, w);
             }
         }
+    }
 }
 
 void fetch_w(const bus_t *w, const int64_t *prm, const Plan &p, hls::stream<bus_t, ANT_WORDS_DEPTH> &out,
@@ -437,7 +735,7 @@ void run_call(const bus_t *a, const bus_t *w, int64_t *y, const int64_t *prm, co
 }
 
 uint32_t check_args(uint32_t m, uint32_t n, uint32_t k, const Fmt &fa, const Fmt &fw, uint32_t passes,
-                    uint32_t out_mode, uint32_t *sel) {
+                    uint32_t out_mode, const Conv &cv, uint32_t *sel) {
     if (m == 0 && n == 0 && k == 0) return ANT_ST_OK;  // identification call
     if (!fa.ok) return ANT_ST_BAD_A;
     if (!fw.ok) return ANT_ST_BAD_W;
@@ -451,6 +749,7 @@ uint32_t check_args(uint32_t m, uint32_t n, uint32_t k, const Fmt &fa, const Fmt
         return ANT_ST_BAD_SIZE;
     if (out_mode != 0 && (!ant_epi::decode_out(out_mode).ok || !ant_epi::tiles_ok() || n > ANT_EPI_MAX_COLS))
         return ANT_ST_BAD_MODE;
+    if (!cv.ok) return ANT_ST_BAD_CONV;
     return ANT_ST_OK;
 }
 
@@ -472,7 +771,8 @@ const uint64_t *ant_model_stages(void) { return last_stages_; }
 #endif
 
 void ant_gemm(const bus_t *a, const bus_t *w, int64_t *y, const int64_t *p, uint32_t m, uint32_t n, uint32_t k,
-              uint32_t a_type, uint32_t w_type, uint32_t passes, uint32_t out_mode, uint32_t *id_version,
+              uint32_t a_type, uint32_t w_type, uint32_t passes, uint32_t out_mode, uint32_t conv_hw, uint32_t conv_win,
+              uint32_t *id_version,
               uint32_t *geometry, uint32_t *status, uint32_t *cycles_lo, uint32_t *cycles_hi,
               uint32_t *core_busy, uint32_t *stall_in, uint32_t *stall_out) {
 #pragma HLS INTERFACE m_axi port = a offset = slave bundle = gmem_a max_read_burst_length = ANT_MAX_BURST depth = ANT_COSIM_DEPTH
@@ -490,6 +790,8 @@ void ant_gemm(const bus_t *a, const bus_t *w, int64_t *y, const int64_t *p, uint
 #pragma HLS INTERFACE s_axilite port = w_type bundle = control
 #pragma HLS INTERFACE s_axilite port = passes bundle = control
 #pragma HLS INTERFACE s_axilite port = out_mode bundle = control
+#pragma HLS INTERFACE s_axilite port = conv_hw bundle = control
+#pragma HLS INTERFACE s_axilite port = conv_win bundle = control
 #pragma HLS INTERFACE s_axilite port = id_version bundle = control
 #pragma HLS INTERFACE s_axilite port = geometry bundle = control
 #pragma HLS INTERFACE s_axilite port = status bundle = control
@@ -503,11 +805,12 @@ void ant_gemm(const bus_t *a, const bus_t *w, int64_t *y, const int64_t *p, uint
     *geometry = ANT_GEOMETRY;
     const Fmt fa = decode_type(a_type), fw = decode_type(w_type);
     uint32_t sel = 0;
-    const uint32_t st = check_args(m, n, k, fa, fw, passes, out_mode, &sel);
+    const Conv cv = decode_conv(conv_hw, conv_win, m, k, fa);
+    const uint32_t st = check_args(m, n, k, fa, fw, passes, out_mode, cv, &sel);
     uint32_t counters[4] = {0, 0, 0, 0};  // total, busy, input stalls, output stalls
     uint64_t cycles = ANT_CALL_OVERHEAD;
     if (st == ANT_ST_OK && m != 0) {
-        const Plan plan = make_plan(m, n, k, fa, fw, sel, out_mode);
+        const Plan plan = make_plan(m, n, k, fa, fw, sel, out_mode, cv);
         run_call(a, w, y, p, plan, counters);
 #ifdef __SYNTHESIS__
         cycles += counters[0];

@@ -12,7 +12,8 @@
 //    accumulators writes exactly the golden codes and packed bytes.
 // 4. N random GEMMs (every type pair, int8 nibble passes, odd shapes, several tiles, K beyond
 //    max_k at the worst-case PoT bound) against a direct int64 matmul of the table values, and
-//    single int8 passes selected with the passes register.
+//    single int8 passes selected with the passes register, and conv-mode calls (on-chip im2col of
+//    a random NHWC source, conv_hw/conv_win) against the GEMM of the im2col done here.
 // Exits 0 only if everything is bit-exact.
 #include <algorithm>
 #include <cstdio>
@@ -114,7 +115,8 @@ struct Result {
 };
 
 Result run(const std::vector<uint8_t> &pa, const std::vector<uint8_t> &pw, uint32_t m, uint32_t n,
-           uint32_t k, const Type &ta, const Type &tw, uint32_t passes = 0) {
+           uint32_t k, const Type &ta, const Type &tw, uint32_t passes = 0, uint32_t conv_hw = 0,
+           uint32_t conv_win = 0) {
     const std::vector<bus_t> wa = to_words(pa), ww = to_words(pw);
     if (wa.size() > ANT_COSIM_DEPTH || ww.size() > ANT_COSIM_DEPTH || uint64_t{m} * n + 1 > ANT_COSIM_DEPTH)
         fail("a " + std::to_string(m) + "x" + std::to_string(n) + "x" + std::to_string(k) +
@@ -122,7 +124,7 @@ Result run(const std::vector<uint8_t> &pa, const std::vector<uint8_t> &pw, uint3
              " elements that cosim models (ANT_COSIM_DEPTH)");
     Result r;
     r.y.assign(uint64_t{m} * n + 1, -12345);  // one guard element past the end
-    ant_gemm(wa.data(), ww.data(), r.y.data(), nullptr, m, n, k, ta.word(), tw.word(), passes, 0, &r.id,
+    ant_gemm(wa.data(), ww.data(), r.y.data(), nullptr, m, n, k, ta.word(), tw.word(), passes, 0, conv_hw, conv_win, &r.id,
              &r.geometry, &r.status, &r.cycles_lo, &r.cycles_hi, &r.busy, &r.stall_in, &r.stall_out);
     return r;
 }
@@ -296,7 +298,7 @@ void check_epilogue_case(const golden::EpiCase &c) {
     const int64_t guard = 0x5A5A5A5A5A5A5A5All;
     std::vector<int64_t> y(c.packed.size() / 8 + 1, guard);  // one guard word past the end
     uint32_t id = 0, geometry = 0, status = 0, lo = 0, hi = 0, busy = 0, st_in = 0, st_out = 0;
-    ant_gemm(wa.data(), ww.data(), y.data(), prm.data(), g.m, g.n, g.k, g.ta.word(), g.tw.word(), 0, c.out_mode(),
+    ant_gemm(wa.data(), ww.data(), y.data(), prm.data(), g.m, g.n, g.k, g.ta.word(), g.tw.word(), 0, c.out_mode(), 0, 0,
              &id, &geometry, &status, &lo, &hi, &busy, &st_in, &st_out);
     if (status != ANT_ST_OK) return fail(name + ": status " + std::to_string(status));
     if (id != ANT_ID_WORD || geometry != ANT_GEOMETRY) return fail(name + ": id/geometry words");
@@ -384,6 +386,45 @@ int check_random(int count, uint32_t seed) {
                          run(pack(a, m, k, 8, ANT_ROWS), pack(w, n, k, 8, ANT_COLS), m, n, k, ta, tw, 1u << p), want);
             ++done;
         }
+    }
+    // Conv mode: the IP's on-chip im2col of a random NHWC source (B*H*W rows x C) against the GEMM
+    // of the im2col done here (rows (b, oy, ox), K (c, i, j), code 0 outside the image).
+    for (int i = 0; i < 24; ++i) {
+        const Type ta = types[uni(0, 9)], tw = types[uni(0, 7)];
+        if (ant_max_k(ta.word(), tw.word()) == 0) continue;
+        const bool same = i % 3 == 0;  // 3x3 pad 1 stride 1: the fast path
+        const uint32_t b = uni(1, 2), c = uni(1, 6), h = uni(1, 9), wd = uni(1, 9);
+        const uint32_t kh = same ? 3 : uni(1, 3), kw = same ? 3 : uni(1, 3), sh = same ? 1 : uni(1, 2),
+                       sw = same ? 1 : uni(1, 2), ph = same ? 1 : uni(0, 1), pw = same ? 1 : uni(0, 1),
+                       dh = same ? 1 : uni(1, 2), dw = same ? 1 : uni(1, 2);
+        const int oh_ = (static_cast<int>(h) + 2 * static_cast<int>(ph) - static_cast<int>(dh * (kh - 1)) - 1);
+        const int ow_ = (static_cast<int>(wd) + 2 * static_cast<int>(pw) - static_cast<int>(dw * (kw - 1)) - 1);
+        if (oh_ < 0 || ow_ < 0) continue;
+        const uint32_t oh = static_cast<uint32_t>(oh_) / sh + 1, ow = static_cast<uint32_t>(ow_) / sw + 1;
+        const uint32_t m = b * oh * ow, k = c * kh * kw, n = uni(1, 2 * ANT_COLS + 1), rows = b * h * wd;
+        const std::vector<uint32_t> src = codes(ta, rows * c), w = codes(tw, n * k);
+        std::vector<uint32_t> a(uint64_t{m} * k, 0);
+        for (uint32_t bb = 0; bb < b; ++bb)
+            for (uint32_t oy = 0; oy < oh; ++oy)
+                for (uint32_t ox = 0; ox < ow; ++ox)
+                    for (uint32_t cc = 0; cc < c; ++cc)
+                        for (uint32_t ki = 0; ki < kh; ++ki)
+                            for (uint32_t kj = 0; kj < kw; ++kj) {
+                                const int iy = static_cast<int>(oy * sh + ki * dh) - static_cast<int>(ph);
+                                const int ix = static_cast<int>(ox * sw + kj * dw) - static_cast<int>(pw);
+                                if (iy < 0 || ix < 0 || iy >= static_cast<int>(h) || ix >= static_cast<int>(wd))
+                                    continue;
+                                const uint32_t row = (bb * h + static_cast<uint32_t>(iy)) * wd + static_cast<uint32_t>(ix);
+                                a[uint64_t{(bb * oh + oy) * ow + ox} * k + (cc * kh + ki) * kw + kj] = src[row * c + cc];
+                            }
+        const uint32_t conv_hw = h | wd << 16;
+        const uint32_t win = kh | kw << 4 | sh << 8 | sw << 12 | ph << 16 | pw << 20 | dh << 24 | dw << 28;
+        check_result("conv " + ta.name() + " x " + tw.name() + " " + std::to_string(b) + "x" + std::to_string(c) +
+                         "x" + std::to_string(h) + "x" + std::to_string(wd) + " win " + std::to_string(win),
+                     run(pack(src, rows, c, ta.bits, ANT_ROWS), pack(w, n, k, tw.bits, ANT_COLS), m, n, k, ta, tw, 0,
+                         conv_hw, win),
+                     matmul(a, w, m, n, k, ta, tw));
+        ++done;
     }
     return done;
 }

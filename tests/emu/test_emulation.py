@@ -13,10 +13,12 @@ import pytest
 from antq import driver
 from antq.core import arch, epilogue, formats, reference, regmap
 from antq.core import backends as backends_core
+from antq.core.quantize import QuantizedTensor
 from antq.driver import AntOverlay, VersionError
 from antq.driver import ip as driver_ip
 from antq.driver import overlay as driver_overlay
 from antq.emu import BusError, Faults, SimDevice, SimulationError, levels
+from antq.model.graph import im2col
 from antq.run import open_overlay
 from antq.toolchain import hwh, paths
 from helpers import random_tensor
@@ -390,3 +392,39 @@ def test_levels_count_the_same_cycles(rng, fa, fw, m, n, k, out):
     assert seen["ref"] == seen["csim"] == seen["rtl"], seen
     cycles, busy, stall_in, stall_out = seen["rtl"]
     assert 0 < busy < cycles and stall_in == stall_out == 0
+
+
+@pytest.mark.parametrize(("fa", "fw", "geometry", "out"), [
+    (I4S, F4U, (2, 5, 7, 6, (3, 3), (1, 1), (1, 1), (1, 1)), None),  # conv fast path, batch 2
+    (formats.get("int", 8, True), F4U, (1, 3, 9, 8, (3, 3), (2, 2), (1, 1), (1, 1)), None),  # one code/cycle
+    (formats.get("pot", 4, False), formats.get("pot", 4, False), (1, 4, 6, 6, (3, 3), (1, 1), (0, 0), (1, 1)),
+     None),  # 7-step jobs: the window counters jump job by job
+    (I4S, F4U, (1, 16, 8, 8, (3, 3), (1, 1), (1, 1), (1, 1)), I4S),  # conv -> packed codes
+], ids=["conv-fast", "conv-int8-stride2", "conv-pot4u-short-jobs", "conv-epi"])
+def test_levels_count_the_same_cycles_in_conv_mode(rng, fa, fw, geometry, out):
+    """The same tolerance 0 for conv-mode calls (on-chip im2col): the source load and the gather's
+    cycles in the model are the same on every level, and so are the core's counters."""
+    b, c, h, w, kernel, stride, padding, dilation = geometry
+    x = random_tensor(rng, fa, (b * h * w, c))
+    codes = im2col(x.codes.reshape(b, h, w, c).transpose(0, 3, 1, 2), kernel, stride, padding, dilation)
+    a = QuantizedTensor(codes, kind=fa.kind, bits=fa.bits, signed=fa.signed)
+    m, k = a.shape
+    n = 20
+    wt = random_tensor(rng, fw, (n, k))
+    p = None if out is None else epilogue.params(
+        fmt=out, s_a=0.1, s_w=rng.uniform(0.5, 1.5, n), s_out=0.1 * fa.max_abs * fw.max_abs * k ** 0.5
+        / out.max_abs, act="relu", acc_max=epilogue.acc_bound(fa, fw, k))
+    seen = {}
+    for level in backends_core.LEVELS:
+        with open_overlay(level) as ov:
+            op = ov.im2col(ov.load(x, "a"), (h, w), kernel, stride, padding, dilation)
+            if p is None:
+                np.testing.assert_array_equal(ov.gemm(op, wt), reference.gemm(a, wt))
+            else:
+                np.testing.assert_array_equal(ov.fetch(ov.gemm(op, wt, epilogue=p)).codes,
+                                              epilogue.apply(reference.gemm(a, wt), p))
+            t = ov.last_timing
+            seen[level] = (ov.last_cycles, t.core_busy, t.stall_in, t.stall_out)
+    assert seen["ref"] == seen["csim"] == seen["rtl"], seen
+    cycles, busy, _, stall_out = seen["rtl"]
+    assert 0 < busy < cycles and stall_out == 0

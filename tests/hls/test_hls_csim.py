@@ -156,13 +156,25 @@ def test_status_decisions_match_the_python_model():
               (1, 1, 1, i4, i4, 0, i8 | 57 << 8), (1, 1, 1, i4, i4, 0, 0x81 | 8 << 8),
               (1, 1, 1, i4, i4, 0, i4 | 8 << 8 | 1 << 14),
               (1, regmap.EPI_MAX_COLS + 1, 1, i4, i4, 0, i4 | 8 << 8), (0, 0, 0, 0, 0, 0, 0x81)]
-    for m, n, k, at, wt, passes, mode in cases:
-        want = check_args(m, n, k, at, wt, passes, arch.DEFAULT, mode)[0]
+    cases = [(*c, 0, 0) for c in cases]
+    # conv mode: source too big (4096 x 33 int4 codes > SRC_BYTES; int8 4096 x 17), kh = 0, K not
+    # C*kh*kw, M not B*OH*OW, no output pixel, dh = 0
+    hw64, win1 = regmap.encode_conv((64, 64), (1, 1))
+    _, win3 = regmap.encode_conv((64, 64), (3, 3))
+    cases += [(4096, 8, 33, i4, i4, 0, 0, hw64, win1), (4096, 8, 17, i8, i4, 0, 0, hw64, win1),
+              (4096, 8, 10, i4, i4, 0, 0, hw64, win1 & ~0xF), (4096, 8, 10, i4, i4, 0, 0, hw64, win3),
+              (4095, 8, 10, i4, i4, 0, 0, hw64, win1),
+              (16, 8, 9, i4, i4, 0, 0, *regmap.encode_conv((2, 2), (3, 3))),
+              (4096, 8, 9, i4, i4, 0, 0, hw64, win3 & ~(0xF << 24))]
+    for m, n, k, at, wt, passes, mode, chw, cwin in cases:
+        want = check_args(m, n, k, at, wt, passes, arch.DEFAULT, mode, chw, cwin)[0]
         assert want != regmap.ST_OK or m == 0
-        assert lib.antgemm_call(None, None, None, None, m, n, k, at, wt, passes, mode, out, stages) == 0
+        rc = lib.antgemm_call(None, None, None, None, m, n, k, at, wt, passes, mode, chw, cwin, out, stages)
+        assert rc == 0
         assert (out[0], out[1], out[2]) == (regmap.ID_WORD, regmap.encode_geometry(arch.DEFAULT), want), \
-            (m, n, k, hex(at), hex(wt), passes, hex(mode))
+            (m, n, k, hex(at), hex(wt), passes, hex(mode), hex(chw), hex(cwin))
     assert check_args(1, 1, 1, i4, i4, 0, arch.DEFAULT, pot4u | 49 << 8)[0] == regmap.ST_OK
+    assert check_args(4096, 8, 32, i4, i4, 0, arch.DEFAULT, 0, hw64, win1)[0] == regmap.ST_OK  # 64 KiB
 
 
 def test_type_encoding_round_trips():

@@ -27,8 +27,9 @@ class AntAccelerator(pynq.DefaultIP):
         self._ctrl = self.register_map.CTRL.address
 
     def start(self, *, a: int, w: int, y: int, m: int, n: int, k: int, a_type: int, w_type: int,
-              passes: int = 0, p: int = 0, out_mode: int = 0) -> None:
-        """Write every argument (both halves of each address) and set AP_START."""
+              passes: int = 0, p: int = 0, out_mode: int = 0, conv_hw: int = 0, conv_win: int = 0) -> None:
+        """Write every argument (both halves of each address) and set AP_START; ``conv_hw`` =
+        ``conv_win`` = 0 (A read as given) unless the call is a conv-mode im2col."""
         ctrl = self.read(self._ctrl)
         if not ctrl & regmap.AP_IDLE:
             raise RuntimeError(f"{regmap.TOP} is busy (CTRL=0x{ctrl:x}): an earlier call has not finished")
@@ -37,7 +38,8 @@ class AntAccelerator(pynq.DefaultIP):
             setattr(rm, f"{name}_1", addr & _M32)
             setattr(rm, f"{name}_2", addr >> 32)
         for name, value in (("m", m), ("n", n), ("k", k), ("a_type", a_type), ("w_type", w_type),
-                            ("passes", passes), ("out_mode", out_mode)):
+                            ("passes", passes), ("out_mode", out_mode), ("conv_hw", conv_hw),
+                            ("conv_win", conv_win)):
             setattr(rm, name, int(value))
         self.write(self._ctrl, regmap.AP_START)
 

@@ -9,6 +9,8 @@
 >>> nxt = ov.gemm(a, hw, epilogue=p)          # requantized on chip: a DeviceTensor of p.fmt codes,
 >>> z = ov.gemm(nxt, hw2); ov.fetch(nxt)      # the next layer's activations as they are
 >>> ov.traffic                                # host <-> device bytes and result reads so far
+>>> x = ov.im2col(nxt, (H, W), (3, 3), padding=(1, 1))  # a conv layer's operand, built by the IP
+>>> z = ov.gemm(x, hw3, epilogue=p3)          # from nxt's NHWC pixels: conv -> conv on the device
 
 Only real ``pynq`` objects are used: ``Overlay`` (bound to the bitstream's ``.hwh``),
 :class:`~antq.driver.ip.AntAccelerator` (a ``DefaultIP`` bound to :data:`antq.core.regmap.VLNV`),
@@ -139,6 +141,54 @@ class DeviceTensor:
     def __repr__(self) -> str:
         state = "freed" if self.freed else f"{self.nbytes} bytes at 0x{self.address:x}"
         return f"DeviceTensor({self.fmt.name}, shape={self.shape}, side={self.side!r}, {state})"
+
+
+class ConvOperand:
+    """The im2col of a device tensor of NHWC pixels, as the IP generates it (conv mode): made by
+    :meth:`AntOverlay.im2col`, taken by :meth:`AntOverlay.gemm` as ``a``.
+
+    ``shape`` is (B*OH*OW, C*kh*kw), rows (b, oy, ox) and K in (c, i, j) order (PyTorch's
+    ``weight.reshape(N, -1)``); ``fmt`` and ``scale`` are the source's. Nothing is copied: the IP
+    reads ``src`` (B*H*W, C) into its on-chip source buffer and builds each A word itself.
+    """
+
+    side = "a"
+
+    def __init__(self, src: DeviceTensor, conv: regmap.Conv, conv_hw: int, conv_win: int) -> None:
+        self.src, self.conv, self.conv_hw, self.conv_win = src, conv, conv_hw, conv_win
+        self.fmt, self.scale, self.channel_axis = src.fmt, src.scale, None
+        oh, ow = conv.out_hw
+        self.shape = (conv.batch * oh * ow, conv.channels * conv.kernel[0] * conv.kernel[1])
+
+    @property
+    def address(self) -> int:
+        return self.src.address
+
+    @property
+    def nbytes(self) -> int:
+        return self.src.nbytes
+
+    @property
+    def freed(self) -> bool:
+        return self.src.freed
+
+    def __repr__(self) -> str:
+        c = self.conv
+        return (f"ConvOperand({self.fmt.name}, shape={self.shape}, source "
+                f"{c.batch}x{c.h}x{c.w}x{c.channels}, kernel={c.kernel}, stride={c.stride}, "
+                f"padding={c.padding}, dilation={c.dilation})")
+
+
+def _pair(name: str, v) -> tuple[int, int]:
+    if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
+        return int(v), int(v)
+    try:
+        t = tuple(v)
+    except TypeError:
+        raise ValueError(f"{name} must be an int or a pair of ints, got {v!r}") from None
+    if len(t) != 2 or not all(isinstance(x, (int, np.integer)) and not isinstance(x, bool) for x in t):
+        raise ValueError(f"{name} must be an int or a pair of ints, got {v!r}")
+    return int(t[0]), int(t[1])
 
 
 def default_bitfile(device: pynq.Device) -> Path:
@@ -327,6 +377,62 @@ class AntOverlay(pynq.Overlay):
         sc = None if scale is None else np.asarray(scale, np.float32)
         return DeviceTensor(self, buffer, fmt, shape, side, sc, channel_axis, owned=False)
 
+    # ---- conv mode: on-device im2col ------------------------------------------------------------
+
+    def _conv(self, src: DeviceTensor, hw, kernel, stride, padding, dilation) -> ConvOperand:
+        """The conv operand, or ValueError naming what the IP cannot do (the checks of im2col)."""
+        if not isinstance(src, DeviceTensor):
+            raise TypeError(f"im2col takes a DeviceTensor of NHWC pixels (B*H*W, C), e.g. the output of "
+                            f"gemm(..., epilogue=p), not {type(src).__name__}")
+        if src.freed:
+            raise RuntimeError(f"{src!r} was freed")
+        if src._overlay is not self:
+            raise ValueError("that DeviceTensor belongs to another AntOverlay")
+        if src.side != "a":
+            raise ValueError(f"im2col needs a source packed as activations (side 'a'), not {src.side!r}")
+        if src.channel_axis is not None:
+            raise ValueError(f"im2col needs a per-tensor scaled source, not one scaled along axis "
+                             f"{src.channel_axis}")
+        hw, kernel, stride = _pair("hw", hw), _pair("kernel", kernel), _pair("stride", stride)
+        padding, dilation = _pair("padding", padding), _pair("dilation", dilation)
+        conv_hw, conv_win = regmap.encode_conv(hw, kernel, stride, padding, dilation)
+        rows, c = src.shape
+        h, w = hw
+        if rows % (h * w):
+            raise ValueError(f"the source has {rows} pixel rows, not a whole number of {h}x{w} images")
+        oh, ow = regmap.conv_out_hw(hw, kernel, stride, padding, dilation)
+        if oh < 1 or ow < 1:
+            raise ValueError(f"no output pixels for a {h}x{w} input with kernel {kernel}, stride {stride}, "
+                             f"padding {padding}, dilation {dilation}")
+        m, k = rows // (h * w) * oh * ow, c * kernel[0] * kernel[1]
+        self._check_dims("a", m, k)
+        conv = regmap.decode_conv(conv_hw, conv_win, m, k, src.fmt, self.array)
+        return ConvOperand(src, conv, conv_hw, conv_win)
+
+    def im2col(self, src: DeviceTensor, hw: tuple[int, int], kernel: tuple[int, int] | int,
+               stride: tuple[int, int] | int = (1, 1), padding: tuple[int, int] | int = (0, 0),
+               dilation: tuple[int, int] | int = (1, 1)) -> ConvOperand:
+        """A conv layer's GEMM operand built by the IP from ``src`` (conv mode, docs/contracts.md
+        section 14): ``src`` holds B*H*W pixel rows (b, y, x) x C channels as codes packed as
+        activations (what ``gemm(..., epilogue=p)`` returns), ``hw`` = (H, W); the result has shape
+        (B*OH*OW, C*kh*kw) and is what ``antq.model.graph.im2col`` makes of the NCHW codes. Pass it
+        to :meth:`gemm` as ``a``. ValueError names the problem when the IP cannot take the geometry
+        (4-bit kernel/stride/padding/dilation fields, a source larger than ``regmap.SRC_BYTES``);
+        :meth:`can_im2col` asks without raising."""
+        self._check_usable()
+        return self._conv(src, hw, kernel, stride, padding, dilation)
+
+    def can_im2col(self, src: DeviceTensor, hw: tuple[int, int], kernel: tuple[int, int] | int,
+                   stride: tuple[int, int] | int = (1, 1), padding: tuple[int, int] | int = (0, 0),
+                   dilation: tuple[int, int] | int = (1, 1)) -> bool:
+        """Can the IP generate this im2col from ``src`` (no device access)? False where
+        :meth:`im2col` would raise ValueError or TypeError."""
+        try:
+            self._conv(src, hw, kernel, stride, padding, dilation)
+        except (ValueError, TypeError, RuntimeError):
+            return False
+        return True
+
     def close(self) -> None:
         """Free every device buffer this overlay holds (scratch and loaded tensors)."""
         for h in list(self._handles):
@@ -346,14 +452,18 @@ class AntOverlay(pynq.Overlay):
 
     # ---- GEMM ---------------------------------------------------------------------------------
 
-    def call_timeout(self, m: int, n: int, k: int, fa: formats.Format, fw: formats.Format) -> float:
+    def call_timeout(self, m: int, n: int, k: int, fa: formats.Format, fw: formats.Format,
+                     conv: regmap.Conv | None = None) -> float:
         """Seconds to wait for one call: the overlay's timeout, or ten times a generous estimate of
-        the call's cycles at the PL clock when that is longer (a large int8 GEMM takes a while)."""
+        the call's cycles at the PL clock when that is longer (a large int8 GEMM takes a while; a
+        conv-mode call off the fast path gathers one code per cycle)."""
         cfg = self.array
         tiles = -(-m // cfg.rows) * -(-n // cfg.cols)
         passes = bin(regmap.pass_mask(fa, fw)).count("1")
         words = (m + n * -(-m // cfg.rows)) * k * 8 // cfg.bus_bits
         estimate = tiles * (passes * (k + 1) + 2 * cfg.rows * cfg.cols) + words + m * n
+        if conv is not None:
+            estimate += tiles * 2 * (k + 1) * (1 if conv.fast else cfg.rows) + conv.source_nbytes(fa, cfg)
         return max(self.timeout, 10 * estimate / (self.clock_mhz * 1e6))
 
     @staticmethod
@@ -372,8 +482,17 @@ class AntOverlay(pynq.Overlay):
         self._check_dims(side, *t.shape)
         return _hardware_tensor(t, name)
 
-    def _operand(self, t: QuantizedTensor | DeviceTensor, side: str) -> tuple[DeviceTensor, bool]:
+    def _operand(self, t: QuantizedTensor | DeviceTensor | ConvOperand, side: str
+                 ) -> tuple[DeviceTensor | ConvOperand, bool]:
         """(device tensor, packed by this call) for an operand given either way."""
+        if isinstance(t, ConvOperand):
+            if side != "a":
+                raise ValueError("an im2col operand (ConvOperand) can only be a, the activations")
+            if t.freed:
+                raise RuntimeError(f"the source of {t!r} was freed")
+            if t.src._overlay is not self:
+                raise ValueError("that ConvOperand's source belongs to another AntOverlay")
+            return t, False
         if isinstance(t, DeviceTensor):
             if t.freed:
                 raise RuntimeError(f"{t!r} was freed")
@@ -388,7 +507,7 @@ class AntOverlay(pynq.Overlay):
         self._pack_into(buf, t, side)
         return DeviceTensor(self, buf, t.fmt, t.shape, side, t.scale, t.channel_axis, owned=False), True
 
-    def gemm(self, a: QuantizedTensor | DeviceTensor, w: QuantizedTensor | DeviceTensor, *,
+    def gemm(self, a: QuantizedTensor | DeviceTensor | ConvOperand, w: QuantizedTensor | DeviceTensor, *,
              epilogue: EpilogueParams | None = None, passes: int = 0, return_cycles: bool = False
              ) -> np.ndarray | DeviceTensor | tuple[np.ndarray | DeviceTensor, int]:
         """int64 (M, N) accumulators of ``a`` (M, K) times ``w`` (N, K) transposed, bit-exact.
@@ -399,6 +518,7 @@ class AntOverlay(pynq.Overlay):
         ``epilogue.s_out``: pass it to the next ``gemm`` as ``a`` as it is, :meth:`fetch` it to the
         host, and ``free()`` it when done (it is counted in ``live_buffers``). The parameter buffer
         is written once per Params object and kept on the device.
+        ``a`` may be an :meth:`im2col` operand: the IP then builds A on chip from its source.
         ``passes`` selects int8 nibble passes (bit ``a_hi * 2 + w_hi``; 0 = all the types need).
         With ``return_cycles`` the IP's cycle count comes back too (it is also ``last_cycles``).
         """
@@ -526,8 +646,9 @@ class AntOverlay(pynq.Overlay):
                                       self.clock_mhz, *counters, wait_s)
         return y, A, W
 
-    def _call(self, A: DeviceTensor, W: DeviceTensor, fresh_a: bool, fresh_w: bool, ybuf: PynqBuffer,
-              passes: int, p_addr: int, out_mode: int) -> tuple[int, list[int], float, tuple[float, ...]]:
+    def _call(self, A: DeviceTensor | ConvOperand, W: DeviceTensor, fresh_a: bool, fresh_w: bool,
+              ybuf: PynqBuffer, passes: int, p_addr: int, out_mode: int
+              ) -> tuple[int, list[int], float, tuple[float, ...]]:
         """Flush the fresh operands, run the IP, wait: (cycles, counters, wait, times t1..t4)."""
         m, k = A.shape
         n = W.shape[0]
@@ -537,11 +658,12 @@ class AntOverlay(pynq.Overlay):
                 op.buffer[:op.nbytes].flush()
                 self.traffic.to_device += op.nbytes
         t2 = time.perf_counter()
+        conv_hw, conv_win = (A.conv_hw, A.conv_win) if isinstance(A, ConvOperand) else (0, 0)
         self.accel.start(a=A.address, w=W.address, y=int(ybuf.physical_address), m=m, n=n, k=k,
                          a_type=regmap.encode_type(A.fmt), w_type=regmap.encode_type(W.fmt), passes=passes,
-                         p=p_addr, out_mode=out_mode)
+                         p=p_addr, out_mode=out_mode, conv_hw=conv_hw, conv_win=conv_win)
         t3 = time.perf_counter()
-        wait_s = self.call_timeout(m, n, k, A.fmt, W.fmt)
+        wait_s = self.call_timeout(m, n, k, A.fmt, W.fmt, A.conv if isinstance(A, ConvOperand) else None)
         try:
             self.accel.wait(wait_s)
         except TimeoutError as e:

@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 
 
 def check_args(m: int, n: int, k: int, a_type: int, w_type: int, passes: int,
-               cfg: arch.ArrayConfig = arch.DEFAULT, out_mode: int = 0) -> tuple[int, int]:
+               cfg: arch.ArrayConfig = arch.DEFAULT, out_mode: int = 0, conv_hw: int = 0,
+               conv_win: int = 0) -> tuple[int, int]:
     """(status, selected pass mask) exactly as the HLS top function decides them."""
     if m == n == k == 0:
         return regmap.ST_OK, 0
@@ -51,6 +52,10 @@ def check_args(m: int, n: int, k: int, a_type: int, w_type: int, passes: int,
         if not (1 <= shift <= epilogue.max_shift(fmt) and regmap.epilogue_tiles_ok(cfg)
                 and n <= regmap.EPI_MAX_COLS):
             return regmap.ST_BAD_MODE, sel
+    try:
+        regmap.decode_conv(conv_hw, conv_win, m, k, fa, cfg)
+    except ValueError:
+        return regmap.ST_BAD_CONV, sel
     return regmap.ST_OK, sel
 
 
@@ -153,8 +158,8 @@ class AntGemmModel:
         dev = self.device
         m, n, k = self._arg("m"), self._arg("n"), self._arg("k")
         at, wt, passes = self._arg("a_type"), self._arg("w_type"), self._arg("passes")
-        out_mode = self._arg("out_mode")
-        status, sel = check_args(m, n, k, at, wt, passes, dev.cfg, out_mode)
+        out_mode, conv_hw, conv_win = self._arg("out_mode"), self._arg("conv_hw"), self._arg("conv_win")
+        status, sel = check_args(m, n, k, at, wt, passes, dev.cfg, out_mode, conv_hw, conv_win)
         out = {"id_version": regmap.ID_WORD, "geometry": regmap.encode_geometry(dev.cfg), "status": status}
         cycles = regmap.CALL_OVERHEAD
         out |= {"core_busy": 0, "stall_in": 0, "stall_out": 0}
@@ -162,14 +167,16 @@ class AntGemmModel:
         if status == regmap.ST_OK and m:
             fa, fw = regmap.decode_type(at), regmap.decode_type(wt)
             mode = regmap.decode_out_mode(out_mode)
-            na, nw, ny = regmap.footprint(m, n, k, fa, fw, dev.cfg, None if mode is None else mode[0])
-            mem_a = dev.memory(self._ptr("a"), na, f"{self.name} reading a")
+            conv = regmap.decode_conv(conv_hw, conv_win, m, k, fa, dev.cfg)
+            na, nw, ny = regmap.footprint(m, n, k, fa, fw, dev.cfg, None if mode is None else mode[0], conv)
+            mem_a = dev.memory(self._ptr("a"), na,
+                               f"{self.name} reading a" + ("" if conv is None else " (the conv source)"))
             mem_w = dev.memory(self._ptr("w"), nw, f"{self.name} reading w")
             mem_p = None if mode is None else dev.memory(
                 self._ptr("p"), 8 * epilogue.param_words(mode[0], n), f"{self.name} reading p")
             mem_y = dev.memory(self._ptr("y"), ny, f"{self.name} writing y")
             call = Call(m, n, k, at, wt, passes, fa, fw, sel, mem_a, mem_w, mem_y.view(np.int64),
-                        out_mode, mode, mem_p)
+                        out_mode, mode, mem_p, conv_hw, conv_win, conv)
             try:
                 outcome = dev.compute.run(call)
             except SimulationError as e:

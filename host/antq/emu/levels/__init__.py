@@ -26,6 +26,7 @@ import numpy as np
 
 from ...core import arch
 from ...core.formats import Format
+from ...core.regmap import Conv
 
 REGISTRY: dict[str, str] = {"ref": "ref:RefLevel", "csim": "csim:CsimLevel", "rtl": "rtl:RtlLevel"}
 """Level name -> ``module:class`` in this package (imported on first use: csim and rtl build C++)."""
@@ -55,6 +56,11 @@ class Call:
     """The decoded output mode: (output format, S), or None for int64 Y."""
     mem_p: np.ndarray | None = None
     """The epilogue's parameter buffer (uint8), or None for int64 Y."""
+    conv_hw: int = 0
+    conv_win: int = 0
+    """The conv-mode arguments (0, 0: A is read as given)."""
+    conv: Conv | None = None
+    """The decoded conv geometry: ``mem_a`` is then the source tensor, A its im2col."""
 
 
 @dataclass

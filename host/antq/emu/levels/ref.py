@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ...core import arch, epilogue, pack, reference, regmap, tiling
+from ...core import arch, epilogue, native, pack, reference, regmap, tiling
 from ...core.formats import Format
 from ...core.quantize import QuantizedTensor
 from ...core.stream import CoreTiming
@@ -51,6 +51,30 @@ def _span_cost(step_bits: int, k0: int, kl: int, bus: int) -> int:
     return regmap.MEM_LATENCY + -(-last // bus) - first // bus
 
 
+def conv_span_cost(conv: regmap.Conv, k0: int, kl: int, cfg: arch.ArrayConfig) -> int:
+    """Conv mode: fetch_a's cycles to generate the span of steps [k0, k0 + kl) (gen_span: the
+    step-back from k0 to the span's first step, then each step it touches in 1 cycle on the fast
+    path or R cycles, one code per cycle, otherwise)."""
+    step, bus = 4 * cfg.rows, cfg.bus_bits
+    w0, w1 = k0 * step // bus, -(-(k0 + kl) * step // bus)
+    s_first, s_end = w0 * bus // step, -(-w1 * bus // step)
+    return (k0 - s_first) + (s_end - s_first) * (1 if conv.fast else cfg.rows)
+
+
+def source_words(conv: regmap.Conv, fa: Format, cfg: arch.ArrayConfig) -> int:
+    """Bus words of the conv source tensor, every nibble plane (fetch_a reads it before the tiles)."""
+    return conv.source_nbytes(fa, cfg) * 8 // cfg.bus_bits
+
+
+def conv_operand(mem_a: np.ndarray, fa: Format, conv: regmap.Conv, cfg: arch.ArrayConfig) -> np.ndarray:
+    """The codes of A (M, K) in conv mode: the im2col of the packed source (B*H*W pixel rows x C,
+    NHWC), rows (b, oy, ox), K in (c, i, j) order, code 0 outside the image."""
+    src = pack.unpack(np.ascontiguousarray(mem_a), fa.bits, (conv.src_rows, conv.channels),
+                      pack.accelerator_layout("a", cfg))
+    nchw = np.ascontiguousarray(src.reshape(conv.batch, conv.h, conv.w, conv.channels).transpose(0, 3, 1, 2))
+    return native.im2col(nchw, conv.kernel, conv.stride, conv.padding, conv.dilation, conv.out_hw)
+
+
 def store_words(m0: int, n0: int, rows: int, cols: int, n: int, out: Format | None,
                 cfg: arch.ArrayConfig) -> int:
     """Words store_y writes for one output tile: rows * cols int64 results, or with the epilogue
@@ -61,14 +85,16 @@ def store_words(m0: int, n0: int, rows: int, cols: int, n: int, out: Format | No
 
 
 def model_cycles(m: int, n: int, k: int, fa: Format, fw: Format, sel: int,
-                 cfg: arch.ArrayConfig = arch.DEFAULT,
-                 out: Format | None = None) -> tuple[int, tuple[int, int, int], CoreTiming]:
+                 cfg: arch.ArrayConfig = arch.DEFAULT, out: Format | None = None,
+                 conv: regmap.Conv | None = None) -> tuple[int, tuple[int, int, int], CoreTiming]:
     """(cycles, (load, compute, store) totals, the core's timing after the call) of one call.
 
     A call costs the fill (CALL_OVERHEAD and one DDR latency; with the epilogue output format
     ``out`` also MEM_LATENCY + the parameter buffer's words), per output tile the slowest of its
     stages (fetch of A and W on their own ports, the core's cycles for the tile's beats, the store
     of its int64 results or packed codes), and the drain of the last tile (docs/overlay.md §2).
+    In conv mode (``conv``) the source tensor's words and one MEM_LATENCY come before the tiles,
+    and fetch_a's A term is :func:`conv_span_cost` per span plus R per row tile (no DDR).
     """
     p = Plan.of(m, n, k, fa, fw, sel, cfg)
     R, C, B = cfg.rows, cfg.cols, cfg.bus_bits
@@ -78,15 +104,19 @@ def model_cycles(m: int, n: int, k: int, fa: Format, fw: Format, sel: int,
     cycles = regmap.CALL_OVERHEAD + regmap.MEM_LATENCY
     if out is not None:
         cycles += regmap.MEM_LATENCY + epilogue.param_words(out, n)
+    if conv is not None:
+        cycles += regmap.MEM_LATENCY + source_words(conv, fa, cfg)
     load = compute = store = 0
     last_store = 0
     for m0, rows, n0, cols in tiling.tiles(m, n, cfg):
-        fetch_a = fetch_w = 0
+        fetch_a = R if conv is not None and n0 == 0 else 0  # conv: the row tile's pixel rows
+        fetch_w = 0
         before = core.t
         for k0, kl in p.jobs:
             for plane in (1, 0):
                 if p.use_a[plane] and (not p.a_reuse or n0 == 0):
-                    fetch_a += _span_cost(4 * R, k0, kl, B)
+                    fetch_a += (_span_cost(4 * R, k0, kl, B) if conv is None
+                                else conv_span_cost(conv, k0, kl, cfg))
                 if p.use_w[plane] and (not p.w_resident or m0 == 0):
                     fetch_w += _span_cost(4 * C, k0, kl, B)
             for i in range(len(passes)):
@@ -108,7 +138,10 @@ class RefLevel:
     def run(self, call: Call) -> Outcome:
         c, cfg = call, self.cfg
         la, lw = pack.accelerator_layout("a", cfg), pack.accelerator_layout("w", cfg)
-        a = pack.unpack(np.ascontiguousarray(c.mem_a), c.fa.bits, (c.m, c.k), la)
+        if c.conv is None:
+            a = pack.unpack(np.ascontiguousarray(c.mem_a), c.fa.bits, (c.m, c.k), la)
+        else:
+            a = conv_operand(c.mem_a, c.fa, c.conv, cfg)
         w = pack.unpack(np.ascontiguousarray(c.mem_w), c.fw.bits, (c.n, c.k), lw)
         if c.sel == regmap.pass_mask(c.fa, c.fw):
             y = reference.gemm(QuantizedTensor(a, kind=c.fa.kind, bits=c.fa.bits, signed=c.fa.signed),
@@ -128,6 +161,6 @@ class RefLevel:
                 raise SimulationError(f"the epilogue cannot run at the ref level: {e}") from None
             c.y.view(np.uint8)[:] = packed
         cycles, stages, core = model_cycles(c.m, c.n, c.k, c.fa, c.fw, c.sel, cfg,
-                                            None if c.out is None else c.out[0])
+                                            None if c.out is None else c.out[0], c.conv)
         _, busy, stall_in, stall_out = core.stats()
         return Outcome(cycles, busy, stall_in, stall_out, stages)
