@@ -117,10 +117,12 @@ def test_chained_overlay_equals_reference_fake_quant_and_unchained(cnn_q, digits
         assert np.array_equal(y, ref)
     chained, unchained = got[True][1], got[False][1]
     assert unchained.reads == len(im.gemm_layers)  # every layer's int64 result came back
-    # classifier.1's codes go straight into classifier.4: one result fewer is read
-    assert chained.reads == len(im.gemm_layers) - 1
+    # features.0's codes go into features.3 through the IP's im2col and classifier.1's straight into
+    # classifier.4: two results fewer are read; only the pools' inputs and the logits come back
+    assert chained.reads == len(im.gemm_layers) - 2
     assert chained.from_device * 8 < unchained.from_device  # 4-bit codes instead of int64
-    assert chained.to_device <= unchained.to_device
+    # features.3's im2col'd operand (9x the codes) is not uploaded: the input, the pooled codes
+    assert chained.to_device * 2 < unchained.to_device
 
 
 def test_trace_of_a_chained_run_holds_values(cnn_q, digits_test, ov):
@@ -135,11 +137,12 @@ def test_trace_of_a_chained_run_holds_values(cnn_q, digits_test, ov):
         assert np.array_equal(np.asarray(r.output), np.asarray(w.output)), r.name
         if r.name in CNN_PLAN:
             assert r.acc is None
-            # classifier.1 feeds classifier.4 as it is; the others are fetched for the pools
-            assert ("fetch" in r.times) == (r.name != "classifier.1")
+            # features.0 feeds features.3 (conv mode) and classifier.1 feeds classifier.4 on the device;
+            # the others are fetched for the pools
+            assert ("fetch" in r.times) == (r.name in ("features.3", "features.7"))
 
 
-def test_codes_pass_to_the_next_linear_layer_on_the_device(cnn_q, digits_test, ov, monkeypatch):
+def test_codes_pass_to_the_next_layer_on_the_device(cnn_q, digits_test, ov, monkeypatch):
     _, _, im = cnn_q
     x, _ = digits_test
     fetched = []
@@ -148,7 +151,18 @@ def test_codes_pass_to_the_next_linear_layer_on_the_device(cnn_q, digits_test, o
                         lambda self: fetched.append(self.layer.name) or real(self))
     with Runtime(im, ov) as rt:
         assert np.array_equal(rt.run(x[:8]), im.run(x[:8]))
-    assert fetched == ["features.0", "features.3", "features.7"]  # not classifier.1
+    assert fetched == ["features.3", "features.7"]  # the pools' inputs; not features.0, classifier.1
+
+
+def test_conv_to_conv_falls_back_to_the_host_im2col_when_the_ip_cannot(cnn_q, digits_test, ov, monkeypatch):
+    """A geometry or source the conv mode cannot take (here: every one, as if SRC_BYTES were 0)
+    fetches the codes and im2cols them on the host, with the same bits."""
+    _, _, im = cnn_q
+    x, _ = digits_test
+    monkeypatch.setattr(type(ov), "can_im2col", lambda self, *a, **k: False)
+    with Runtime(im, ov) as rt:
+        assert np.array_equal(rt.run(x[:8]), im.run(x[:8]))
+        assert rt.traffic.reads == len(im.gemm_layers) - 1  # features.0's codes came back
 
 
 def test_bench_reports_traffic_and_the_unchained_baseline(cnn_q, digits_test):
@@ -161,7 +175,7 @@ def test_bench_reports_traffic_and_the_unchained_baseline(cnn_q, digits_test):
     for key in ("bytes_to_device", "bytes_from_device", "round_trips", "images_per_s"):
         assert isinstance(res[key], (int, float)) and res[key] > 0, key
     base = res["unchained"]
-    assert res["round_trips"] == 4 and base["round_trips"] == 5
+    assert res["round_trips"] == 3 and base["round_trips"] == 5
     assert res["bytes_from_device"] < base["bytes_from_device"]
     assert res["speedup"] == pytest.approx(res["images_per_s"] / base["images_per_s"])
     assert {r["out_fmt"] for r in res["layers"] if r["kind"] == "gemm"} == {"int4u", "int64"}

@@ -12,7 +12,8 @@ the eval-mode fake-quant torch model (docs/contracts.md §11).
 **Chained execution** (``chain=True``, the default): a layer with a requantized output
 (:class:`~antq.model.graph.Requant`) runs with the integer epilogue on the IP, and its codes stay
 in a device buffer (:class:`ResidentCodes`). The next Linear layer takes them as its activation
-operand as they are; a host op that needs them (pooling, flatten, ...) fetches the 4-bit codes,
+operand as they are, the next convolution as the IP's own im2col of them (conv mode,
+``AntOverlay.im2col``); a host op that needs them (pooling, flatten, ...) fetches the 4-bit codes,
 not int64 accumulators. The epilogue is the function the reference applies on the host, so the
 results are the same bits (docs/contracts.md §13). ``chain=False`` reads every layer's int64
 result and requantizes on the host: the baseline ``antq bench`` measures against.
@@ -75,12 +76,21 @@ class ResidentCodes(DeviceValue):
         rt._resident.append(self)
 
     def operand_for(self, layer: GemmLayer) -> Any | None:
-        """The codes as they are, for a Linear layer whose (M, K) operand they already are."""
-        src = self.layer
-        if src.op == "linear" and layer.op == "linear" and layer.groups == 1 \
-                and layer.act_fmt == self.tensor.fmt and layer.act_scale == src.out.scale \
-                and self.tensor.shape == (self.batch * layer.rows_per_sample, layer.k):
-            return self.tensor
+        """The codes as they are, for a Linear layer whose (M, K) operand they already are, or the
+        IP's own im2col of them (conv mode) for a convolution on the NHWC pixels they are."""
+        src, t = self.layer, self.tensor
+        if layer.groups != 1 or layer.act_fmt != t.fmt or layer.act_scale != src.out.scale:
+            return None
+        if src.op == "linear" and layer.op == "linear" \
+                and t.shape == (self.batch * layer.rows_per_sample, layer.k):
+            return t
+        if src.op == "conv2d" and layer.op == "conv2d":
+            c, h, w = layer.in_shape
+            geo = {"hw": (h, w), "kernel": layer.kernel, "stride": layer.stride, "padding": layer.padding,
+                   "dilation": layer.dilation}
+            ov = self.rt.overlay
+            if t.shape == (self.batch * h * w, c) and ov.can_im2col(t, **geo):
+                return ov.im2col(t, **geo)
         return None
 
     def materialize(self) -> np.ndarray:
