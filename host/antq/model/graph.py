@@ -35,6 +35,7 @@ import numpy as np
 from ..core import container, epilogue, formats, native, reference, regmap
 from ..core.formats import Format
 from ..core.quantize import QuantizedTensor, check_real, quantize_as, to_numpy
+from ..core.regmap import conv_out_hw
 from .hostops import DTYPES as HOST_DTYPES
 from .hostops import HOST_OPS
 
@@ -454,13 +455,6 @@ def rescale(acc: np.ndarray, act_scale: np.float32, w_scale: np.ndarray, bias: n
     if bias is not None:
         y = y + np.asarray(bias, np.float32).astype(np.float64)
     return y.astype(np.float32)
-
-
-def conv_out_hw(hw: tuple[int, int], kernel: tuple[int, int], stride: tuple[int, int],
-                padding: tuple[int, int], dilation: tuple[int, int]) -> tuple[int, int]:
-    """(OH, OW) of a Conv2d on an (H, W) input, as PyTorch computes it."""
-    (h, w), (kh, kw), (sh, sw), (ph, pw), (dh, dw) = hw, kernel, stride, padding, dilation
-    return (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1, (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
 
 
 def im2col(codes: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int],
