@@ -12,7 +12,15 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def dn():
+    """scripts/docs_numbers.py as a module (the docs tests read its datasets and renderers)."""
+    return _docs_numbers()
 
 
 def _docs_numbers():

@@ -1,23 +1,11 @@
 """docs/rtl.md's before/after table (scripts/docs_numbers.py, dataset ``before-after``) renders from a
 dataset, and ``make timing`` counts LUTs and flip-flops from Yosys's cells. No Yosys run here."""
 
-import importlib.util
-import sys
 from pathlib import Path
 
-import pytest
 from antq.toolchain import timing
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture
-def dn():
-    spec = importlib.util.spec_from_file_location("docs_numbers", ROOT / "scripts" / "docs_numbers.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # dataclasses look their module up there
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def test_lut_ff_counts_lut1_to_6_and_every_flip_flop():

@@ -1,22 +1,9 @@
 """Every number in the README and docs comes from a run at HEAD (scripts/docs_numbers.py, `make docs`)."""
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture
-def dn():
-    spec = importlib.util.spec_from_file_location("docs_numbers", ROOT / "scripts" / "docs_numbers.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # dataclasses look their module up there
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def test_every_generated_number_is_fresh(dn):

@@ -51,14 +51,7 @@ def test_transformer_requantizes_attention_output_for_the_projection(transformer
 def test_chained_transformer_equals_reference_and_fake_quant(transformer_q, digits_test, ov):
     _, qm, im = transformer_q
     x = digits_test[0][:24]
-    ref = _reference(qm, im, x)
-    got = {}
-    for chain in (True, False):
-        with Runtime(im, ov, chain=chain) as rt:
-            rt.run(x)
-            got[chain] = (rt.run(x), rt.traffic)
-    assert all(np.array_equal(y, ref) for y, _ in got.values())
-    (_, chained), (_, unchained) = got[True], got[False]
+    chained, unchained = _chained_and_unchained(im, ov, x, _reference(qm, im, x))
     # each P.V call's (T, head_dim) output comes back as packed 4-bit codes instead of int64
     pv = next(m for m in im.matmul_layers if m.name == "attn.matmul1")
     rows, cols = pv.a_shape[-2], pv.n
@@ -102,20 +95,24 @@ def _reference(qm, im, x: np.ndarray) -> np.ndarray:
     return ref
 
 
-def test_chained_overlay_equals_reference_fake_quant_and_unchained(cnn_q, digits_test, ov):
-    _, qm, im = cnn_q
-    x = digits_test[0][:48]
-    ref = _reference(qm, im, x)
-    got = {}
+def _chained_and_unchained(im, ov, x: np.ndarray, ref: np.ndarray):
+    """(chained, unchained) traffic of a second run of x, each run checked equal to ``ref`` (the
+    first in batches of 20, which also writes the parameter buffers) and leaving no buffer behind."""
+    traffic = {}
     for chain in (True, False):
         with Runtime(im, ov, chain=chain) as rt:
             assert np.array_equal(rt.run(x, batch_size=20), ref)  # batch splits too (and parameters written)
-            got[chain] = (rt.run(x), rt.traffic)
+            assert np.array_equal(rt.run(x), ref)
+            traffic[chain] = rt.traffic
         # chained outputs, weights and parameter buffers are freed: only the driver's scratch remains
         assert ov.live_buffers == len(ov._scratch)
-    for y, _ in got.values():
-        assert np.array_equal(y, ref)
-    chained, unchained = got[True][1], got[False][1]
+    return traffic[True], traffic[False]
+
+
+def test_chained_overlay_equals_reference_fake_quant_and_unchained(cnn_q, digits_test, ov):
+    _, qm, im = cnn_q
+    x = digits_test[0][:48]
+    chained, unchained = _chained_and_unchained(im, ov, x, _reference(qm, im, x))
     assert unchained.reads == len(im.gemm_layers)  # every layer's int64 result came back
     # features.0's codes go into features.3 through the IP's im2col and classifier.1's straight into
     # classifier.4: two results fewer are read; only the pools' inputs and the logits come back
