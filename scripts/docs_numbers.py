@@ -228,6 +228,29 @@ def _version(tool: str) -> str:
                           text=True, check=True).stdout.strip()
 
 
+@contextlib.contextmanager
+def _worktree(commit: str, where: Path):
+    """A detached checkout of ``commit`` at ``where`` (removed afterwards) and its full hash."""
+    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(where), commit],
+                   check=True, capture_output=True, text=True)
+    try:
+        yield subprocess.run(["git", "-C", str(where), "rev-parse", "HEAD"], check=True,
+                             capture_output=True, text=True).stdout.strip()
+    finally:
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(where)],
+                       capture_output=True)
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "prune"], capture_output=True)
+
+
+def _head() -> dict:
+    """HEAD's hash and the tracked files that differ from it (a measurement names both)."""
+    head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], check=True,
+                          capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
+                           check=True, capture_output=True, text=True).stdout.splitlines()
+    return {"commit": head, "uncommitted": dirty}
+
+
 def measure_before_after() -> dict:
     """Commit :data:`BEFORE` (8x8, in a temporary worktree) against HEAD (16x16), in one run with the
     same tools: ``make timing``'s Yosys flow (LUT, FF, Fmax estimate) and GEMMs on the rtl level."""
@@ -236,30 +259,46 @@ def measure_before_after() -> dict:
     sides = {}
     with tempfile.TemporaryDirectory(prefix="antq-before-after-") as tmp:
         tmp = Path(tmp)
-        old = tmp / "before"
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(old), BEFORE],
-                       check=True, capture_output=True, text=True)
-        try:
-            commit = subprocess.run(["git", "-C", str(old), "rev-parse", "HEAD"], check=True,
-                                    capture_output=True, text=True).stdout.strip()
+        with _worktree(BEFORE, tmp / "before") as commit:
+            old = tmp / "before"
             sides["before"] = {"commit": commit, "timing": timing.run(*BA_SIZES["before"],
                                                                       rtl_dir=old / "overlay" / "rtl"),
                                **_rtl_gemms(old / "host", tmp / "build-before", BA_GEMMS)}
-        finally:
-            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(old)],
-                           capture_output=True)
-            subprocess.run(["git", "-C", str(ROOT), "worktree", "prune"], capture_output=True)
-        head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], check=True,
-                              capture_output=True, text=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
-                               check=True, capture_output=True, text=True).stdout.splitlines()
-        sides["after"] = {"commit": head, "uncommitted": dirty, "timing": timing.run(*BA_SIZES["after"]),
+        sides["after"] = {**_head(), "timing": timing.run(*BA_SIZES["after"]),
                           **_rtl_gemms(ROOT / "host", tmp / "build-after", BA_GEMMS + BA_AFTER_ONLY)}
     for name, side in sides.items():
         if (side["rows"], side["cols"]) != BA_SIZES[name]:
             raise RuntimeError(f"{name}: the overlay is {side['rows']}x{side['cols']}, not "
                                f"{BA_SIZES[name][0]}x{BA_SIZES[name][1]}")
     return {**sides, "yosys": _version("yosys"), "verilator": _version("verilator")}
+
+
+def _demo_csim(src: Path, build: Path, out: Path) -> dict:
+    """``antq demo --backend csim`` of the checkout ``src`` (its own package, its own C++ build):
+    the end-to-end images/s and batch of its latency.json."""
+    env = {**{k: v for k, v in os.environ.items() if k != "ANTQ_BACKEND"},
+           "PYTHONPATH": str(src / "host"), "ANTQ_BUILD": str(build)}
+    r = subprocess.run([sys.executable, "-m", "antq", "demo", "--backend", "csim", "--out", str(out)],
+                       cwd=src, capture_output=True, text=True, timeout=1800, env=env)
+    if r.returncode != 0:
+        raise RuntimeError(f"antq demo in {src} failed ({r.returncode}):\n{r.stderr[-3000:]}")
+    lat = json.loads((out / "latency.json").read_text())
+    return {"images_per_s": lat["images_per_s"], "batch": lat["batch"], "backend": lat["backend"]}
+
+
+def measure_speedup() -> dict:
+    """End-to-end images/s of the demo CNN on csim at :data:`BEFORE` (issue 13's baseline: every
+    layer round-tripped through the host) and at HEAD, each side's own ``antq demo`` one after the
+    other in one run on one host (the ratio, not either number, is what carries over)."""
+    with tempfile.TemporaryDirectory(prefix="antq-speedup-") as tmp:
+        tmp = Path(tmp)
+        with _worktree(BEFORE, tmp / "before") as commit:
+            before = {"commit": commit,
+                      **_demo_csim(tmp / "before", tmp / "build-before", tmp / "out-before")}
+        after = {**_head(), **_demo_csim(ROOT, BUILD, tmp / "out-after")}
+    if before["batch"] != after["batch"] or before["backend"] != after["backend"]:
+        raise RuntimeError(f"the two demos differ: {before} vs {after}")
+    return {"before": before, "after": after, "ratio": after["images_per_s"] / before["images_per_s"]}
 
 
 def measure_test_session() -> dict:
@@ -287,6 +326,8 @@ DATASETS: dict[str, Dataset] = {d.name: d for d in [
             slow="the sentence section calibrates all-MiniLM-L6-v2 about 20 times and Brevitas once"),
     Dataset("demo", (*PACKAGE, *HARDWARE), measure_demo, "antq demo --backend csim"),
     Dataset("latency", (*PACKAGE, *HARDWARE), measure_latency, "antq bench ... --backend rtl"),
+    Dataset("speedup", (*PACKAGE, *HARDWARE), measure_speedup,
+            f"antq demo --backend csim at {BEFORE} (a temporary worktree) and at HEAD"),
     Dataset("bench-quant", PACKAGE, measure_bench_quant,
             "antq bench-quant (1024x1024 weight, 2M activations)"),
     Dataset("bench-calib", PACKAGE, measure_bench_calib, "antq bench-calib (all-MiniLM-L6-v2, 32 sentences)",
@@ -360,7 +401,7 @@ def render_demo(ds: dict) -> str:
 
 
 def render_latency(ds: dict) -> str:
-    lat = ds["latency"]["data"]
+    lat, sp = ds["latency"]["data"], ds["speedup"]["data"]
     res = lat["results"]
     layers = [r for r in res["layers"] if r.get("macs")]
     best = max(layers, key=lambda r: r["macs_per_cycle"])
@@ -381,7 +422,12 @@ def render_latency(ds: dict) -> str:
         f"(every int64 result read back, the same batch in the same run): {res['images_per_s']:,.0f} against "
         f"{u['images_per_s']:,.0f} images/s, {res['speedup']:.2f}x. The rest is host work: quantize + pack "
         f"{1e3 * t['quantize_pack_s']:.2f} ms, fetch + unpack {1e3 * t['unpack_rescale_s']:.2f} ms, host ops "
-        f"{1e3 * t['host_s']:.2f} ms, against {1e3 * t['compute_s']:.2f} ms of projected compute.",
+        f"{1e3 * t['host_s']:.2f} ms, against {1e3 * t['compute_s']:.2f} ms of projected compute.", "",
+        f"Against commit {sp['before']['commit'][:7]} (before chaining: every layer's int64 result back "
+        f"to the host), each side's own `antq demo --backend csim` run one after the other "
+        f"({describe(ds['speedup']['stamp'])}, batch {sp['after']['batch']}): "
+        f"{sp['after']['images_per_s']:,.0f} images/s at HEAD against {sp['before']['images_per_s']:,.0f}, "
+        f"**{sp['ratio']:.1f}x** end to end.",
     ]
     return "\n".join(lines)
 
@@ -558,7 +604,7 @@ class Block:
 
 BLOCKS: list[Block] = [
     Block("demo", "README.md", ("demo",), render_demo),
-    Block("latency", "README.md", ("latency",), render_latency),
+    Block("latency", "README.md", ("latency", "speedup"), render_latency),
     Block("highlights", "README.md", ("report", "bench-quant", "area", "bench-rtl", "test-session",
                                       "before-after"),
           render_highlights),

@@ -52,11 +52,11 @@ def test_chained_transformer_equals_reference_and_fake_quant(transformer_q, digi
     _, qm, im = transformer_q
     x = digits_test[0][:24]
     chained, unchained = _chained_and_unchained(im, ov, x, _reference(qm, im, x))
-    # each P.V call's (T, head_dim) output comes back as packed 4-bit codes instead of int64
+    # each P.V call's (T, heads_per_call * head_dim) output comes back as packed 4-bit codes, not int64
     pv = next(m for m in im.matmul_layers if m.name == "attn.matmul1")
-    rows, cols = pv.a_shape[-2], pv.n
+    rows, cols = pv.a_shape[-2], pv.heads_per_call * pv.n
     codes = pack.accelerator_layout("a", ov.array).nbytes((rows, cols), 4)
-    calls = len(x) * pv.calls_per_sample
+    calls = pv.calls(len(x))
     assert unchained.from_device - chained.from_device == calls * (rows * cols * 8 - codes) > 0
     assert chained.reads == unchained.reads and chained.to_device == unchained.to_device
 

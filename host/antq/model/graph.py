@@ -25,6 +25,7 @@ requantization gives back exactly those codes. This module needs numpy only (not
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core import container, epilogue, formats, native, reference, regmap
+from ..core import arch, container, epilogue, formats, native, reference, regmap
 from ..core.formats import Format
 from ..core.quantize import QuantizedTensor, check_real, quantize_as, to_numpy
 from ..core.regmap import conv_out_hw
@@ -329,9 +330,12 @@ class MatmulLayer:
 
     Both operands are activations, each requantized per tensor to its frozen format and scale
     (chosen by ANT at calibration). ``A`` is (..., M, K) and ``B`` (..., K, N) with broadcast
-    leading dimensions, as ``torch.matmul``; every leading index is one ``gemm(a, b)`` call with
-    ``a`` the (M, K) codes and ``b`` the (N, K) codes of ``B`` transposed, packed per call (no
-    operand is resident). The rescale is :func:`rescale` with the scalar ``s_b`` and no bias.
+    leading dimensions, as ``torch.matmul``. Each ``gemm(a, b)`` call takes :attr:`heads_per_call`
+    consecutive indices ``g`` of the last leading dimension (attention's heads) at once: ``a`` is
+    their (M, K) codes side by side, (M, g*K), and ``b`` the block-diagonal (g*N, g*K) of their
+    ``B`` transposed with the code of 0 elsewhere, so call column ``h*N + n`` is head ``h``'s
+    column ``n``, exactly (the zeros add nothing to any sum). Both are packed per call (no operand
+    is resident). The rescale is :func:`rescale` with the scalar ``s_b`` and no bias.
     """
 
     name: str
@@ -362,6 +366,33 @@ class MatmulLayer:
             if self.epilogue is None:
                 raise ValueError(f"layer {self.name}: its scales cannot be requantized to "
                                  f"{self.out.fmt.name} by the integer epilogue")
+        self.heads_per_call, self.call_epilogue = self._merge_plan()
+
+    def _merge_plan(self) -> tuple[int, epilogue.Params | None]:
+        """(g, the epilogue of one call): the divisor g of the last leading dimension with the
+        fewest modelled IP cycles (:func:`_call_cost` on the default array), kept within the IP's
+        limits; one call's epilogue repeats each column's M and B g times and bounds |acc| for g*K."""
+        lead = np.broadcast_shapes(self.a_shape[:-2], self.b_shape[:-2])
+        heads, m, k, n = (int(lead[-1]) if lead else 1), self.a_shape[-2], self.k, self.n
+        best, best_cost = (1, self.epilogue), heads * _call_cost(m, n, k)
+        if heads == 1 or not (self.b_fmt.values == 0).any():
+            return best
+        for g in range(2, heads + 1):
+            if heads % g or g * k > regmap.MAX_DIM or g * n > regmap.MAX_DIM:
+                continue
+            p = self.epilogue
+            if p is not None:
+                if g * n > regmap.EPI_MAX_COLS:
+                    continue
+                try:
+                    p = dataclasses.replace(p, mult=p.mult * g, bias=p.bias * g, acc_max=max(
+                        p.acc_max, epilogue.acc_bound(self.a_fmt, self.b_fmt, g * k)))
+                except ValueError:  # the larger bound leaves int64: these heads go one by one
+                    continue
+            cost = heads // g * _call_cost(m, g * n, g * k)
+            if cost < best_cost:
+                best, best_cost = (g, p), cost
+        return best
 
     @property
     def hardware(self) -> bool:
@@ -383,6 +414,32 @@ class MatmulLayer:
     def macs(self, batch: int = 1) -> int:
         return batch * self.rows_per_sample * self.n * self.k
 
+    def calls(self, batch: int) -> int:
+        """IP calls of ``batch`` samples (each takes :attr:`heads_per_call` leading indices)."""
+        return batch * self.calls_per_sample // self.heads_per_call
+
+    def _pairs(self, qa: np.ndarray, qb: np.ndarray) -> list[tuple[QuantizedTensor, QuantizedTensor]]:
+        """The calls' operands from the (L, M, K) and (L, K, N) codes: g heads side by side along K
+        in ``a``, block-diagonal in ``b`` (code of 0 off the diagonal)."""
+        g, (ell, m, k), n = self.heads_per_call, qa.shape, qb.shape[-1]
+        a = qa.reshape(ell // g, g, m, k).transpose(0, 2, 1, 3).reshape(ell // g, m, g * k)
+        zero = int(np.flatnonzero(self.b_fmt.values == 0)[0])
+        bt = np.full((ell // g, g, n, g, k), zero, dtype=qb.dtype)
+        heads = qb.reshape(ell // g, g, k, n).transpose(0, 1, 3, 2)
+        for h in range(g):
+            bt[:, h, :, h, :] = heads[:, h]
+        bt = bt.reshape(ell // g, g * n, g * k)
+        fa, fb = self.a_fmt, self.b_fmt
+        return [(QuantizedTensor(np.ascontiguousarray(a[i]), kind=fa.kind, bits=fa.bits, signed=fa.signed,
+                                 scale=self.a_scale),
+                 QuantizedTensor(bt[i], kind=fb.kind, bits=fb.bits, signed=fb.signed, scale=self.b_scale))
+                for i in range(len(a))]
+
+    def _split(self, y: np.ndarray) -> np.ndarray:
+        """Per-call (L/g, M, g*N) results back to per-head (L, M, N)."""
+        g, (calls, m, gn) = self.heads_per_call, y.shape
+        return y.reshape(calls, m, g, gn // g).transpose(0, 2, 1, 3).reshape(calls * g, m, gn // g)
+
     def forward(self, a: np.ndarray, b: np.ndarray, gemm: Gemm, times: dict[str, float] | None = None,
                 requantize: Requantize | None = None) -> tuple[np.ndarray, np.ndarray | None]:
         """(float32 ``a @ b``, int64 accumulators (calls, M, N)) on the quantized operands.
@@ -399,19 +456,16 @@ class MatmulLayer:
         lead = np.broadcast_shapes(qa.shape[:-2], qb.shape[:-2])
         qa = np.broadcast_to(qa, lead + qa.shape[-2:]).reshape((-1,) + qa.shape[-2:])
         qb = np.broadcast_to(qb, lead + qb.shape[-2:]).reshape((-1,) + qb.shape[-2:])
+        pairs = self._pairs(qa, qb)
         t1 = time.perf_counter()
-        pairs = [(QuantizedTensor(qa[i], kind=self.a_fmt.kind, bits=self.a_fmt.bits, signed=self.a_fmt.signed,
-                                  scale=self.a_scale),
-                  QuantizedTensor(np.ascontiguousarray(qb[i].T), kind=self.b_fmt.kind, bits=self.b_fmt.bits,
-                                  signed=self.b_fmt.signed, scale=self.b_scale)) for i in range(len(qa))]
         if self.epilogue is not None and requantize is not None:
-            codes = np.stack([requantize(ta, tb, self.epilogue) for ta, tb in pairs])
+            codes = self._split(np.stack([requantize(ta, tb, self.call_epilogue) for ta, tb in pairs]))
             t2 = time.perf_counter()
             y = epilogue.dequantized(codes, self.out.fmt, self.out.scale).reshape(lead + codes.shape[-2:])
             if times is not None:
                 times.update(quantize=t1 - t0, gemm=t2 - t1, rescale=time.perf_counter() - t2)
             return y, None
-        acc = np.stack([_checked_gemm(gemm, ta, tb, self.name) for ta, tb in pairs])
+        acc = self._split(np.stack([_checked_gemm(gemm, ta, tb, self.name) for ta, tb in pairs]))
         t2 = time.perf_counter()
         if self.epilogue is not None:
             y = requantized(acc.reshape(-1, acc.shape[-1]), self.epilogue, self.out)
@@ -435,6 +489,14 @@ class MatmulLayer:
         return cls(s["name"], fa, np.float32(s["a"]["scale"]), fb, np.float32(s["b"]["scale"]),
                    tuple(s["a_shape"]), tuple(s["b_shape"]),
                    out=Requant.from_state(s["out"]) if s.get("out") is not None else None)
+
+
+def _call_cost(m: int, n: int, k: int, cfg: arch.ArrayConfig = arch.DEFAULT) -> int:
+    """A coarse model of one call's IP cycles: the fixed cost (arguments, one DDR latency for the
+    operands and one for the results) plus, per R x C output tile, its K steps and the array's
+    fill. Used only to choose how many heads one call takes; the emulator's model is exact."""
+    tiles = -(-m // cfg.rows) * -(-n // cfg.cols)
+    return regmap.CALL_OVERHEAD + 2 * regmap.MEM_LATENCY + tiles * (k + cfg.rows + cfg.cols)
 
 
 def _layer_from_state(s: dict) -> GemmLayer | MatmulLayer:

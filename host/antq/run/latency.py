@@ -117,7 +117,7 @@ def _bench(model, overlay, x, clock: float, ddr_gbps: float | None, repeats: int
                         rows.append(_host_row(pending, host_s))
                         pending, host_s = [], 0.0
                     layer = layers[r.name]
-                    n_calls = len(r.acc) if r.op == "act_gemm" else layer.groups
+                    n_calls = layer.calls(batch_len(x)) if r.op == "act_gemm" else layer.groups
                     layer_calls = [next(calls) for _ in range(n_calls)]
                     out_fmt = layer.out.fmt if chain and getattr(layer, "out", None) is not None else None
                     rows.append(_gemm_row(_Rec(r, layer), layer_calls, overlay, clock, ddr_gbps, out_fmt))

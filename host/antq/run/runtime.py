@@ -195,7 +195,7 @@ class Runtime:
 
     def act_gemm(self, a: QuantizedTensor, b: QuantizedTensor) -> np.ndarray:
         """The accelerator's exact GEMM of two activation operands, both packed for this call. Its calls
-        are recorded as :data:`ACT_GEMM` (a MatmulLayer makes one call per leading index, in order)."""
+        are recorded as :data:`ACT_GEMM` (a MatmulLayer makes ``layer.calls(batch)`` of them, in order)."""
         y = self.overlay.gemm(a, b)
         self.calls.append(LayerCall(ACT_GEMM, a.shape[0], b.shape[0], a.shape[1], self.overlay.last_timing))
         return y
@@ -255,8 +255,9 @@ class Runtime:
         self._free_resident()
         if not getattr(self.overlay, "closed", False):
             for layer in self.model.layers:
-                if layer.epilogue is not None:
-                    self.overlay.release(layer.epilogue)
+                for p in {id(q): q for q in (layer.epilogue, getattr(layer, "call_epilogue", None))
+                          if q is not None}.values():
+                    self.overlay.release(p)
         for _, handle in self._weights.values():
             handle.free()
         self._weights.clear()
