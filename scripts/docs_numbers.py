@@ -286,19 +286,28 @@ def _demo_csim(src: Path, build: Path, out: Path) -> dict:
     return {"images_per_s": lat["images_per_s"], "batch": lat["batch"], "backend": lat["backend"]}
 
 
+SPEEDUP_ROUNDS = 3
+
+
 def measure_speedup() -> dict:
     """End-to-end images/s of the demo CNN on csim at :data:`BEFORE` (issue 13's baseline: every
-    layer round-tripped through the host) and at HEAD, each side's own ``antq demo`` one after the
-    other in one run on one host (the ratio, not either number, is what carries over)."""
+    layer round-tripped through the host) and at HEAD: each side's own ``antq demo``, alternately,
+    :data:`SPEEDUP_ROUNDS` times each in one run on one host, the best of each side (the ratio, not
+    either number, is what carries over to another host)."""
+    runs: dict[str, list[dict]] = {"before": [], "after": []}
     with tempfile.TemporaryDirectory(prefix="antq-speedup-") as tmp:
         tmp = Path(tmp)
         with _worktree(BEFORE, tmp / "before") as commit:
-            before = {"commit": commit,
-                      **_demo_csim(tmp / "before", tmp / "build-before", tmp / "out-before")}
-        after = {**_head(), **_demo_csim(ROOT, BUILD, tmp / "out-after")}
-    if before["batch"] != after["batch"] or before["backend"] != after["backend"]:
-        raise RuntimeError(f"the two demos differ: {before} vs {after}")
-    return {"before": before, "after": after, "ratio": after["images_per_s"] / before["images_per_s"]}
+            for i in range(SPEEDUP_ROUNDS):  # alternating, so a slow spell of the host hits both
+                runs["before"].append(_demo_csim(tmp / "before", tmp / "build-before", tmp / f"before-{i}"))
+                runs["after"].append(_demo_csim(ROOT, BUILD, tmp / f"after-{i}"))
+    sides = {"before": {"commit": commit}, "after": _head()}
+    for name, rs in runs.items():
+        if {(r["batch"], r["backend"]) for r in rs} != {(runs["after"][0]["batch"], "csim")}:
+            raise RuntimeError(f"the demos ran different batches or backends: {runs}")
+        sides[name].update(max(rs, key=lambda r: r["images_per_s"]),
+                           rounds=[r["images_per_s"] for r in rs])
+    return {**sides, "ratio": sides["after"]["images_per_s"] / sides["before"]["images_per_s"]}
 
 
 def measure_test_session() -> dict:
@@ -424,8 +433,8 @@ def render_latency(ds: dict) -> str:
         f"{1e3 * t['quantize_pack_s']:.2f} ms, fetch + unpack {1e3 * t['unpack_rescale_s']:.2f} ms, host ops "
         f"{1e3 * t['host_s']:.2f} ms, against {1e3 * t['compute_s']:.2f} ms of projected compute.", "",
         f"Against commit {sp['before']['commit'][:7]} (before chaining: every layer's int64 result back "
-        f"to the host), each side's own `antq demo --backend csim` run one after the other "
-        f"({describe(ds['speedup']['stamp'])}, batch {sp['after']['batch']}): "
+        f"to the host), each side's own `antq demo --backend csim`, best of {len(sp['after']['rounds'])} "
+        f"alternating runs each ({describe(ds['speedup']['stamp'])}, batch {sp['after']['batch']}): "
         f"{sp['after']['images_per_s']:,.0f} images/s at HEAD against {sp['before']['images_per_s']:,.0f}, "
         f"**{sp['ratio']:.1f}x** end to end.",
     ]

@@ -25,6 +25,28 @@ def test_binds_the_pinned_ip_and_reads_geometry(ov):
     assert ov.clock_mhz == pytest.approx(100.0)
 
 
+def test_unchanged_argument_registers_are_not_rewritten(ov, monkeypatch):
+    """A repeated call writes only the registers whose value changed (addresses, here), and the
+    IP still computes with the values it holds from the call before."""
+    rng = np.random.default_rng(7)
+    w = random_tensor(rng, HW4[1], (11, 20))
+    writes = []
+    write = type(ov.accel).write
+    monkeypatch.setattr(ov.accel, "write", lambda off, v: (writes.append(off), write(ov.accel, off, v)))
+    handle = ov.load_weights(w)
+    b = random_tensor(rng, HW4[0], (9, 20))
+    np.testing.assert_array_equal(ov.gemm(b, handle), reference.gemm(b, w))
+    first = len(writes)
+    writes.clear()
+    c = random_tensor(rng, HW4[0], (9, 20))
+    np.testing.assert_array_equal(ov.gemm(c, handle), reference.gemm(c, w))
+    assert writes.count(ov.accel._ctrl) == 1 and len(writes) < first <= len(AntAccelerator.ARGS) + 1
+    offsets = {ov.accel._offset[n] for n in ("m", "n", "k", "a_type", "w_type", "w_1", "w_2")}
+    assert not offsets & set(writes)  # same shape, types and resident W: nothing to write
+    with pytest.raises(ValueError, match="does not fit its 32-bit register"):
+        ov.accel.start(a=0, w=0, y=0, m=1 << 32, n=1, k=1, a_type=0, w_type=0)
+
+
 def test_every_4bit_type_pair(ov):
     rng = np.random.default_rng(1)
     shapes = [(1, 1, 1), (5, 3, 7), (9, 10, 13), (17, 9, 33), (3, 17, 64), (8, 8, 2)]
