@@ -4,6 +4,8 @@ the output is the next layer's activations as it is, and the driver refuses what
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from antq.core import arch, epilogue, formats, pack, reference, regmap
@@ -77,6 +79,74 @@ def test_the_output_feeds_the_next_layer_without_unpacking():
             mid = ov.fetch(h)
             np.testing.assert_array_equal(mid.codes, codes)
             np.testing.assert_array_equal(y2, reference.gemm(mid, w2))
+
+
+def _sub(p: epilogue.Params, c0: int, c1: int) -> epilogue.Params:
+    """The epilogue of columns c0:c1 only."""
+    return dataclasses.replace(p, mult=p.mult[c0:c1], bias=p.bias[c0:c1])
+
+
+@pytest.mark.parametrize("cfg", [arch.DEFAULT, arch.ArrayConfig(8, 8)], ids=["16x16", "8x8"])
+@pytest.mark.parametrize("level", backends_core.LEVELS)
+def test_calls_write_blocks_of_one_tensor(level, cfg):
+    """Calls writing ``out=`` blocks of one ``empty`` tensor fill it exactly as one call would:
+    row blocks on tile boundaries, and column blocks (on k_align boundaries) inside one tile block,
+    none touching its neighbours (here k_align is 1 on the 16x16 array, 2 on the 8x8 one)."""
+    rng = np.random.default_rng(21)
+    fmt, t = formats.get("flint", 4, True), cfg.rows
+    m, n, k = 3 * t + 5, 21, 19  # a partial last row block, an odd last column block
+    a, w = random_tensor(rng, I4S, (m, k)), random_tensor(rng, F4U, (n, k))
+    p, y = _params(rng, a, w, fmt, "none")
+    want = epilogue.apply(y, p)
+    with open_overlay(level, cfg=cfg) as ov:
+        ka = pack.accelerator_layout("a", ov.array).k_align
+        out = ov.empty((m, n), fmt, scale=p.s_out)
+        for r0, r1 in ((0, 2 * t), (2 * t, m)):  # whole-width row blocks
+            blk = out.block((r0, r1))
+            assert ov.gemm(_rows(a, r0, r1), w, epilogue=p, out=blk) is blk
+        np.testing.assert_array_equal(ov.fetch(out).codes, want)
+        out2 = ov.empty((m, n), fmt)
+        for r0 in range(0, m, t):  # column blocks of each tile block
+            r1 = min(r0 + t, m)
+            for c0, c1 in ((0, 4 * ka), (4 * ka, 8 * ka), (8 * ka, n)):
+                blk2 = out2.block((r0, r1), (c0, c1))
+                ov.gemm(_rows(a, r0, r1), _rows(w, c0, c1), epilogue=_sub(p, c0, c1), out=blk2)
+        np.testing.assert_array_equal(ov.fetch(out2).codes, want)
+        before = ov.live_buffers
+        out.free()
+        assert blk.freed and ov.live_buffers == before - 1
+        with pytest.raises(RuntimeError, match="was freed"):
+            ov.gemm(_rows(a, 2 * t, m), w, epilogue=p, out=blk)
+        out2.free()
+
+
+def _rows(q, r0: int, r1: int):
+    return type(q)(q.codes[r0:r1], kind=q.kind, bits=q.bits, signed=q.signed, scale=q.scale)
+
+
+def test_blocks_that_are_not_packed_matrices_are_refused():
+    rng = np.random.default_rng(22)
+    a, w = random_tensor(rng, I4S, (40, 8)), random_tensor(rng, I4S, (24, 8))
+    p, _ = _params(rng, a, w, I4S, "none")
+    with open_overlay("ref") as ov, open_overlay("ref") as other:
+        out = ov.empty((40, 24), I4S)
+        for rows, cols, why in (((8, 16), None, "tile boundary"), ((0, 20), None, "tile boundary"),
+                                ((0, 32), (0, 8), "one 16-row tile block"), ((0, 41), None, "outside"),
+                                ((16, 16), None, "empty")):
+            with pytest.raises(ValueError, match=why):
+                out.block(rows, cols)
+        with pytest.raises(ValueError, match="two nibble planes"):
+            ov.empty((40, 24), I8S).block((0, 16))
+        with pytest.raises(ValueError, match="give epilogue= too"):
+            ov.gemm(a, w, out=out)
+        with pytest.raises(ValueError, match=r"writes int4s codes \(40, 24\)"):
+            ov.gemm(a, w, epilogue=p, out=out.block((0, 16)))
+        with pytest.raises(ValueError, match="another AntOverlay"):
+            ov.gemm(a, w, epilogue=p, out=other.empty((40, 24), I4S))
+        with pytest.raises(TypeError, match="out must be a DeviceTensor"):
+            ov.gemm(a, w, epilogue=p, out=np.zeros(10))
+        with pytest.raises(ValueError, match="not an accelerator format"):
+            ov.empty((4, 4), formats.get("int", 6, True))
 
 
 def test_parameter_buffer_is_written_once_per_params_object():

@@ -124,7 +124,16 @@ class DeviceTensor:
         self.shape = (int(shape[0]), int(shape[1]))
         self.scale, self.channel_axis, self.owned = scale, channel_axis, owned
         self.nbytes = pack.accelerator_layout(side, overlay.array).nbytes(self.shape, fmt.bits)
-        self.freed = False
+        self._freed = False
+        self._parent: DeviceTensor | None = None
+
+    @property
+    def freed(self) -> bool:
+        return self._freed or (self._parent is not None and self._parent.freed)
+
+    @freed.setter
+    def freed(self, v: bool) -> None:
+        self._freed = bool(v)
 
     @property
     def address(self) -> int:
@@ -137,6 +146,39 @@ class DeviceTensor:
             if self in self._overlay._handles:
                 self._overlay._handles.remove(self)
         self.freed = True
+
+    def block(self, rows: tuple[int, int], cols: tuple[int, int] | None = None) -> DeviceTensor:
+        """The codes ``[r0:r1, c0:c1]`` as a tensor of their own in the same buffer (no copy), for
+        ``gemm(..., out=...)``: several calls' outputs written side by side into one operand.
+
+        A block is itself a packed matrix only where the layout allows: rows from a tile boundary
+        to a tile boundary (or the last row), all columns or, within one tile block, columns from a
+        ``k_align`` boundary to one (or the last column); one nibble plane (codes of 2-4 bits). The
+        block is freed with this tensor."""
+        layout = pack.accelerator_layout(self.side, self._overlay.array)
+        (r0, r1), (c0, c1) = (int(v) for v in rows), (int(v) for v in (cols or (0, self.shape[1])))
+        t, ka = layout.tile, layout.k_align
+        why = None
+        if not (0 <= r0 < r1 <= self.shape[0] and 0 <= c0 < c1 <= self.shape[1]):
+            why = "it is empty or outside the tensor"
+        elif pack.planes(self.fmt.bits) != 1:
+            why = f"{self.fmt.name} codes are two nibble planes, each spanning the whole tensor"
+        elif r0 % t or (r1 % t and r1 != self.shape[0]):
+            why = f"its rows must start and end on a {t}-row tile boundary (or end at the last row)"
+        elif (c0, c1) != (0, self.shape[1]) and (r1 - r0 > t or c0 % ka
+                                                 or ((c1 - c0) % ka and c1 != self.shape[1])):
+            why = (f"a column range must lie in one {t}-row tile block and start and end on a multiple "
+                   f"of {ka} columns (or end at the last column)")
+        if why is not None:
+            raise ValueError(f"block rows {r0}:{r1}, columns {c0}:{c1} of {self!r} is not a packed matrix: "
+                             f"{why}")
+        kpad = layout.padded(*self.shape)[1]
+        start = (r0 * kpad + c0 * t) // 2
+        view = DeviceTensor(self._overlay, self.buffer, self.fmt, (r1 - r0, c1 - c0), self.side, self.scale,
+                            self.channel_axis, owned=False)
+        view.buffer = self.buffer[start:start + view.nbytes]
+        view._parent = self
+        return view
 
     def __repr__(self) -> str:
         state = "freed" if self.freed else f"{self.nbytes} bytes at 0x{self.address:x}"
@@ -348,6 +390,23 @@ class AntOverlay(pynq.Overlay):
         self._handles.append(h)
         return h
 
+    def empty(self, shape: tuple[int, int], fmt: formats.Format, *, scale: float | None = None,
+              side: str = "a") -> DeviceTensor:
+        """An uninitialized device tensor of ``fmt`` codes (M, N), packed as ``side``: the output of
+        several epilogue calls, each writing its :meth:`DeviceTensor.block` (``gemm(..., out=)``)."""
+        self._check_usable()
+        if not regmap.supported(fmt):
+            raise ValueError(f"{fmt.name} is not an accelerator format")
+        if side not in ("a", "w"):
+            raise ValueError(f"side must be 'a' (activations) or 'w' (weights), got {side!r}")
+        rows, k = (int(v) for v in shape)
+        self._check_dims(side, rows, k)
+        buf = self._allocate(pack.accelerator_layout(side, self.array).nbytes((rows, k), fmt.bits))
+        sc = None if scale is None else np.asarray(scale, np.float32)
+        h = DeviceTensor(self, buf, fmt, (rows, k), side, sc, None, owned=True)
+        self._handles.append(h)
+        return h
+
     def load_weights(self, w: QuantizedTensor) -> DeviceTensor:
         """Weights (N, K) packed once and kept in device memory: pass the result to :meth:`gemm`."""
         return self.load(w, "w")
@@ -508,7 +567,8 @@ class AntOverlay(pynq.Overlay):
         return DeviceTensor(self, buf, t.fmt, t.shape, side, t.scale, t.channel_axis, owned=False), True
 
     def gemm(self, a: QuantizedTensor | DeviceTensor | ConvOperand, w: QuantizedTensor | DeviceTensor, *,
-             epilogue: EpilogueParams | None = None, passes: int = 0, return_cycles: bool = False
+             epilogue: EpilogueParams | None = None, out: DeviceTensor | None = None, passes: int = 0,
+             return_cycles: bool = False
              ) -> np.ndarray | DeviceTensor | tuple[np.ndarray | DeviceTensor, int]:
         """int64 (M, N) accumulators of ``a`` (M, K) times ``w`` (N, K) transposed, bit-exact.
 
@@ -517,12 +577,16 @@ class AntOverlay(pynq.Overlay):
         ``epilogue.fmt`` codes (M, N), packed as activations (side ``"a"``) with scale
         ``epilogue.s_out``: pass it to the next ``gemm`` as ``a`` as it is, :meth:`fetch` it to the
         host, and ``free()`` it when done (it is counted in ``live_buffers``). The parameter buffer
-        is written once per Params object and kept on the device.
+        is written once per Params object and kept on the device. ``out`` (an activation tensor of
+        ``epilogue.fmt`` and shape (M, N), say a :meth:`DeviceTensor.block` of an :meth:`empty` one)
+        is where the IP writes them instead of a new buffer; it is returned.
         ``a`` may be an :meth:`im2col` operand: the IP then builds A on chip from its source.
         ``passes`` selects int8 nibble passes (bit ``a_hi * 2 + w_hi``; 0 = all the types need).
         With ``return_cycles`` the IP's cycle count comes back too (it is also ``last_cycles``).
         """
-        y, _, _ = self._run(a, w, passes, epilogue)
+        if out is not None and epilogue is None:
+            raise ValueError("out= is where the epilogue writes its codes: give epilogue= too")
+        y, _, _ = self._run(a, w, passes, epilogue, out)
         return (y, self.last_cycles) if return_cycles else y
 
     def fetch(self, t: DeviceTensor) -> QuantizedTensor:
@@ -596,7 +660,21 @@ class AntOverlay(pynq.Overlay):
         self.last_timing.total_s += time.perf_counter() - t
         return out
 
-    def _run(self, a, w, passes: int, epi: EpilogueParams | None = None
+    def _out(self, t: object, p: EpilogueParams, m: int, n: int) -> DeviceTensor:
+        """``t`` checked as the place for a call's (m, n) epilogue codes."""
+        if not isinstance(t, DeviceTensor):
+            raise TypeError(f"out must be a DeviceTensor (AntOverlay.empty(...).block(...)), got "
+                            f"{type(t).__name__}")
+        if t._overlay is not self:
+            raise ValueError("that out DeviceTensor belongs to another AntOverlay")
+        if t.freed:
+            raise RuntimeError(f"out {t!r} was freed")
+        if t.side != "a" or t.fmt != p.fmt or t.shape != (m, n):
+            raise ValueError(f"out is {t!r}, but this call writes {p.fmt.name} codes ({m}, {n}) packed as "
+                             "'a'")
+        return t
+
+    def _run(self, a, w, passes: int, epi: EpilogueParams | None = None, into: DeviceTensor | None = None
              ) -> tuple[np.ndarray | DeviceTensor, DeviceTensor, DeviceTensor]:
         self._check_usable()
         t0 = time.perf_counter()
@@ -615,10 +693,14 @@ class AntOverlay(pynq.Overlay):
             self._check_epilogue(epi, A, W)
             p_addr = int(self._param_buffer(epi).physical_address)
             out_mode = regmap.encode_out_mode(epi.fmt, epi.shift)
-            nbytes = pack.accelerator_layout("a", self.array).nbytes((m, n), epi.fmt.bits)
-            scale = None if epi.s_out is None else np.float32(epi.s_out)
-            out = DeviceTensor(self, self._allocate(nbytes), epi.fmt, (m, n), "a", scale, None, owned=True)
-            self._handles.append(out)
+            if into is not None:
+                out = self._out(into, epi, m, n)
+            else:
+                nbytes = pack.accelerator_layout("a", self.array).nbytes((m, n), epi.fmt.bits)
+                scale = None if epi.s_out is None else np.float32(epi.s_out)
+                out = DeviceTensor(self, self._allocate(nbytes), epi.fmt, (m, n), "a", scale, None,
+                                   owned=True)
+                self._handles.append(out)
             ybuf = out.buffer
         try:
             cycles, counters, wait_s, (t1, t2, t3, t4) = self._call(A, W, fresh_a, fresh_w, ybuf, passes,
@@ -626,7 +708,7 @@ class AntOverlay(pynq.Overlay):
         except TimeoutError:
             raise  # the IP may still write the output buffer: close() frees it
         except BaseException:
-            if epi is not None:
+            if epi is not None and into is None:
                 out.free()
             raise
         if epi is not None:  # the output stays on the device as the next layer's activations
