@@ -145,3 +145,18 @@ def test_quantized_tensor_validates_raw_codes():
         antq.QuantizedTensor(np.zeros(3, int), kind="int", bits=4, signed=True, scale=0.0)
     q = antq.QuantizedTensor(np.array([[8, 1]]), kind="flint", bits=4, signed=True, scale=0.5)
     assert list(q.dequantize()[0]) == [0.0, 0.5] and "flint4s" in repr(q)
+
+
+def test_rows_share_the_checked_codes():
+    codes = np.arange(24, dtype=np.uint8).reshape(6, 4) % 16
+    q = quantize.QuantizedTensor(codes, kind="int", bits=4, signed=True, scale=0.5)
+    r = q.rows(2, 5)
+    assert r.fmt == q.fmt and r.shape == (3, 4) and r.scale == q.scale and r.channel_axis is None
+    assert np.shares_memory(r.codes, q.codes) and np.array_equal(r.codes, q.codes[2:5])
+    np.testing.assert_array_equal(r.dequantize(), q.dequantize()[2:5])
+    with pytest.raises(ValueError, match="empty"):
+        q.rows(4, 4)
+    per_channel = quantize.QuantizedTensor(codes, kind="int", bits=4, signed=True, scale=np.ones(6),
+                                           channel_axis=0)
+    with pytest.raises(ValueError, match="per-tensor scale"):
+        per_channel.rows(0, 2)

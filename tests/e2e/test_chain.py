@@ -12,7 +12,7 @@ from antq.core import container, epilogue, formats, pack
 from antq.core.quantize import quantize_as
 from antq.model import graph
 from antq.run.latency import bench_model
-from antq.run.runtime import ResidentCodes, Runtime
+from antq.run.runtime import DeviceCodes, Runtime
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -52,13 +52,55 @@ def test_chained_transformer_equals_reference_and_fake_quant(transformer_q, digi
     _, qm, im = transformer_q
     x = digits_test[0][:24]
     chained, unchained = _chained_and_unchained(im, ov, x, _reference(qm, im, x))
-    # each P.V call's (T, heads_per_call * head_dim) output comes back as packed 4-bit codes, not int64
+    # every P.V call writes its block of the projection's operand on the device: no P.V result is
+    # read (int64 or codes), and the projection's operand is not uploaded
     pv = next(m for m in im.matmul_layers if m.name == "attn.matmul1")
-    rows, cols = pv.a_shape[-2], pv.heads_per_call * pv.n
-    codes = pack.accelerator_layout("a", ov.array).nbytes((rows, cols), 4)
+    proj = next(m for m in im.gemm_layers if m.name == "attn.proj")
+    rows, cols = len(x) * pv.a_shape[-2], pv.heads * pv.n
+    assert (rows, cols) == (len(x) * proj.rows_per_sample, proj.k)
+    assert unchained.reads - chained.reads == pv.calls(len(x)) > 1
+    assert unchained.from_device - chained.from_device == rows * cols * 8
+    operand = pack.accelerator_layout("a", ov.array).nbytes((rows, cols), 4)
+    assert unchained.to_device - chained.to_device == operand
+
+
+def test_attention_output_stays_on_the_device(transformer_q, digits_test, ov, monkeypatch):
+    """P.V's codes reach the projection through transpose and reshape, which move their indices
+    (DeviceValue.relayout), not the codes: nothing is fetched, on any batch size."""
+    _, _, im = transformer_q
+    x = digits_test[0][:13]  # an odd batch: the last P.V call takes one sample
+    fetched = []
+    real = DeviceCodes.materialize
+    monkeypatch.setattr(DeviceCodes, "materialize", lambda self: fetched.append(self.name) or real(self))
+    with Runtime(im, ov) as rt:
+        assert np.array_equal(rt.run(x), im.run(x))
+        assert np.array_equal(rt.run(x, batch_size=5), im.run(x))
+    assert fetched == []
+
+
+def test_attention_output_is_fetched_when_its_blocks_do_not_tile(transformer_q, digits_test, ov, monkeypatch):
+    """An array whose tiles the P.V calls' blocks do not fill (here: blocks refused) writes each
+    call to its own buffer and fetches 4-bit codes, with the same bits."""
+    _, _, im = transformer_q
+    x = digits_test[0][:8]
+    from antq.driver.overlay import DeviceTensor
+
+    def refuse(self, rows, cols=None):
+        raise ValueError("not a packed matrix")
+
+    monkeypatch.setattr(DeviceTensor, "block", refuse)
+    pv = next(m for m in im.matmul_layers if m.name == "attn.matmul1")
+    traffic = {}
+    for chain in (True, False):
+        with Runtime(im, ov, chain=chain) as rt:
+            assert np.array_equal(rt.run(x), im.run(x))
+            traffic[chain] = rt.traffic
+    rows, cols = pv.samples_per_call * pv.a_shape[-2], pv.heads_per_call * pv.n
     calls = pv.calls(len(x))
-    assert unchained.from_device - chained.from_device == calls * (rows * cols * 8 - codes) > 0
-    assert chained.reads == unchained.reads and chained.to_device == unchained.to_device
+    assert calls * rows == len(x) * pv.a_shape[-2] and calls > 1  # full calls only
+    assert traffic[True].reads == traffic[False].reads  # every P.V call read, as packed codes
+    codes = pack.accelerator_layout("a", ov.array).nbytes((rows, cols), 4)
+    assert traffic[False].from_device - traffic[True].from_device == calls * (rows * cols * 8 - codes)
 
 
 def test_fake_quant_links_match_the_plan(cnn_q):
@@ -143,9 +185,8 @@ def test_codes_pass_to_the_next_layer_on_the_device(cnn_q, digits_test, ov, monk
     _, _, im = cnn_q
     x, _ = digits_test
     fetched = []
-    real = ResidentCodes.materialize
-    monkeypatch.setattr(ResidentCodes, "materialize",
-                        lambda self: fetched.append(self.layer.name) or real(self))
+    real = DeviceCodes.materialize
+    monkeypatch.setattr(DeviceCodes, "materialize", lambda self: fetched.append(self.name) or real(self))
     with Runtime(im, ov) as rt:
         assert np.array_equal(rt.run(x[:8]), im.run(x[:8]))
     assert fetched == ["features.3", "features.7"]  # the pools' inputs; not features.0, classifier.1

@@ -191,20 +191,30 @@ def test_run_calls_gemm_with_the_documented_operands(transformer, digits):
         assert a.shape == (7 * layer.rows_per_sample, layer.k)
         assert layer.macs(7) == a.shape[0] * layer.n * layer.k
         assert layer.out_shape(7) == ((7, 8, layer.n) if layer.name != "head" else (7, layer.n))
-    # Q.K^T and P.V: one call per sample with its 4 heads side by side along K and B block-diagonal
-    # (the code of 0 off the diagonal), both operands per-tensor activations made per call
+    # Q.K^T and P.V: each call takes S samples (block-diagonal along M and K) and g of the 4 heads
+    # (side by side along K, B block-diagonal), the code of 0 elsewhere; both operands per-tensor
+    # activations made per call
     qk, pv = ex.matmul_layers
     assert [m.name for m in ex.matmul_layers] == ["attn.matmul0", "attn.matmul1"]
-    assert qk.calls_per_sample == pv.calls_per_sample == 4 and qk.heads_per_call == pv.heads_per_call == 4
-    assert len(act_calls) == qk.calls(7) + pv.calls(7) == 2 * 7
-    for (a, b), layer in zip(act_calls, [qk] * 7 + [pv] * 7, strict=True):
+    assert qk.calls_per_sample == pv.calls_per_sample == 4
+    assert len(act_calls) == qk.calls(7) + pv.calls(7) < 2 * 7
+    layers = [qk] * qk.calls(7) + [pv] * pv.calls(7)
+    for i, ((a, b), layer) in enumerate(zip(act_calls, layers, strict=True)):
+        s, g = layer.samples_per_call, layer.heads_per_call
+        first = i if layer is qk else i - qk.calls(7)
+        rows = min(s, 7 - first // (4 // g) * s) * 8
         assert a.channel_axis is None and b.channel_axis is None
         assert (a.fmt, b.fmt) == (layer.a_fmt, layer.b_fmt)
-        assert a.shape == (8, 4 * layer.k) and b.shape == (4 * layer.n, 4 * layer.k)
-        vb = b.values()
-        for h in range(4):
-            rows = slice(h * layer.n, (h + 1) * layer.n)
-            assert not vb[rows, :h * layer.k].any() and not vb[rows, (h + 1) * layer.k:].any()
+        assert a.shape == (rows, s * g * layer.k) and b.shape == (g * layer.n, s * g * layer.k)
+        va, vb = a.values(), b.values()
+        blk = g * layer.k
+        for j in range(rows // 8):  # sample j's rows are zero outside its own K block
+            own = va[j * 8:(j + 1) * 8]
+            assert not own[:, :j * blk].any() and not own[:, (j + 1) * blk:].any()
+        for h in range(g):  # head h's rows of b are zero outside its K block of each sample
+            cols = np.arange(s * g * layer.k).reshape(s, g, layer.k)
+            other = np.delete(cols, h, axis=1).reshape(-1)
+            assert not vb[h * layer.n:(h + 1) * layer.n][:, other].any()
     assert pv.a_fmt.signed is False  # softmax probabilities: the unsigned grids
     ex.run(xt[:3], gemm=my_gemm)
     assert calls[len(ex.gemm_layers)][1] is calls[0][1]

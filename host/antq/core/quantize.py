@@ -138,6 +138,18 @@ class QuantizedTensor:
         """Integer-unit value of every element (int64)."""
         return np.asarray(self.fmt.values)[self.codes]
 
+    def rows(self, start: int, stop: int) -> QuantizedTensor:
+        """Rows ``start:stop`` of a 2-D per-tensor-scaled tensor, sharing its codes (already checked:
+        one check for many slices, e.g. the block-diagonal operands of attention's calls)."""
+        if self.channel_axis is not None or self.ndim != 2:
+            raise ValueError("rows() slices a 2-D tensor with a per-tensor scale")
+        t = object.__new__(QuantizedTensor)
+        t.fmt, t.codes, t.scale = self.fmt, self.codes[start:stop], self.scale
+        t.channel_axis, t.selection = None, None
+        if t.codes.shape[0] == 0:
+            raise ValueError(f"rows {start}:{stop} of a tensor of {self.shape[0]} rows are empty")
+        return t
+
     def broadcast_scale(self) -> np.ndarray:
         """Scale shaped to broadcast against the tensor."""
         if self.channel_axis is None:

@@ -26,6 +26,7 @@ requantization gives back exactly those codes. This module needs numpy only (not
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,7 +39,7 @@ from ..core.formats import Format
 from ..core.quantize import QuantizedTensor, check_real, quantize_as, to_numpy
 from ..core.regmap import conv_out_hw
 from .hostops import DTYPES as HOST_DTYPES
-from .hostops import HOST_OPS
+from .hostops import HOST_OPS, LAYOUT_OPS
 
 STATE_FORMAT = "antq-qmodel"
 STATE_VERSION = 3
@@ -118,6 +119,11 @@ class DeviceValue:
 
     def operand_for(self, layer: GemmLayer) -> Any | None:
         """The (M, K) operand of ``layer`` this value already is on the device, or None."""
+        return None
+
+    def relayout(self, op: Callable[[np.ndarray], Any]) -> DeviceValue | None:
+        """This value after a :data:`~antq.model.hostops.LAYOUT_OPS` host op (``op`` applies it to
+        an array), still on the device; None: the host must fetch the value and apply the op."""
         return None
 
     def materialize(self) -> np.ndarray:
@@ -324,18 +330,28 @@ def _checked_gemm(gemm: Gemm, a: QuantizedTensor, w: QuantizedTensor, name: str)
     return acc
 
 
+MatmulCall = tuple[QuantizedTensor, QuantizedTensor, tuple[int, int], tuple[int, int]]
+"""One IP call of a :class:`MatmulLayer`: ``(a, b, rows, cols)``, its result the block
+``[rows[0]:rows[1], cols[0]:cols[1]]`` of the layer's output matrix (:meth:`MatmulLayer.calls_of`)."""
+
+
 @dataclass
 class MatmulLayer:
     """An activation x activation GEMM (attention's Q.K^T and P.V): ``y = (A x B) * s_a * s_b``.
 
     Both operands are activations, each requantized per tensor to its frozen format and scale
     (chosen by ANT at calibration). ``A`` is (..., M, K) and ``B`` (..., K, N) with broadcast
-    leading dimensions, as ``torch.matmul``. Each ``gemm(a, b)`` call takes :attr:`heads_per_call`
-    consecutive indices ``g`` of the last leading dimension (attention's heads) at once: ``a`` is
-    their (M, K) codes side by side, (M, g*K), and ``b`` the block-diagonal (g*N, g*K) of their
-    ``B`` transposed with the code of 0 elsewhere, so call column ``h*N + n`` is head ``h``'s
-    column ``n``, exactly (the zeros add nothing to any sum). Both are packed per call (no operand
-    is resident). The rescale is :func:`rescale` with the scalar ``s_b`` and no bias.
+    leading dimensions, as ``torch.matmul``; the last leading dimension (attention's heads, H of
+    them) and the others with the batch (P products of H heads) index the independent products.
+    One ``gemm(a, b)`` call takes :attr:`samples_per_call` (S) of the P and
+    :attr:`heads_per_call` (g) of the H at once, block-diagonally with the code of 0 elsewhere:
+    ``a`` is (S*M, S*g*K), row (s, m), column (s', h, k) holding ``A[s, h, m, k]`` where s' = s;
+    ``b`` is (g*N, S*g*K), row (h, n), column (s', h', k) holding ``B[s', h, k, n]`` where h' = h.
+    Result row (s, m), column (h, n) is then exactly ``(A[s, h] @ B[s, h])[m, n]`` (the zeros add
+    nothing), and it is the block of the layer's output matrix (P*M, H*N), row (p, m), column
+    (h, n), that :meth:`calls_of` names: the layout of ``y.transpose(1, 2).reshape(B*M, H*N)``
+    that attention's output projection reads. Both operands are packed per call (no operand is
+    resident). The rescale is :func:`rescale` with the scalar ``s_b`` and no bias.
     """
 
     name: str
@@ -366,32 +382,43 @@ class MatmulLayer:
             if self.epilogue is None:
                 raise ValueError(f"layer {self.name}: its scales cannot be requantized to "
                                  f"{self.out.fmt.name} by the integer epilogue")
-        self.heads_per_call, self.call_epilogue = self._merge_plan()
+        self.samples_per_call, self.heads_per_call, self.call_epilogue = self._merge_plan()
 
-    def _merge_plan(self) -> tuple[int, epilogue.Params | None]:
-        """(g, the epilogue of one call): the divisor g of the last leading dimension with the
-        fewest modelled IP cycles (:func:`_call_cost` on the default array), kept within the IP's
-        limits; one call's epilogue repeats each column's M and B g times and bounds |acc| for g*K."""
-        lead = np.broadcast_shapes(self.a_shape[:-2], self.b_shape[:-2])
-        heads, m, k, n = (int(lead[-1]) if lead else 1), self.a_shape[-2], self.k, self.n
-        best, best_cost = (1, self.epilogue), heads * _call_cost(m, n, k)
-        if heads == 1 or not (self.b_fmt.values == 0).any():
-            return best
-        for g in range(2, heads + 1):
-            if heads % g or g * k > regmap.MAX_DIM or g * n > regmap.MAX_DIM:
-                continue
-            p = self.epilogue
-            if p is not None:
-                if g * n > regmap.EPI_MAX_COLS:
+    @property
+    def lead(self) -> tuple[int, ...]:
+        """The broadcast leading dimensions of one sample."""
+        return tuple(np.broadcast_shapes(self.a_shape[:-2], self.b_shape[:-2]))
+
+    @property
+    def heads(self) -> int:
+        """H: the last leading dimension (1 without leading dimensions)."""
+        return self.lead[-1] if self.lead else 1
+
+    def _merge_plan(self) -> tuple[int, int, epilogue.Params | None]:
+        """(S, g, the epilogue of one call): the S <= MAX_STACK and divisor g of H with the fewest
+        modelled IP cycles per sample (:func:`_call_cost` on the default array), within the IP's
+        limits; one call's epilogue repeats each column's M and B g times and bounds |acc| for S*g*K."""
+        heads, m, k, n = self.heads, self.a_shape[-2], self.k, self.n
+        best, best_cost = (1, 1, self.epilogue), heads * _call_cost(m, n, k)
+        for s in range(1, MAX_STACK + 1):
+            if s > 1 and (_zero_code(self.a_fmt) is None or s * m > regmap.MAX_DIM):
+                break
+            for g in range(1, heads + 1):
+                if heads % g or (g > 1 and _zero_code(self.b_fmt) is None) or s * g * k > regmap.MAX_DIM \
+                        or g * n > regmap.MAX_DIM or (s, g) == (1, 1):
                     continue
-                try:
-                    p = dataclasses.replace(p, mult=p.mult * g, bias=p.bias * g, acc_max=max(
-                        p.acc_max, epilogue.acc_bound(self.a_fmt, self.b_fmt, g * k)))
-                except ValueError:  # the larger bound leaves int64: these heads go one by one
-                    continue
-            cost = heads // g * _call_cost(m, g * n, g * k)
-            if cost < best_cost:
-                best, best_cost = (g, p), cost
+                p = self.epilogue
+                if p is not None:
+                    if g * n > regmap.EPI_MAX_COLS:
+                        continue
+                    try:
+                        p = dataclasses.replace(p, mult=p.mult * g, bias=p.bias * g, acc_max=max(
+                            p.acc_max, epilogue.acc_bound(self.a_fmt, self.b_fmt, s * g * k)))
+                    except ValueError:  # the larger bound leaves int64: fewer products per call
+                        continue
+                cost = heads // g * _call_cost(s * m, g * n, s * g * k) / s
+                if cost < best_cost:
+                    best, best_cost = (s, g, p), cost
         return best
 
     @property
@@ -405,7 +432,8 @@ class MatmulLayer:
 
     @property
     def calls_per_sample(self) -> int:
-        return int(np.prod(np.broadcast_shapes(self.a_shape[:-2], self.b_shape[:-2]), dtype=np.int64))
+        """Independent (M, K) x (K, N) products per sample."""
+        return int(np.prod(self.lead, dtype=np.int64))
 
     @property
     def rows_per_sample(self) -> int:
@@ -415,63 +443,93 @@ class MatmulLayer:
         return batch * self.rows_per_sample * self.n * self.k
 
     def calls(self, batch: int) -> int:
-        """IP calls of ``batch`` samples (each takes :attr:`heads_per_call` leading indices)."""
-        return batch * self.calls_per_sample // self.heads_per_call
+        """IP calls of a batch of ``batch`` samples."""
+        p = batch * self.calls_per_sample // self.heads
+        return -(-p // self.samples_per_call) * (self.heads // self.heads_per_call)
 
-    def _pairs(self, qa: np.ndarray, qb: np.ndarray) -> list[tuple[QuantizedTensor, QuantizedTensor]]:
-        """The calls' operands from the (L, M, K) and (L, K, N) codes: g heads side by side along K
-        in ``a``, block-diagonal in ``b`` (code of 0 off the diagonal)."""
-        g, (ell, m, k), n = self.heads_per_call, qa.shape, qb.shape[-1]
-        a = qa.reshape(ell // g, g, m, k).transpose(0, 2, 1, 3).reshape(ell // g, m, g * k)
-        zero = int(np.flatnonzero(self.b_fmt.values == 0)[0])
-        bt = np.full((ell // g, g, n, g, k), zero, dtype=qb.dtype)
-        heads = qb.reshape(ell // g, g, k, n).transpose(0, 1, 3, 2)
-        for h in range(g):
-            bt[:, h, :, h, :] = heads[:, h]
-        bt = bt.reshape(ell // g, g * n, g * k)
+    def calls_of(self, qa: np.ndarray, qb: np.ndarray) -> list[MatmulCall]:
+        """The calls' operands and output blocks from the (P, H, M, K) and (P, H, K, N) codes. The
+        last call of a batch may take fewer than S products; every call has the same K."""
+        (ps, heads, m, k), n = qa.shape, qb.shape[-1]
+        s_max, g = self.samples_per_call, self.heads_per_call
+        groups, hg = -(-ps // s_max), heads // g
+        za, zb = (0 if z is None else z for z in (_zero_code(self.a_fmt), _zero_code(self.b_fmt)))
+        if ps % s_max:  # samples past the batch: zeros (their rows are dropped, their K columns add 0)
+            pad = ((0, groups * s_max - ps), (0, 0), (0, 0), (0, 0))
+            qa, qb = np.pad(qa, pad, constant_values=za), np.pad(qb, pad, constant_values=zb)
+        ar_s, ar_g = np.arange(s_max), np.arange(g)
+        # a[G, hg, s, m, s', h, k] = A[G*S + s, hg*g + h, m, k] where s' = s; b[G, hg, h, n, s', h', k] =
+        # B[G*S + s', hg*g + h, k, n] where h' = h; the code of 0 elsewhere
+        a_all = np.full((groups, hg, s_max, m, s_max, g, k), za, dtype=qa.dtype)
+        a_all[:, :, ar_s, :, ar_s] = qa.reshape(groups, s_max, hg, g, m, k).transpose(1, 0, 2, 4, 3, 5)
+        b_all = np.full((groups, hg, g, n, s_max, g, k), zb, dtype=qb.dtype)
+        b_all[:, :, ar_g, :, :, ar_g] = qb.reshape(groups, s_max, hg, g, k, n).transpose(3, 0, 2, 5, 1, 4)
         fa, fb = self.a_fmt, self.b_fmt
-        return [(QuantizedTensor(np.ascontiguousarray(a[i]), kind=fa.kind, bits=fa.bits, signed=fa.signed,
-                                 scale=self.a_scale),
-                 QuantizedTensor(bt[i], kind=fb.kind, bits=fb.bits, signed=fb.signed, scale=self.b_scale))
-                for i in range(len(a))]
+        ta = QuantizedTensor(a_all.reshape(-1, s_max * g * k), kind=fa.kind, bits=fa.bits, signed=fa.signed,
+                             scale=self.a_scale)  # checked once; each call's operand is a slice of it
+        tb = QuantizedTensor(b_all.reshape(-1, s_max * g * k), kind=fb.kind, bits=fb.bits, signed=fb.signed,
+                             scale=self.b_scale)
+        calls = []
+        for gi in range(groups):
+            p0, p1 = gi * s_max, min((gi + 1) * s_max, ps)
+            for hi in range(hg):
+                i = gi * hg + hi
+                r = i * s_max * m
+                calls.append((ta.rows(r, r + (p1 - p0) * m), tb.rows(i * g * n, (i + 1) * g * n),
+                              (p0 * m, p1 * m), (hi * g * n, (hi + 1) * g * n)))
+        return calls
 
-    def _split(self, y: np.ndarray) -> np.ndarray:
-        """Per-call (L/g, M, g*N) results back to per-head (L, M, N)."""
-        g, (calls, m, gn) = self.heads_per_call, y.shape
-        return y.reshape(calls, m, g, gn // g).transpose(0, 2, 1, 3).reshape(calls * g, m, gn // g)
+    def output_index(self, batch: int) -> np.ndarray:
+        """(batch, *lead, M, N): each output element's flat position in the (P*M, H*N) matrix the
+        calls write (:meth:`calls_of`)."""
+        m, n, heads = self.a_shape[-2], self.n, self.heads
+        ps = batch * self.calls_per_sample // heads
+        idx = np.arange(ps * m * heads * n).reshape(ps, m, heads, n).transpose(0, 2, 1, 3)
+        return idx.reshape((batch, *self.lead, m, n))
 
     def forward(self, a: np.ndarray, b: np.ndarray, gemm: Gemm, times: dict[str, float] | None = None,
-                requantize: Requantize | None = None) -> tuple[np.ndarray, np.ndarray | None]:
-        """(float32 ``a @ b``, int64 accumulators (calls, M, N)) on the quantized operands.
+                requantize: Callable[..., DeviceValue] | None = None,
+                gemm_calls: Callable[[MatmulLayer, list[MatmulCall]], list[np.ndarray]] | None = None
+                ) -> tuple[np.ndarray | DeviceValue, np.ndarray | None]:
+        """(float32 ``a @ b``, int64 accumulators (P*H, M, N)) on the quantized operands.
 
-        With :attr:`out` the output is :func:`requantized`; given ``requantize`` (a runtime's, here
-        called as ``requantize(a, b, params)`` and returning the (M, N) codes) the epilogue runs on
-        the device per call and there are no host accumulators."""
+        ``gemm(a, b)`` runs each call of :meth:`calls_of`, or ``gemm_calls(layer, calls)`` (a
+        runtime's, which packs the calls' operands together) all of them, giving their int64
+        results in order. With :attr:`out` the output is :func:`requantized`; given
+        ``requantize`` (a runtime's, called as ``requantize(layer, calls, shape, index, batch)``
+        with :meth:`calls_of`, the output matrix's shape and :meth:`output_index`) the epilogue
+        runs on the device, the output is the :class:`DeviceValue` it returns, and there are no
+        host accumulators."""
         t0 = time.perf_counter()
         if tuple(a.shape[1:]) != self.a_shape or tuple(b.shape[1:]) != self.b_shape:
             raise ValueError(f"layer {self.name}: operands of shapes {a.shape} x {b.shape}, expected "
                              f"(B, *{self.a_shape}) x (B, *{self.b_shape})")
+        batch, heads, (m, k), n = a.shape[0], self.heads, self.a_shape[-2:], self.n
         qa = quantize_as(a, self.a_fmt, self.a_scale).codes
         qb = quantize_as(b, self.b_fmt, self.b_scale).codes
-        lead = np.broadcast_shapes(qa.shape[:-2], qb.shape[:-2])
-        qa = np.broadcast_to(qa, lead + qa.shape[-2:]).reshape((-1,) + qa.shape[-2:])
-        qb = np.broadcast_to(qb, lead + qb.shape[-2:]).reshape((-1,) + qb.shape[-2:])
-        pairs = self._pairs(qa, qb)
+        lead = (batch, *self.lead)
+        qa = np.broadcast_to(qa, lead + qa.shape[-2:]).reshape(-1, heads, m, k)
+        qb = np.broadcast_to(qb, lead + qb.shape[-2:]).reshape(-1, heads, k, n)
+        calls = self.calls_of(qa, qb)
+        shape = (qa.shape[0] * m, heads * n)
         t1 = time.perf_counter()
         if self.epilogue is not None and requantize is not None:
-            codes = self._split(np.stack([requantize(ta, tb, self.call_epilogue) for ta, tb in pairs]))
-            t2 = time.perf_counter()
-            y = epilogue.dequantized(codes, self.out.fmt, self.out.scale).reshape(lead + codes.shape[-2:])
+            val = requantize(self, calls, shape, self.output_index(batch), batch)
             if times is not None:
-                times.update(quantize=t1 - t0, gemm=t2 - t1, rescale=time.perf_counter() - t2)
-            return y, None
-        acc = self._split(np.stack([_checked_gemm(gemm, ta, tb, self.name) for ta, tb in pairs]))
+                times.update(quantize=t1 - t0, gemm=time.perf_counter() - t1, rescale=0.0)
+            return val, None
+        y_mat = np.empty(shape, np.int64)
+        accs = gemm_calls(self, calls) if gemm_calls is not None else \
+            [_checked_gemm(gemm, ta, tb, self.name) for ta, tb, _, _ in calls]
+        for acc_i, (_, _, (r0, r1), (c0, c1)) in zip(accs, calls, strict=True):
+            y_mat[r0:r1, c0:c1] = acc_i
         t2 = time.perf_counter()
+        acc = y_mat.reshape(-1)[self.output_index(batch)].reshape(-1, m, n)
         if self.epilogue is not None:
-            y = requantized(acc.reshape(-1, acc.shape[-1]), self.epilogue, self.out)
+            y = requantized(acc.reshape(-1, n), self.epilogue, self.out)
         else:
             y = rescale(acc, self.a_scale, self.b_scale, None)
-        y = y.reshape(lead + acc.shape[-2:])
+        y = y.reshape(lead + (m, n))
         if times is not None:
             times.update(quantize=t1 - t0, gemm=t2 - t1, rescale=time.perf_counter() - t2)
         return y, acc
@@ -489,6 +547,16 @@ class MatmulLayer:
         return cls(s["name"], fa, np.float32(s["a"]["scale"]), fb, np.float32(s["b"]["scale"]),
                    tuple(s["a_shape"]), tuple(s["b_shape"]),
                    out=Requant.from_state(s["out"]) if s.get("out") is not None else None)
+
+
+MAX_STACK = 16
+"""The most products of different samples one :class:`MatmulLayer` call stacks (S)."""
+
+
+def _zero_code(fmt: Format) -> int | None:
+    """The code of 0 in ``fmt``, or None if it has none (then products cannot share a call)."""
+    z = np.flatnonzero(fmt.values == 0)
+    return int(z[0]) if z.size else None
 
 
 def _call_cost(m: int, n: int, k: int, cfg: arch.ArrayConfig = arch.DEFAULT) -> int:
@@ -574,6 +642,10 @@ class InputSpec:
     name: str
     shape: tuple[int, ...]
     dtype: str
+
+
+def _apply_op(fn: Callable[..., Any], rest: list[Any], kwargs: dict[str, Any], x: Any) -> Any:
+    return fn(x, *rest, **kwargs)
 
 
 def _resolve(a: Any, env: dict[str, Any]) -> Any:
@@ -730,7 +802,8 @@ class IntegerModel:
         return a.astype(spec.dtype)
 
     def run(self, x: Any, gemm: Gemm | None = None, trace: bool = False, act_gemm: Gemm | None = None,
-            requantize: Requantize | None = None, act_requantize: Callable[..., np.ndarray] | None = None
+            requantize: Requantize | None = None, act_requantize: Callable[..., DeviceValue] | None = None,
+            act_calls: Callable[[MatmulLayer, list[MatmulCall]], list[np.ndarray]] | None = None
             ) -> np.ndarray | tuple[np.ndarray, list[TraceRecord]]:
         """Run on a batch ``x`` (B, *input_shape); returns float32 outputs.
 
@@ -739,11 +812,13 @@ class IntegerModel:
         QuantizedTensor (per-tensor scale), ``w`` the layer's (N, K) weight (per-channel scale);
         it must return exact int64 accumulators (M, N). Default: :func:`antq.core.reference.gemm`.
         ``act_gemm(a, b)`` (default: ``gemm``) computes the activation x activation GEMMs, both
-        operands per-tensor QuantizedTensors made in this call. ``requantize`` (a runtime's) runs
+        operands per-tensor QuantizedTensors made in this call; ``act_calls(layer, calls)`` (a
+        runtime's) instead runs all of one such layer's calls at once. ``requantize`` (a runtime's) runs
         the layers with a :class:`Requant` output with their epilogue on the device and returns
-        :class:`DeviceValue` s, fetched only where a host op reads them; ``act_requantize(a, b, p)``
-        does it for an activation x activation GEMM call and returns its (M, N) codes (needed with
-        ``requantize``). The values are the same.
+        :class:`DeviceValue` s, fetched only where a host op reads them (ops that only move
+        elements, :data:`~antq.model.hostops.LAYOUT_OPS`, move a device value's indices instead);
+        ``act_requantize`` does it for an activation x activation GEMM (needed with ``requantize``;
+        see :meth:`MatmulLayer.forward`). The values are the same.
         With ``trace=True`` returns ``(output, records)``, one :class:`TraceRecord` per node (a
         requantized layer's ``acc`` is None when ``requantize`` ran it).
         """
@@ -763,7 +838,10 @@ class IntegerModel:
             if direct and isinstance(env.get(node.args[0]["ref"]), DeviceValue) \
                     and env[node.args[0]["ref"]].operand_for(node.layer) is None:
                 direct = False  # not this layer's operand as it is: fetched like any host input
-            for r in _refs([node.args[1:] if direct else node.args, node.kwargs]):
+            # an op that only moves elements of a device value moves its indices (the value stays)
+            lazy = node.op in LAYOUT_OPS and bool(node.args) and isinstance(node.args[0], dict) \
+                and isinstance(env.get(node.args[0].get("ref")), DeviceValue)
+            for r in _refs([node.args[1:] if direct or lazy else node.args, node.kwargs]):
                 if isinstance(env.get(r), DeviceValue):
                     tf = time.perf_counter()
                     env[r] = env[r].materialize()
@@ -779,13 +857,21 @@ class IntegerModel:
                 val, acc = node.layer.forward(src, gemm, times, requantize)
             elif node.op == "act_gemm":
                 val, acc = node.layer.forward(*_resolve(node.args[:2], env), act_gemm, times,
-                                              None if requantize is None else act_requantize)
+                                              None if requantize is None else act_requantize, act_calls)
             elif node.op == "constant":
                 val = _resolve(node.kwargs["value"], env)
             else:
                 try:
                     kwargs = {k: _resolve(v, env) for k, v in node.kwargs.items()}
-                    val = HOST_OPS[node.op](*_resolve(node.args, env), **kwargs)
+                    val = None
+                    if lazy:
+                        src = env[node.args[0]["ref"]]
+                        val = src.relayout(functools.partial(_apply_op, HOST_OPS[node.op],
+                                                             _resolve(node.args[1:], env), kwargs))
+                        if val is None:
+                            env[node.args[0]["ref"]] = src.materialize()
+                    if val is None:
+                        val = HOST_OPS[node.op](*_resolve(node.args, env), **kwargs)
                 except (TypeError, ValueError, IndexError) as e:
                     raise ValueError(f"node {node.name!r} ({node.op}): {e}") from e
             env[node.name] = val

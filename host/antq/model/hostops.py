@@ -448,6 +448,15 @@ HOST_OPS: dict[str, Callable[..., Any]] = {
 }
 """Host op name -> numpy implementation with the torch function's signature (float32 in and out)."""
 
+LAYOUT_OPS: frozenset[str] = frozenset({
+    "identity", "dropout", "flatten", "reshape", "permute", "transpose", "unsqueeze", "squeeze", "expand",
+    "getitem",
+})
+"""Host ops that only move, select or repeat their first argument's elements. Applied to an array of
+element indices they say where each output element comes from, so a runtime can apply them to the
+indices of a value it keeps on the device (:meth:`antq.model.graph.DeviceValue.relayout`) and
+fetch nothing."""
+
 ROUNDED_OPS: frozenset[str] = frozenset({
     "gelu", "tanh", "sigmoid", "hardswish", "hardsigmoid", "silu", "leaky_relu", "exp", "sqrt", "matmul",
     "softmax", "log_softmax", "batch_norm", "layer_norm", "normalize", "avg_pool2d", "adaptive_avg_pool2d",

@@ -11,7 +11,7 @@ the eval-mode fake-quant torch model (docs/contracts.md §11).
 
 **Chained execution** (``chain=True``, the default): a layer with a requantized output
 (:class:`~antq.model.graph.Requant`) runs with the integer epilogue on the IP, and its codes stay
-in a device buffer (:class:`ResidentCodes`). The next Linear layer takes them as its activation
+in a device buffer (:class:`DeviceCodes`). The next Linear layer takes them as its activation
 operand as they are, the next convolution as the IP's own im2col of them (conv mode,
 ``AntOverlay.im2col``); a host op that needs them (pooling, flatten, ...) fetches the 4-bit codes,
 not int64 accumulators. The epilogue is the function the reference applies on the host, so the
@@ -21,7 +21,10 @@ result and requantizes on the host: the baseline ``antq bench`` measures against
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from numbers import Integral
 from typing import Any
@@ -29,13 +32,15 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from ..core import epilogue, regmap
+from ..core import epilogue, pack, regmap
 from ..core.epilogue import Params
 from ..core.quantize import QuantizedTensor
 from ..model.graph import (
     DeviceValue,
     GemmLayer,
     IntegerModel,
+    MatmulCall,
+    MatmulLayer,
     TraceRecord,
     batch_len,
     batch_slice,
@@ -68,35 +73,59 @@ class LayerCall:
     """The driver's ``GemmTiming`` for this call."""
 
 
-class ResidentCodes(DeviceValue):
-    """A requantized layer output left on the device: (M, N) codes packed as activations."""
+class DeviceCodes(DeviceValue):
+    """Requantized codes left on the device: a packed (M, N) tensor, and where in it each element
+    of the value the graph sees lies (``index``, the value's shape)."""
 
-    def __init__(self, rt: Runtime, tensor: Any, layer: GemmLayer, batch: int) -> None:
-        self.rt, self.tensor, self.layer, self.batch = rt, tensor, layer, batch
-        rt._resident.append(self)
+    def __init__(self, rt: Runtime, tensor: Any, index: np.ndarray, batch: int, scale: np.float32, name: str,
+                 base: DeviceCodes | None = None) -> None:
+        self.rt, self.tensor, self.index, self.batch = rt, tensor, index, batch
+        self.scale, self.name = np.float32(scale), name
+        """The producing layer's name."""
+        self._base = self if base is None else base
+        self._values: np.ndarray | None = None
+        if base is None:
+            rt._resident.append(self)
+
+    def relayout(self, op: Any) -> DeviceCodes | None:
+        idx = op(self.index)
+        if not isinstance(idx, np.ndarray) or idx.ndim == 0 or idx.dtype != self.index.dtype:
+            return None
+        return DeviceCodes(self.rt, self.tensor, idx, self.batch, self.scale, self.name, self._base)
 
     def operand_for(self, layer: GemmLayer) -> Any | None:
         """The codes as they are, for a Linear layer whose (M, K) operand they already are, or the
         IP's own im2col of them (conv mode) for a convolution on the NHWC pixels they are."""
-        src, t = self.layer, self.tensor
-        if layer.groups != 1 or layer.act_fmt != t.fmt or layer.act_scale != src.out.scale:
+        t, idx = self.tensor, self.index
+        if layer.groups != 1 or layer.act_fmt != t.fmt or layer.act_scale != self.scale \
+                or idx.shape != (self.batch, *layer.in_shape):
             return None
-        if src.op == "linear" and layer.op == "linear" \
-                and t.shape == (self.batch * layer.rows_per_sample, layer.k):
-            return t
-        if src.op == "conv2d" and layer.op == "conv2d":
-            c, h, w = layer.in_shape
-            geo = {"hw": (h, w), "kernel": layer.kernel, "stride": layer.stride, "padding": layer.padding,
-                   "dilation": layer.dilation}
-            ov = self.rt.overlay
-            if t.shape == (self.batch * h * w, c) and ov.can_im2col(t, **geo):
-                return ov.im2col(t, **geo)
+        if layer.op == "linear":
+            if t.shape == (idx.size // layer.k, layer.k) and _is_arange(idx):
+                return t
+            return None
+        c, h, w = layer.in_shape
+        geo = {"hw": (h, w), "kernel": layer.kernel, "stride": layer.stride, "padding": layer.padding,
+               "dilation": layer.dilation}
+        ov = self.rt.overlay
+        if t.shape == (self.batch * h * w, c) and _is_arange(idx.transpose(0, 2, 3, 1)) \
+                and ov.can_im2col(t, **geo):
+            return ov.im2col(t, **geo)
         return None
 
     def materialize(self) -> np.ndarray:
-        """Fetch the codes (4-bit, or int8) and give the values the reference computes."""
-        q = self.rt.overlay.fetch(self.tensor)
-        return self.layer.output_layout(q.dequantize(), self.batch)
+        """Fetch the codes (4-bit, or int8; once for all the views of one tensor) and give the
+        values the reference computes."""
+        base = self._base
+        if base._values is None:
+            q = self.rt.overlay.fetch(base.tensor)
+            base._values = epilogue.dequantized(q.codes, q.fmt, self.scale).reshape(-1)
+        return base._values[self.index]
+
+
+def _is_arange(idx: np.ndarray) -> bool:
+    """Whether ``idx`` in row-major order is 0, 1, 2, ...: the tensor's own element order."""
+    return bool((idx.reshape(-1) == np.arange(idx.size)).all())
 
 
 class HostValue(DeviceValue):
@@ -131,7 +160,8 @@ class Runtime:
         self.calls: list[LayerCall] = []
         self.traffic: Any = None
         """The overlay's :class:`~antq.driver.overlay.Traffic` of the last :meth:`run` (all batches)."""
-        self._resident: list[ResidentCodes] = []
+        self._resident: list[DeviceCodes] = []
+        self._stack_s = 0.0
         self._weights: dict[int, tuple[str, Any]] = {}
         self._closed = False
         try:
@@ -179,19 +209,90 @@ class Runtime:
         _, handle = self._weights[id(w)]
         out = self.overlay.gemm(a, handle, epilogue=p)
         self.calls.append(LayerCall(layer.name, a.shape[0], w.shape[0], a.shape[1], self.overlay.last_timing))
-        return ResidentCodes(self, out, layer, batch)
+        m, n = out.shape
+        return DeviceCodes(self, out, layer.output_layout(np.arange(m * n).reshape(m, n), batch), batch,
+                           layer.out.scale, layer.name)
 
-    def act_requantize(self, a: QuantizedTensor, b: QuantizedTensor, p: Params) -> np.ndarray:
-        """One activation x activation GEMM call with its epilogue on the IP: its (M, N) codes,
-        fetched (4-bit codes back instead of int64; the consumer needs them rearranged on the host)."""
-        if b.shape[0] > regmap.EPI_MAX_COLS or not regmap.epilogue_tiles_ok(self.overlay.array):
-            return epilogue.apply(self.act_gemm(a, b), p)
-        out = self.overlay.gemm(a, b, epilogue=p)
-        self.calls.append(LayerCall(ACT_GEMM, a.shape[0], b.shape[0], a.shape[1], self.overlay.last_timing))
+    def act_requantize(self, layer: MatmulLayer, calls: list[MatmulCall], shape: tuple[int, int],
+                       index: np.ndarray, batch: int) -> DeviceValue:
+        """An activation x activation GEMM with its epilogue on the IP: every call writes its block
+        of one (P*M, H*N) device tensor of codes (``out=``), which stays on the device (attention's
+        P.V is then the output projection's operand as it is). Blocks the packed layout cannot
+        hold apart (:meth:`~antq.driver.overlay.DeviceTensor.block`) are written to their own
+        buffers and fetched, 4-bit codes instead of int64; an epilogue the IP cannot run is the
+        host's."""
+        p, ov = layer.call_epilogue, self.overlay
+        if p.channels > regmap.EPI_MAX_COLS or not regmap.epilogue_tiles_ok(ov.array):
+            codes = np.empty(shape, np.uint8)
+            for ta, tb, (r0, r1), (c0, c1) in calls:
+                codes[r0:r1, c0:c1] = epilogue.apply(self.act_gemm(ta, tb), p)
+            return HostValue(epilogue.dequantized(codes, p.fmt, layer.out.scale).reshape(-1)[index], batch)
+        out = ov.empty(shape, p.fmt, scale=layer.out.scale)
+        value = DeviceCodes(self, out, index, batch, layer.out.scale, layer.name)  # freed with the run
         try:
-            return self.overlay.fetch(out).codes
+            blocks = [out.block(rows, cols) for _, _, rows, cols in calls]
+        except ValueError:
+            blocks = None
+        with self._stacked(calls) as operands:
+            if blocks is not None:
+                for (a, b), blk in zip(operands, blocks, strict=True):
+                    self._act_call(a, b, p, blk)
+                return value
+            codes = np.empty(shape, np.uint8)  # each call's own buffer, fetched into one host copy
+            for (a, b), (_, _, (r0, r1), (c0, c1)) in zip(operands, calls, strict=True):
+                y = self._act_call(a, b, p, None)
+                try:
+                    codes[r0:r1, c0:c1] = ov.fetch(y).codes
+                finally:
+                    y.free()
+        return HostValue(epilogue.dequantized(codes, p.fmt, layer.out.scale).reshape(-1)[index], batch)
+
+    def act_calls(self, layer: MatmulLayer, calls: list[MatmulCall]) -> list[np.ndarray]:
+        """All calls of an activation x activation GEMM, their operands packed together
+        (:meth:`_stacked`): their int64 results, in order."""
+        self._check_open()
+        with self._stacked(calls) as operands:
+            return [self._act_call(a, b, None, None) for a, b in operands]
+
+    @contextlib.contextmanager
+    def _stacked(self, calls: list[MatmulCall]) -> Iterator[list[tuple[Any, Any]]]:
+        """Each call's (a, b) as blocks of one device tensor per side, packed and flushed once for
+        all the calls instead of once per call (freed afterwards). A side whose calls' operands do
+        not stack into one packed matrix (rows not whole tiles, int8's two nibble planes, a single
+        call) stays per call."""
+        ov, sides, loaded = self.overlay, [], []
+        t0 = time.perf_counter()
+        try:
+            for j, side in ((0, "a"), (1, "w")):
+                mats = [c[j] for c in calls]
+                rows = np.cumsum([0] + [t.shape[0] for t in mats])
+                tile = ov.array.rows if side == "a" else ov.array.cols
+                if len(mats) == 1 or len({t.shape[1] for t in mats}) != 1 or pack.planes(mats[0].bits) != 1 \
+                        or any(r % tile for r in rows[1:-1]):
+                    sides.append(mats)
+                    continue
+                f = mats[0].fmt
+                codes = np.concatenate([t.codes for t in mats])
+                big = ov.load(QuantizedTensor(codes, kind=f.kind, bits=f.bits, signed=f.signed,
+                                              scale=mats[0].scale), side)
+                loaded.append(big)
+                try:
+                    sides.append([big.block((rows[i], rows[i + 1])) for i in range(len(mats))])
+                except ValueError:  # a layout whose blocks are not packed matrices
+                    sides.append(mats)
+            self._stack_s = time.perf_counter() - t0
+            yield list(zip(*sides, strict=True))
         finally:
-            out.free()
+            for t in loaded:
+                t.free()
+
+    def _act_call(self, a: Any, b: Any, p: Params | None, out: Any) -> Any:
+        y = self.overlay.gemm(a, b, epilogue=p, out=out)
+        t = self.overlay.last_timing
+        if self._stack_s:  # the stacked operands' pack and flush count as the first call's packing
+            t.pack_s, t.total_s, self._stack_s = t.pack_s + self._stack_s, t.total_s + self._stack_s, 0.0
+        self.calls.append(LayerCall(ACT_GEMM, a.shape[0], b.shape[0], a.shape[1], t))
+        return y
 
     def act_gemm(self, a: QuantizedTensor, b: QuantizedTensor) -> np.ndarray:
         """The accelerator's exact GEMM of two activation operands, both packed for this call. Its calls
@@ -234,7 +335,7 @@ class Runtime:
         try:
             return self.model.run(x, gemm=self.gemm, trace=trace, act_gemm=self.act_gemm,
                                   requantize=self.requantize if self.chain else None,
-                                  act_requantize=self.act_requantize)
+                                  act_requantize=self.act_requantize, act_calls=self.act_calls)
         finally:
             if not trace:
                 self._free_resident()
