@@ -97,3 +97,8 @@ def test_demo(tmp_path, capsys):
     assert np.isfinite(res["latency"]["images_per_s"])
     assert "round trips (results the host reads)" in out  # the demo prints the traffic
     assert res["latency"]["round_trips"] == 3 and res["latency"]["bytes_from_device"] > 0
+    for name in ("digits-cnn", "digits-transformer"):  # each model's traffic, chained and not
+        m = res["models"][name]
+        assert m["round_trips"] < m["unchained"]["round_trips"]
+        assert m["bytes_from_device"] < m["unchained"]["bytes_from_device"]
+    assert out.count("unchained: ") == 2

@@ -11,12 +11,14 @@ from .backends import open_overlay
 from .evaluate import evaluate
 
 DEMO_MODELS = ("digits-cnn", "digits-transformer")
+_TRAFFIC = ("images_per_s", "bytes_to_device", "bytes_from_device", "round_trips", "speedup")
 
 
 def demo(backend: str | None = None, out_dir: str | Path | None = None, batch: int = 16) -> dict:
     """The main job: load the zoo models (shipped fp32 weights), quantize them with ANT (ip-f, 4-bit PTQ), run
-    the held-out set on the overlay, check every prediction against the software reference, and
-    measure the latency breakdown of the digits CNN. Returns the figures it prints."""
+    the held-out set on the overlay, check every prediction against the software reference, measure
+    each model's host <-> device traffic chained and unchained, and the latency breakdown of the
+    digits CNN. Returns the figures it prints."""
     import json
 
     from ..model import zoo
@@ -47,19 +49,26 @@ def demo(backend: str | None = None, out_dir: str | Path | None = None, batch: i
             logits = "bit-identical" if r.identical_logits else "NOT identical"
             print(f"  {r.samples} predictions checked against the software reference: "
                   f"{'all identical' if same else 'DIFFER'} ({r.mismatched_predictions} differ, logits "
-                  f"{logits})\n  operand formats used: {', '.join(kinds)}\n")
+                  f"{logits})\n  operand formats used: {', '.join(kinds)}")
+            bench = latency.bench_model(qmodel, ov, xt[:batch], progress=False,
+                                        int8_cost=name == DEMO_MODELS[0])
+            u, how = bench["unchained"], "projected" if bench["projected"] else "measured"
+            print(f"  chained, {latency.traffic_line(bench)}: {bench['images_per_s']:.0f} images/s ({how})\n"
+                  f"  unchained: {u['bytes_to_device']} B to / {u['bytes_from_device']} B from the device, "
+                  f"{u['round_trips']} round trips, {u['images_per_s']:.0f} images/s; chained is "
+                  f"{bench['speedup']:.2f}x\n")
             results["models"][name] = {"fp32": fp32, "ant4": 100 * r.accuracy, "samples": r.samples,
                                        "mismatches": r.mismatched_predictions,
-                                       "identical": r.identical_logits, "file": str(path)}
+                                       "identical": r.identical_logits, "file": str(path),
+                                       **{k: bench[k] for k in _TRAFFIC},
+                                       "unchained": {k: u[k] for k in _TRAFFIC if k != "speedup"}}
             if name == DEMO_MODELS[0]:
-                lat = latency.bench_model(qmodel, ov, xt[:batch], progress=False)
+                lat = bench
         latency.print_latency(lat)
     plot, js = out / "latency.png", out / "latency.json"
     latency.plot_latency(lat, str(plot))
     js.write_text(json.dumps(lat, indent=1))
-    results["latency"] = {k: lat.get(k) for k in ("images_per_s", "macs_per_cycle", "int8_vs_ant4",
-                                                   "bytes_to_device", "bytes_from_device", "round_trips",
-                                                   "speedup")}
+    results["latency"] = {k: lat.get(k) for k in ("macs_per_cycle", "int8_vs_ant4", *_TRAFFIC)}
     (out / "demo.json").write_text(json.dumps(results, indent=1))
     print(f"\nwrote {plot} (latency breakdown), {js}, {out / 'demo.json'}")
     print("accuracy-per-format report: docs/report/report.md (`make docs` measures it, `make report` "

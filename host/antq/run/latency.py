@@ -76,7 +76,7 @@ def bench_model(model, overlay, x: np.ndarray, *, clock_mhz: float | None = None
     ``bytes_to_device``, ``bytes_from_device`` and ``round_trips`` (IP results the host reads) are
     per inference of the batch; weights and epilogue parameters are resident and not counted.
     With ``baseline`` the unchained run's figures are under ``"unchained"``, and
-    ``speedup`` is the ratio of the two images/s.
+    ``speedup`` is the ratio of the two images/s; the two modes alternate run by run.
     """
     clock = float(overlay.clock_mhz if clock_mhz is None else clock_mhz)
     for what, v in (("clock_mhz", clock), ("ddr_gbps", 1.0 if ddr_gbps is None else ddr_gbps)):
@@ -85,76 +85,100 @@ def bench_model(model, overlay, x: np.ndarray, *, clock_mhz: float | None = None
                              f"got {v}")
     if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
         raise ValueError(f"repeats must be a positive int, got {repeats!r}")
-    out = _bench(model, overlay, x, clock, ddr_gbps, repeats, int8_cost, progress, chain=True)
-    if baseline:
-        base = _bench(model, overlay, x, clock, ddr_gbps, repeats, False, progress, chain=False)
-        out["unchained"] = {k: base[k] for k in ("images_per_s", "total_s", "totals", "bytes_to_device",
-                                                 "bytes_from_device", "round_trips")}
-        out["speedup"] = out["images_per_s"] / base["images_per_s"]
+    from tqdm import tqdm
+
+    runs = [_Bench(model, overlay, x, clock, ddr_gbps, chain=True)]
+    try:
+        if baseline:
+            runs.append(_Bench(model, overlay, x, clock, ddr_gbps, chain=False))
+        # chained and unchained alternate run by run: a drift in the host's speed hits both alike
+        for _ in tqdm(range(repeats), desc="bench" + (" (chained, unchained alternate)" if baseline else ""),
+                      unit="run", disable=not progress):
+            for run in runs:
+                run.step()
+        out = runs[0].result(int8_cost)
+        if baseline:
+            base = runs[1].result(False)
+            out["unchained"] = {k: base[k] for k in ("images_per_s", "total_s", "totals", "bytes_to_device",
+                                                     "bytes_from_device", "round_trips")}
+            out["speedup"] = out["images_per_s"] / base["images_per_s"]
+    finally:
+        for run in runs:
+            run.rt.close()
     return out
 
 
-def _bench(model, overlay, x, clock: float, ddr_gbps: float | None, repeats: int, int8_cost: bool,
-           progress: bool, chain: bool) -> dict:
-    from tqdm import tqdm
+class _Bench:
+    """One mode's (chained or unchained) runs of the batch: per-part best of its :meth:`step` s."""
 
-    layers = {layer.name: layer for layer in model.layers}
-    projected = getattr(overlay.device, "level", None) is not None
-    best: list[dict] | None = None
-    with Runtime(model, overlay, chain=chain) as rt:
-        rt.run(x)  # warm-up: scratch buffers allocated, parameter buffers written, caches filled
-        for _ in tqdm(range(repeats), desc="bench" if chain else "bench, unchained", unit="run",
-                      disable=not progress):
-            _, records = rt.run(x, trace=True)
-            traffic = rt.traffic  # counted before the trace's values were fetched
-            calls = iter(rt.calls)
-            rows: list[dict] = []
-            pending: list[str] = []
-            host_s = 0.0
-            for r in records:
-                if r.op in ("gemm", "act_gemm"):
-                    if pending:
-                        rows.append(_host_row(pending, host_s))
-                        pending, host_s = [], 0.0
-                    layer = layers[r.name]
-                    n_calls = layer.calls(batch_len(x)) if r.op == "act_gemm" else layer.groups
-                    layer_calls = [next(calls) for _ in range(n_calls)]
-                    out_fmt = layer.out.fmt if chain and getattr(layer, "out", None) is not None else None
-                    rows.append(_gemm_row(_Rec(r, layer), layer_calls, overlay, clock, ddr_gbps, out_fmt))
-                elif r.op not in ("input", "output"):
-                    pending.append(r.op)
-                    host_s += r.seconds
-            if pending:
-                rows.append(_host_row(pending, host_s))
-            if best is None:
-                best = rows
-            else:
-                for b, row in zip(best, rows, strict=True):
-                    for key in (*PARTS, "compute_wall_s"):
-                        if key in row:
-                            b[key] = min(b[key], row[key])
+    def __init__(self, model, overlay, x, clock: float, ddr_gbps: float | None, chain: bool) -> None:
+        self.model, self.overlay, self.x, self.clock, self.ddr_gbps, self.chain = \
+            model, overlay, x, clock, ddr_gbps, chain
+        self.layers = {layer.name: layer for layer in model.layers}
+        self.best: list[dict] | None = None
+        self.repeats = 0
+        self.rt = Runtime(model, overlay, chain=chain)
+        self.rt.run(x)  # warm-up: scratch buffers allocated, parameter buffers written, caches filled
+
+    def step(self) -> None:
+        rt, x, layers, chain = self.rt, self.x, self.layers, self.chain
+        _, records = rt.run(x, trace=True)
+        self.traffic = rt.traffic  # counted before the trace's values were fetched
+        calls = iter(rt.calls)
+        rows: list[dict] = []
+        pending: list[str] = []
+        host_s = 0.0
+        for r in records:
+            if r.op in ("gemm", "act_gemm"):
+                if pending:
+                    rows.append(_host_row(pending, host_s))
+                    pending, host_s = [], 0.0
+                layer = layers[r.name]
+                n_calls = layer.calls(batch_len(x)) if r.op == "act_gemm" else layer.groups
+                layer_calls = [next(calls) for _ in range(n_calls)]
+                out_fmt = layer.out.fmt if chain and getattr(layer, "out", None) is not None else None
+                rows.append(_gemm_row(_Rec(r, layer), layer_calls, self.overlay, self.clock, self.ddr_gbps,
+                                      out_fmt))
+            elif r.op not in ("input", "output"):
+                pending.append(r.op)
+                host_s += r.seconds
+        if pending:
+            rows.append(_host_row(pending, host_s))
+        if self.best is None:
+            self.best = rows
+        else:
+            for b, row in zip(self.best, rows, strict=True):
+                for key in (*PARTS, "compute_wall_s"):
+                    if key in row:
+                        b[key] = min(b[key], row[key])
+        self.repeats += 1
+
+    def result(self, int8_cost: bool) -> dict:
+        overlay, x, best, traffic = self.overlay, self.x, self.best, self.traffic
         if int8_cost:
             for row in best:
                 if row["kind"] == "gemm":
-                    row["int8_cycles"] = row["calls"] * _int8_cycles(overlay, row, layers[row["name"]])
-    total = {p: sum(r[p] for r in best) for p in PARTS}
-    total_s = sum(total.values())
-    gemm_rows = [r for r in best if r["kind"] == "gemm"]
-    macs, cycles = sum(r["macs"] for r in gemm_rows), sum(r["cycles"] for r in gemm_rows)
-    out = {
-        "model": model.name, "backend": getattr(overlay.device, "level", "board"), "projected": projected,
-        "clock_mhz": clock, "ddr_gbps": ddr_gbps, "batch": int(batch_len(x)), "repeats": repeats,
-        "array": {"rows": overlay.array.rows, "cols": overlay.array.cols}, "chained": chain,
-        "layers": best, "totals": total, "total_s": total_s, "macs": macs, "cycles": cycles,
-        "macs_per_cycle": macs / max(cycles, 1), "peak_macs_per_cycle": overlay.array.peak_macs_per_cycle,
-        "images_per_s": batch_len(x) / total_s,
-        "bytes_to_device": traffic.to_device, "bytes_from_device": traffic.from_device,
-        "round_trips": traffic.reads,
-    }
-    if int8_cost:
-        c8 = sum(r["int8_cycles"] for r in gemm_rows)
-        out["int8_cycles"], out["int8_vs_ant4"] = c8, c8 / max(cycles, 1)
-    return out
+                    row["int8_cycles"] = row["calls"] * _int8_cycles(overlay, row, self.layers[row["name"]])
+        total = {p: sum(r[p] for r in best) for p in PARTS}
+        total_s = sum(total.values())
+        gemm_rows = [r for r in best if r["kind"] == "gemm"]
+        macs, cycles = sum(r["macs"] for r in gemm_rows), sum(r["cycles"] for r in gemm_rows)
+        out = {
+            "model": self.model.name, "backend": getattr(overlay.device, "level", "board"),
+            "projected": getattr(overlay.device, "level", None) is not None,
+            "clock_mhz": self.clock, "ddr_gbps": self.ddr_gbps, "batch": int(batch_len(x)),
+            "repeats": self.repeats,
+            "array": {"rows": overlay.array.rows, "cols": overlay.array.cols}, "chained": self.chain,
+            "layers": best, "totals": total, "total_s": total_s, "macs": macs, "cycles": cycles,
+            "macs_per_cycle": macs / max(cycles, 1), "peak_macs_per_cycle": overlay.array.peak_macs_per_cycle,
+            "images_per_s": batch_len(x) / total_s,
+            "bytes_to_device": traffic.to_device, "bytes_from_device": traffic.from_device,
+            "round_trips": traffic.reads,
+        }
+        if int8_cost:
+            c8 = sum(r["int8_cycles"] for r in gemm_rows)
+            out["int8_cycles"], out["int8_vs_ant4"] = c8, c8 / max(cycles, 1)
+        return out
 
 
 def _host_row(ops: list[str], seconds: float) -> dict:
