@@ -618,7 +618,8 @@ def build_parser() -> argparse.ArgumentParser:
         "prints MACs/cycle against the array peak, the cost of the same layers as int8 nibble passes, "
         "images/s, and the host<->device traffic per inference (bytes each way, results read). The run is "
         "chained (requantized outputs stay on the device); the same batch unchained (every int64 result "
-        "read back) is measured in the same run as the baseline of the printed speedup.")
+        "read back) is measured in the same run, alternating with it run by run, as the baseline of the "
+        "printed speedup.")
     p.add_argument("model", help="a .antq file")
     p.add_argument("--backend", choices=BACKENDS, default=None, help=backend_help)
     p.add_argument("--batch", type=POSITIVE, default=16, help="samples per inference (default 16)")
