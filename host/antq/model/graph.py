@@ -864,8 +864,8 @@ class IntegerModel:
                 try:
                     kwargs = {k: _resolve(v, env) for k, v in node.kwargs.items()}
                     val = None
-                    if lazy:
-                        src = env[node.args[0]["ref"]]
+                    src = env[node.args[0]["ref"]] if lazy else None
+                    if isinstance(src, DeviceValue):  # (not if another argument made the host fetch it)
                         val = src.relayout(functools.partial(_apply_op, HOST_OPS[node.op],
                                                              _resolve(node.args[1:], env), kwargs))
                         if val is None:
