@@ -286,7 +286,7 @@ def _demo_csim(src: Path, build: Path, out: Path) -> dict:
     return {"images_per_s": lat["images_per_s"], "batch": lat["batch"], "backend": lat["backend"]}
 
 
-SPEEDUP_ROUNDS = 3
+SPEEDUP_ROUNDS = 5
 
 
 def measure_speedup() -> dict:

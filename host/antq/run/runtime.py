@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from numbers import Integral
 from typing import Any
@@ -78,11 +79,14 @@ class DeviceCodes(DeviceValue):
     of the value the graph sees lies (``index``, the value's shape)."""
 
     def __init__(self, rt: Runtime, tensor: Any, index: np.ndarray, batch: int, scale: np.float32, name: str,
-                 base: DeviceCodes | None = None) -> None:
+                 base: DeviceCodes | None = None, layout: Callable[[np.ndarray], np.ndarray] | None = None
+                 ) -> None:
         self.rt, self.tensor, self.index, self.batch = rt, tensor, index, batch
         self.scale, self.name = np.float32(scale), name
         """The producing layer's name."""
         self._base = self if base is None else base
+        self._layout = layout
+        """The (M, N) values -> this value as a view (what ``index`` is of ``arange``), if known."""
         self._values: np.ndarray | None = None
         if base is None:
             rt._resident.append(self)
@@ -119,8 +123,10 @@ class DeviceCodes(DeviceValue):
         base = self._base
         if base._values is None:
             q = self.rt.overlay.fetch(base.tensor)
-            base._values = epilogue.dequantized(q.codes, q.fmt, self.scale).reshape(-1)
-        return base._values[self.index]
+            base._values = epilogue.dequantized(q.codes, q.fmt, self.scale)
+        if self._layout is not None:  # the producer's own layout: a view, no gather
+            return self._layout(base._values)
+        return base._values.reshape(-1)[self.index]
 
 
 def _is_arange(idx: np.ndarray) -> bool:
@@ -210,8 +216,9 @@ class Runtime:
         out = self.overlay.gemm(a, handle, epilogue=p)
         self.calls.append(LayerCall(layer.name, a.shape[0], w.shape[0], a.shape[1], self.overlay.last_timing))
         m, n = out.shape
-        return DeviceCodes(self, out, layer.output_layout(np.arange(m * n).reshape(m, n), batch), batch,
-                           layer.out.scale, layer.name)
+        layout = functools.partial(layer.output_layout, batch=batch)
+        return DeviceCodes(self, out, layout(np.arange(m * n).reshape(m, n)), batch, layer.out.scale,
+                           layer.name, layout=layout)
 
     def act_requantize(self, layer: MatmulLayer, calls: list[MatmulCall], shape: tuple[int, int],
                        index: np.ndarray, batch: int) -> DeviceValue:
