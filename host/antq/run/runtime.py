@@ -229,25 +229,28 @@ class Runtime:
         buffers and fetched, 4-bit codes instead of int64; an epilogue the IP cannot run is the
         host's."""
         p, ov = layer.call_epilogue, self.overlay
+        codes = np.empty(shape, np.uint8)  # a host copy of the codes, where they come back
         if p.channels > regmap.EPI_MAX_COLS or not regmap.epilogue_tiles_ok(ov.array):
-            codes = np.empty(shape, np.uint8)
-            for ta, tb, (r0, r1), (c0, c1) in calls:
-                codes[r0:r1, c0:c1] = epilogue.apply(self.act_gemm(ta, tb), p)
+            for acc, (_, _, (r0, r1), (c0, c1)) in zip(self.act_calls(layer, calls), calls, strict=True):
+                codes[r0:r1, c0:c1] = epilogue.apply(acc, p)
             return HostValue(epilogue.dequantized(codes, p.fmt, layer.out.scale).reshape(-1)[index], batch)
         out = ov.empty(shape, p.fmt, scale=layer.out.scale)
-        value = DeviceCodes(self, out, index, batch, layer.out.scale, layer.name)  # freed with the run
         try:
             blocks = [out.block(rows, cols) for _, _, rows, cols in calls]
         except ValueError:
+            out.free()
             blocks = None
         with self._stacked(calls) as operands:
             if blocks is not None:
-                for (a, b), blk in zip(operands, blocks, strict=True):
-                    self._act_call(a, b, p, blk)
-                return value
-            codes = np.empty(shape, np.uint8)  # each call's own buffer, fetched into one host copy
+                try:
+                    for (a, b), blk in zip(operands, blocks, strict=True):
+                        self._act_call(a, b, p, blk)
+                except BaseException:
+                    out.free()
+                    raise
+                return DeviceCodes(self, out, index, batch, layer.out.scale, layer.name)  # freed with the run
             for (a, b), (_, _, (r0, r1), (c0, c1)) in zip(operands, calls, strict=True):
-                y = self._act_call(a, b, p, None)
+                y = self._act_call(a, b, p, None)  # each call's own buffer, fetched
                 try:
                     codes[r0:r1, c0:c1] = ov.fetch(y).codes
                 finally:
