@@ -245,6 +245,8 @@ class Runtime:
                 try:
                     for (a, b), blk in zip(operands, blocks, strict=True):
                         self._act_call(a, b, p, blk)
+                except TimeoutError:
+                    raise  # the IP may still write the output: the overlay's close() frees it
                 except BaseException:
                     out.free()
                     raise
