@@ -127,7 +127,9 @@ def test_zero_channel_is_exact():
 
 
 @settings(max_examples=40, deadline=None)
-@given(hnp.arrays(np.float32, st.integers(1, 200), elements=st.floats(-50, 50, width=32)),
+@given(hnp.arrays(np.float32, st.integers(1, 200),  # magnitudes the quantizer takes: a tensor of only
+                  # subnormals has a scale below float32's range and is refused (test_bad_input.py)
+                  elements=st.floats(-50, 50, width=32).filter(lambda v: v == 0 or abs(v) >= 1e-30)),
        st.sampled_from(["int", "flint", "pot", "float"]))
 def test_requantizing_dequantized_is_identity(x, kind):
     q = antq.quantize_tensor(x, candidates=(kind,), signed=True)
