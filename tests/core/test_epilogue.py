@@ -414,6 +414,45 @@ def test_dequantized_is_values_times_scale():
     assert np.array_equal(epilogue.dequantized(codes, f, 0.5), expect)
 
 
+@settings(max_examples=60, deadline=None)
+@given(st.sampled_from(FORMATS), scale, st.lists(st.tuples(scale, scale), min_size=1, max_size=6),
+       st.sampled_from(["none", "relu"]), st.integers(1, 10**6), st.integers(0, 2**32 - 1))
+def test_a_scale_per_column_is_each_columns_own_epilogue(fmt, s_a, cols, act, acc_max, seed):
+    """s_out per column (consumers reading their own columns): column n gets exactly the M, B and
+    codes of a one-column epilogue with the scalar s_out[n] at the same shift."""
+    rng = np.random.default_rng(seed)
+    s_w, s_out = (np.array(v, np.float32) for v in zip(*cols, strict=True))
+    bias = (rng.uniform(-1, 1, s_w.size) * s_out * fmt.max_value).astype(np.float32)
+    p = epilogue.params(fmt=fmt, s_a=s_a, s_w=s_w, s_out=s_out, acc_max=acc_max, bias=bias, act=act)
+    assert p.s_out == tuple(float(v) for v in s_out)
+    acc = rng.integers(-acc_max, acc_max, size=(5, s_w.size), endpoint=True)
+    codes = epilogue.apply(acc, p)
+    for n in range(s_w.size):
+        one = epilogue.params(fmt=fmt, s_a=s_a, s_w=s_w[n:n + 1], s_out=float(s_out[n]), acc_max=acc_max,
+                              bias=bias[n:n + 1], act=act, shift=p.shift)
+        assert (one.mult[0], one.bias[0], one.lo, one.hi) == (p.mult[n], p.bias[n], p.lo, p.hi)
+        assert np.array_equal(epilogue.apply(acc[:, n:n + 1], one)[:, 0], codes[:, n])
+
+
+def test_a_scale_per_column_takes_no_bound_in_real_units():
+    f = formats.get("int", 4, False)
+    for act in ("relu6", (0.0, 1.0)):
+        with pytest.raises(ValueError, match="per column"):
+            epilogue.params(fmt=f, s_a=0.1, s_w=[0.1, 0.1], s_out=[0.1, 0.2], acc_max=100, act=act)
+    with pytest.raises(ValueError, match="s_out has 3 channels, expected 2"):
+        epilogue.params(fmt=f, s_a=0.1, s_w=[0.1, 0.1], s_out=[0.1, 0.2, 0.3], acc_max=100)
+    with pytest.raises(ValueError, match=r"s_out\[1\]"):
+        epilogue.params(fmt=f, s_a=0.1, s_w=[0.1, 0.1], s_out=[0.1, -0.2], acc_max=100)
+
+
+def test_dequantized_takes_a_scale_per_column():
+    f = formats.get("int", 4, True)
+    codes = np.stack([f.grid_codes, f.grid_codes[::-1]], axis=1)  # (q, 2)
+    got = epilogue.dequantized(codes, f, np.array([0.5, 0.25], np.float32))
+    assert np.array_equal(got[:, 0], epilogue.dequantized(codes[:, 0], f, 0.5))
+    assert np.array_equal(got[:, 1], epilogue.dequantized(codes[:, 1], f, 0.25))
+
+
 def test_golden_file_is_current_and_correct(tmp_path):
     fresh = golden.write_epilogue(tmp_path / "epilogue.txt")
     assert fresh.read_text() == GOLDEN_EPI.read_text(), "run `make golden`"

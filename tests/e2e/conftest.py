@@ -12,10 +12,10 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     torch.set_num_threads(1)
 
 
-def _quantized(name: str):
+def _quantized(name: str, config: str = "ip-f"):
     net = zoo.get(name, progress=False)
     xc, _ = datasets.load_dataset("digits", "calib")
-    qm = quantize_model(net, xc, config="ip-f", bits=4, progress=False)
+    qm = quantize_model(net, xc, config=config, bits=4, progress=False)
     return net, qm, qm.export()
 
 
@@ -28,6 +28,12 @@ def cnn_q():
 @pytest.fixture(scope="session")
 def transformer_q():
     return _quantized("digits-transformer")
+
+
+@pytest.fixture(scope="session")
+def transformer_int():
+    """The transformer with int4 only: q, k and v are all int4s (signed data) on any machine."""
+    return _quantized("digits-transformer", "int")
 
 
 @pytest.fixture(scope="session")

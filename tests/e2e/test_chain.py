@@ -37,36 +37,91 @@ def test_cnn_fusion_plan_chains_every_layer_but_the_last(cnn_q):
         assert layer.epilogue is not None and layer.epilogue.fmt == nxt.act_fmt
 
 
-def test_transformer_requantizes_attention_output_for_the_projection(transformer_q):
-    # P.V reaches the output projection through a transpose and a reshape; every other GEMM output
-    # meets an op that needs the host (LayerNorm, GELU, residual add, softmax, the q/k/v split)
-    _, qm, im = transformer_q
-    assert _plan(im) == {"attn.matmul1": ("none", "attn.proj")}
-    matmul = next(m for m in im.matmul_layers if m.name == "attn.matmul1")
-    proj = next(m for m in im.gemm_layers if m.name == "attn.proj")
+def _layer(im, name):
+    return next(m for m in im.layers if m.name == name)
+
+
+def _qkv_planned(im) -> bool:
+    """Whether q, k and v (attn.matmul0's a and b, attn.matmul1's b) share one format: then one
+    epilogue call requantizes the qkv projection for all three, one scale per column."""
+    mm0, mm1 = _layer(im, "attn.matmul0"), _layer(im, "attn.matmul1")
+    return mm0.a_fmt == mm0.b_fmt == mm1.b_fmt
+
+
+@pytest.mark.parametrize("which", ["ip-f", "int"])
+def test_transformer_fusion_plan(which, transformer_q, transformer_int):
+    # P.V reaches the output projection through a transpose and a reshape, and the qkv projection
+    # reaches q, k and v through a reshape, a permute, the split and k's transpose, each reading its
+    # own 48 columns; every other GEMM output meets an op that needs the host (LayerNorm, GELU,
+    # residual add, softmax)
+    _, qm, im = transformer_q if which == "ip-f" else transformer_int
+    want = {"attn.matmul1": ("none", "attn.proj")}
+    if which == "int":
+        assert _qkv_planned(im)  # int4s for all three on any machine: the case is always tested
+    if _qkv_planned(im):
+        want["attn.qkv"] = ("none", "attn.matmul0, attn.matmul1")
+    assert _plan(im) == want
+    matmul, proj = _layer(im, "attn.matmul1"), _layer(im, "attn.proj")
     assert matmul.out.fmt == proj.act_fmt and matmul.out.scale == proj.act_scale
     assert qm.layers["attn.matmul1"].requant_link[0] is qm.layers["attn.proj"].input_quant
+    if "attn.qkv" not in want:
+        assert qm.layers["attn.qkv"].requant_link is None
+        return
+    qkv, mm0 = _layer(im, "attn.qkv"), _layer(im, "attn.matmul0")
+    d = qkv.n // 3
+    assert qkv.out.fmt == mm0.a_fmt and qkv.epilogue.fmt == mm0.a_fmt
+    assert np.array_equal(np.asarray(qkv.out.scale), np.repeat([mm0.a_scale, mm0.b_scale, matmul.b_scale], d))
+    links, act = qm.layers["attn.qkv"].requant_link
+    mods = qm.layers
+    assert act == "none" and [(q, c) for q, c in links] == [
+        (mods["attn.matmul0"].input_quant, tuple(range(d))),
+        (mods["attn.matmul0"].weight_quant, tuple(range(d, 2 * d))),
+        (mods["attn.matmul1"].weight_quant, tuple(range(2 * d, 3 * d)))]
 
 
-def test_chained_transformer_equals_reference_and_fake_quant(transformer_q, digits_test, ov):
-    _, qm, im = transformer_q
+def test_qkv_requantized_per_column_is_each_consumers_grid(transformer_int, digits_test):
+    """The qkv output holds, in each consumer's columns, values on that consumer's grid: its own
+    quantizer gives back the epilogue's codes; the fake-quant model computes the same bits."""
+    _, qm, im = transformer_int
+    x = digits_test[0][:8]
+    _, recs = im.run(x, trace=True)
+    qkv, mm0, mm1 = _layer(im, "attn.qkv"), _layer(im, "attn.matmul0"), _layer(im, "attn.matmul1")
+    rec = next(r for r in recs if r.name == "attn.qkv")
+    y, d = np.asarray(rec.output), qkv.n // 3
+    codes = epilogue.apply(rec.acc, qkv.epilogue)
+    for i, (fmt, scale) in enumerate([(mm0.a_fmt, mm0.a_scale), (mm0.b_fmt, mm0.b_scale),
+                                      (mm1.b_fmt, mm1.b_scale)]):
+        part = y[..., i * d:(i + 1) * d]
+        assert np.array_equal(quantize_as(part, fmt, scale).dequantize(), part)
+        assert np.array_equal(quantize_as(part, fmt, scale).codes.reshape(-1, d), codes[:, i * d:(i + 1) * d])
+    _reference(qm, im, x)
+
+
+@pytest.mark.parametrize("which", ["ip-f", "int"])
+def test_chained_transformer_equals_reference_and_fake_quant(which, transformer_q, transformer_int,
+                                                             digits_test, ov):
+    _, qm, im = transformer_q if which == "ip-f" else transformer_int
     x = digits_test[0][:24]
     chained, unchained = _chained_and_unchained(im, ov, x, _reference(qm, im, x))
     # every P.V call writes its block of the projection's operand on the device: no P.V result is
     # read (int64 or codes), and the projection's operand is not uploaded
-    pv = next(m for m in im.matmul_layers if m.name == "attn.matmul1")
-    proj = next(m for m in im.gemm_layers if m.name == "attn.proj")
+    pv, proj, qkv = _layer(im, "attn.matmul1"), _layer(im, "attn.proj"), _layer(im, "attn.qkv")
     rows, cols = len(x) * pv.a_shape[-2], pv.heads * pv.n
     assert (rows, cols) == (len(x) * proj.rows_per_sample, proj.k)
     assert unchained.reads - chained.reads == pv.calls(len(x)) > 1
-    assert unchained.from_device - chained.from_device == rows * cols * 8
+    saved = rows * cols * 8
+    if qkv.out is not None:  # the qkv result comes back as 4-bit codes (q, k, v for the host's
+        # attention operands), not int64
+        m = len(x) * qkv.rows_per_sample
+        saved += m * qkv.n * 8 - pack.accelerator_layout("a", ov.array).nbytes((m, qkv.n), 4)
+    assert unchained.from_device - chained.from_device == saved
     operand = pack.accelerator_layout("a", ov.array).nbytes((rows, cols), 4)
-    assert unchained.to_device - chained.to_device == operand
+    assert unchained.to_device - chained.to_device == operand  # (parameter buffers: the first run's)
 
 
 def test_attention_output_stays_on_the_device(transformer_q, digits_test, ov, monkeypatch):
     """P.V's codes reach the projection through transpose and reshape, which move their indices
-    (DeviceValue.relayout), not the codes: nothing is fetched, on any batch size."""
+    (DeviceValue.relayout), not the codes: they are not fetched, on any batch size."""
     _, _, im = transformer_q
     x = digits_test[0][:13]  # an odd batch: the last P.V call takes one sample
     fetched = []
@@ -75,7 +130,8 @@ def test_attention_output_stays_on_the_device(transformer_q, digits_test, ov, mo
     with Runtime(im, ov) as rt:
         assert np.array_equal(rt.run(x), im.run(x))
         assert np.array_equal(rt.run(x, batch_size=5), im.run(x))
-    assert fetched == []
+    # only the qkv codes come back (q, k and v, for the host's attention operands), in each batch
+    assert fetched == (["attn.qkv"] * 3 * (1 + 3) if _layer(im, "attn.qkv").out is not None else [])
 
 
 def test_attention_output_is_fetched_when_its_blocks_do_not_tile(transformer_q, digits_test, ov, monkeypatch):
@@ -100,7 +156,12 @@ def test_attention_output_is_fetched_when_its_blocks_do_not_tile(transformer_q, 
     assert calls * rows == len(x) * pv.a_shape[-2] and calls > 1  # full calls only
     assert traffic[True].reads == traffic[False].reads  # every P.V call read, as packed codes
     codes = pack.accelerator_layout("a", ov.array).nbytes((rows, cols), 4)
-    assert traffic[False].from_device - traffic[True].from_device == calls * (rows * cols * 8 - codes)
+    saved = calls * (rows * cols * 8 - codes)
+    qkv = _layer(im, "attn.qkv")
+    if qkv.out is not None:  # the qkv codes (one call, not split into blocks)
+        m = len(x) * qkv.rows_per_sample
+        saved += m * qkv.n * 8 - pack.accelerator_layout("a", ov.array).nbytes((m, qkv.n), 4)
+    assert traffic[False].from_device - traffic[True].from_device == saved
 
 
 def test_fake_quant_links_match_the_plan(cnn_q):
@@ -226,6 +287,18 @@ def test_model_file_keeps_the_requantized_outputs(cnn_q, tmp_path, digits_test):
     back = container.load(path)
     assert _plan(back) == CNN_PLAN
     assert np.array_equal(back.run(x[:16]), im.run(x[:16]))
+
+
+def test_a_scale_per_column_is_kept_in_a_version_4_file(transformer_int, cnn_q, tmp_path, digits_test):
+    """A model with a per-column requantized output is written as version 4 (older antq cannot
+    read it); one without is still version 3."""
+    _, _, im = transformer_int
+    x = digits_test[0][:6]
+    assert im.__antq_state__()["version"] == 4 and cnn_q[2].__antq_state__()["version"] == 3
+    back = container.load(container.save(tmp_path / "t.antq", im))
+    qkv, qkv2 = _layer(im, "attn.qkv"), _layer(back, "attn.qkv")
+    assert qkv2.out == qkv.out and len(qkv2.out.scale) == qkv.n and qkv2.epilogue == qkv.epilogue
+    assert np.array_equal(back.run(x), im.run(x))
 
 
 def test_version_2_files_load_without_requantized_outputs(cnn_q, digits_test):

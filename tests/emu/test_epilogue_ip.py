@@ -81,6 +81,31 @@ def test_the_output_feeds_the_next_layer_without_unpacking():
             np.testing.assert_array_equal(y2, reference.gemm(mid, w2))
 
 
+@pytest.mark.parametrize("level", backends_core.LEVELS)
+def test_a_scale_per_column_reaches_the_output_tensor(level):
+    """An epilogue with one output scale per column (consumers reading their own columns) runs as
+    any other on the IP; the output tensor carries the scales along its columns, a column block
+    its own columns' scales, and fetching gives each column's values."""
+    rng = np.random.default_rng(8)
+    a, w = random_tensor(rng, I4S, (20, 24)), random_tensor(rng, F4U, (36, 24))
+    y = reference.gemm(a, w)
+    s_out = np.repeat(np.array([0.02, 0.05, 0.11], np.float32), 12)
+    p = epilogue.params(fmt=I4S, s_a=0.05, s_w=np.full(36, 0.01), s_out=s_out,
+                        acc_max=epilogue.acc_bound(a.fmt, w.fmt, 24))
+    codes = epilogue.apply(y, p)
+    assert len({tuple(codes[:, c]) for c in range(0, 36, 12)}) > 1  # the scales matter
+    with open_overlay(level) as ov:
+        out = ov.gemm(a, w, epilogue=p)
+        assert out.channel_axis == 1 and np.array_equal(out.scale, s_out)
+        got = ov.fetch(out)
+        np.testing.assert_array_equal(got.codes, codes)
+        np.testing.assert_array_equal(got.dequantize(), epilogue.dequantized(codes, I4S, s_out))
+        blk = out.block((0, 16), (12, 24))
+        assert np.array_equal(blk.scale, s_out[12:24])
+        np.testing.assert_array_equal(ov.fetch(blk).codes, codes[:16, 12:24])
+        out.free()
+
+
 def _sub(p: epilogue.Params, c0: int, c1: int) -> epilogue.Params:
     """The epilogue of columns c0:c1 only."""
     return dataclasses.replace(p, mult=p.mult[c0:c1], bias=p.bias[c0:c1])

@@ -121,9 +121,9 @@ class Params:
     lo: int = INT64_MIN
     hi: int = INT64_MAX
     acc_max: int = 0
-    s_out: float | None = None
-    """The output scale the codes are in (set by :func:`params`; the driver gives it to the output
-    tensor). Not part of the arithmetic."""
+    s_out: float | tuple[float, ...] | None = None
+    """The output scale the codes are in, or one per output column (set by :func:`params`; the
+    driver gives it to the output tensor). Not part of the arithmetic."""
 
     def __post_init__(self) -> None:
         check_format(self.fmt)
@@ -238,7 +238,7 @@ def params(
     fmt: Format,
     s_a: float,
     s_w: float | Sequence[float] | np.ndarray,
-    s_out: float,
+    s_out: float | Sequence[float] | np.ndarray,
     acc_max: int,
     bias: Sequence[float] | np.ndarray | None = None,
     act: str | tuple[float | None, float | None] = "none",
@@ -248,8 +248,11 @@ def params(
     """Epilogue parameters of one layer from its float scales (at export; float64 allowed here).
 
     ``acc * s_a * s_w[n] + bias[n]`` is the layer's real output and ``s_out`` the next layer's
-    activation scale. With r[n] = s_a * s_w[n] / s_out, exactly as rationals of the float64 inputs:
-    ``M[n] = round(r[n] * 2^S)``, ``B[n] = round(bias[n] / s_out * 2^S)`` (round = half to even),
+    activation scale, or ``s_out[n]`` per column (consumers that each read their own columns, as
+    attention's q, k and v of one projection: the thresholds are in units of the output scale, so
+    a per-column scale folds into M[n] and B[n] and needs nothing more of the IP; ``act`` is then
+    "none" or "relu"). With r[n] = s_a * s_w[n] / s_out[n], exactly as rationals of the float64
+    inputs: ``M[n] = round(r[n] * 2^S)``, ``B[n] = round(bias[n] / s_out[n] * 2^S)`` (round = half to even),
     ``H = round(6 / s_out * 2^S)`` for relu6, and S is the largest shift in 1..62 with
     ``max M < 2^31``, ``acc_max * max M + max|B| <= 2^62`` and every threshold in int64 (or the
     given ``shift``, checked against the same limits). Each condition only tightens as S grows, so
@@ -257,7 +260,7 @@ def params(
     real units (None or an infinity for no bound). ``channels`` is N when s_w and bias are scalars/None.
     """
     check_format(fmt)
-    sa, so = _positive(s_a, "s_a"), _positive(s_out, "s_out")
+    sa = _positive(s_a, "s_a")
     acc_max = _as_int(acc_max, "acc_max")
     if acc_max < 0:
         raise ValueError(f"acc_max must be >= 0, got {acc_max}")
@@ -265,14 +268,26 @@ def params(
         raise ValueError(f"channels must be >= 1, got {channels}")
     sw, n = _vector(s_w, channels, "s_w")
     bv, n = _vector(0.0 if bias is None else bias, n, "bias")
+    if np.ndim(s_out) == 0:
+        so = _positive(s_out, "s_out")
+        sos = None
+    else:
+        sv, n = _vector(s_out, n, "s_out")
+        sos = [_positive(v, f"s_out[{i}]") for i, v in enumerate(sv.tolist())]
+        if not isinstance(act, str) or act not in ("none", "relu"):
+            raise ValueError(f"act {act!r} bounds the output in real units, which per-column output scales "
+                             "make a bound per column; only 'none' and 'relu' take s_out per column")
+        so = sos[0]
     if n is None:
         raise ValueError("per-tensor s_w and no bias: give channels= (N, the output columns)")
     if not np.all(np.isfinite(bv)):
         raise ValueError(f"bias has {int(np.isnan(bv).sum())} NaN and {int(np.isinf(bv).sum())} Inf values")
     if not np.all(np.isfinite(sw)) or np.any(sw <= 0):
         raise ValueError("s_w must be positive and finite in every channel")
-    ratios = [sa * Fraction(float(w)) / so for w in np.broadcast_to(sw, (n,)).tolist()]
-    biases = [Fraction(float(b)) / so for b in np.broadcast_to(bv, (n,)).tolist()]
+    outs = [so] * n if sos is None else sos
+    sws, bvs = np.broadcast_to(sw, (n,)).tolist(), np.broadcast_to(bv, (n,)).tolist()
+    ratios = [sa * Fraction(float(w)) / o for w, o in zip(sws, outs, strict=True)]
+    biases = [Fraction(float(b)) / o for b, o in zip(bvs, outs, strict=True)]
     top = max_shift(fmt)
 
     def mb(s: int) -> tuple[list[int], list[int]]:
@@ -306,7 +321,8 @@ def params(
         raise ValueError(f"channel {n0}: s_a*s_w/s_out = {float(ratios[n0]):.6g} rounds to M = 0 at S = {s}; "
                          "its accumulators would be lost")
     lo, hi = _clamp_bounds(act, so, s)
-    return Params(fmt, s, tuple(m), tuple(b), lo, hi, acc_max, float(s_out))
+    scale = float(so) if sos is None else tuple(float(v) for v in sos)
+    return Params(fmt, s, tuple(m), tuple(b), lo, hi, acc_max, scale)
 
 
 def _check_acc(acc: object, p: Params) -> np.ndarray:
@@ -379,9 +395,13 @@ def tile_slices(cfg: arch.ArrayConfig, shape: tuple[int, int], bits: int, m0: in
     return [slice(p * plane + start, p * plane + end) for p in range(pack.planes(bits))]
 
 
-def dequantized(codes: np.ndarray, fmt: Format, s_out: float) -> np.ndarray:
-    """float32 real values of output codes (``values * s_out``, as QuantizedTensor.dequantize)."""
-    return QuantizedTensor(codes, kind=fmt.kind, bits=fmt.bits, signed=fmt.signed, scale=s_out).dequantize()
+def dequantized(codes: np.ndarray, fmt: Format, s_out: float | Sequence[float] | np.ndarray) -> np.ndarray:
+    """float32 real values of output codes (``values * s_out``, as QuantizedTensor.dequantize);
+    ``s_out`` a scalar or one scale per column (the last axis)."""
+    codes = np.asarray(codes)
+    axis = None if np.ndim(s_out) == 0 else codes.ndim - 1
+    return QuantizedTensor(codes, kind=fmt.kind, bits=fmt.bits, signed=fmt.signed,
+                           scale=np.asarray(s_out, np.float32), channel_axis=axis).dequantize()
 
 
 # ---- the parameter buffer the IP reads (docs/contracts.md section 12) -------------------------

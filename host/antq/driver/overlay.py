@@ -174,7 +174,10 @@ class DeviceTensor:
                              f"{why}")
         kpad = layout.padded(*self.shape)[1]
         start = (r0 * kpad + c0 * t) // 2
-        view = DeviceTensor(self._overlay, self.buffer, self.fmt, (r1 - r0, c1 - c0), self.side, self.scale,
+        scale = self.scale
+        if self.channel_axis is not None:  # the block's own rows' or columns' scales
+            scale = scale[(r0, c0)[self.channel_axis]:(r1, c1)[self.channel_axis]]
+        view = DeviceTensor(self._overlay, self.buffer, self.fmt, (r1 - r0, c1 - c0), self.side, scale,
                             self.channel_axis, owned=False)
         view.buffer = self.buffer[start:start + view.nbytes]
         view._parent = self
@@ -697,8 +700,9 @@ class AntOverlay(pynq.Overlay):
                 out = self._out(into, epi, m, n)
             else:
                 nbytes = pack.accelerator_layout("a", self.array).nbytes((m, n), epi.fmt.bits)
-                scale = None if epi.s_out is None else np.float32(epi.s_out)
-                out = DeviceTensor(self, self._allocate(nbytes), epi.fmt, (m, n), "a", scale, None,
+                scale = None if epi.s_out is None else np.asarray(epi.s_out, np.float32)
+                axis = None if scale is None or scale.ndim == 0 else 1  # one scale per column
+                out = DeviceTensor(self, self._allocate(nbytes), epi.fmt, (m, n), "a", scale, axis,
                                    owned=True)
                 self._handles.append(out)
             ybuf = out.buffer

@@ -34,7 +34,7 @@ from ..core import regmap
 from ..core.quantize import QuantizedTensor
 from .fakequant import ExportError, HostOps, QuantConv2d, QuantLayer, QuantLinear, QuantMatmul
 from .graph import GemmLayer, IntegerModel, MatmulLayer, Node, Requant, _refs, requant_params
-from .hostops import DTYPES, HOST_OPS
+from .hostops import DTYPES, HOST_OPS, LAYOUT_OPS
 from .torchops import host_op
 from .tracing import trace
 
@@ -300,8 +300,9 @@ def _used(nodes: list[Node]) -> list[Node]:
     return keep[::-1]
 
 
-def _graph(qm: nn.Module) -> tuple[list[Node], Any, Any]:
-    """(integer-model nodes without fusion, the two-sample example, the fake-quant output on it)."""
+def _graph(qm: nn.Module) -> tuple[list[Node], Any, Any, dict[str, Any]]:
+    """(integer-model nodes without fusion, the two-sample example, the fake-quant output on it,
+    each node's value on one sample by name)."""
     if getattr(qm, "example", None) is None:
         raise ExportError("the model is not calibrated")
     ex = qm.example
@@ -356,7 +357,9 @@ def _graph(qm: nn.Module) -> tuple[list[Node], Any, Any]:
         if node.op in HOST_OPS:
             _check_host_call(node)
         b.nodes.append(node)
-    return _used(_drop_identities(b.nodes)), two, v2[next(n for n in gm.graph.nodes if n.op == "output")]
+    one_values = {fx.name: v for fx, v in v1.items()}
+    return _used(_drop_identities(b.nodes)), two, v2[next(n for n in gm.graph.nodes if n.op == "output")], \
+        one_values
 
 
 GRID_OPS = frozenset({"max_pool2d", "flatten", "reshape", "permute", "transpose", "squeeze", "unsqueeze"})
@@ -364,15 +367,28 @@ GRID_OPS = frozenset({"max_pool2d", "flatten", "reshape", "permute", "transpose"
 output may pass through them to the next GEMM layer and be requantized to the same codes."""
 
 
-def fusion_plan(nodes: list[Node]) -> dict[str, tuple[Requant, str | None]]:
-    """Producer gemm node name -> (its :class:`Requant`, the name of a ReLU node it absorbs or None).
+Reader = tuple[str, str, tuple[int, ...] | None]
+"""One consumer of a requantized output: (its layer's name, the quantizer of the operand it reads,
+``"input_quant"`` or ``"weight_quant"``, the output columns it reads or None for all)."""
+
+Plan = dict[str, tuple[Requant, str | None, tuple[Reader, ...]]]
+"""Producer gemm node name -> (its :class:`Requant`, the name of a ReLU node it absorbs or None,
+the consumers whose quantizers the fake-quant link points at)."""
+
+
+def fusion_plan(nodes: list[Node], one: dict[str, Any] | None = None) -> Plan:
+    """The producers whose output the integer epilogue requantizes (:data:`Plan`).
 
     A Conv2d/Linear layer (one group, accelerator formats) or an activation x activation GEMM
     (attention's P.V, whose output reaches the output projection through a transpose and a
     reshape) qualifies if its output has one user,
     optionally a ReLU (folded into the epilogue's clamp), then a chain of one-user :data:`GRID_OPS`
     taking it as their first argument, ending at a GEMM layer whose activation format the
-    epilogue writes, and if :func:`~antq.model.graph.requant_params` can represent its scales."""
+    epilogue writes, and if :func:`~antq.model.graph.requant_params` can represent its scales.
+    Failing that, a Conv2d/Linear layer whose output reaches only GEMM operands, through ops that
+    only move elements (:data:`~antq.model.hostops.LAYOUT_OPS`), each operand reading its own
+    output columns, all in one format the epilogue writes, qualifies with one scale per column
+    (:func:`_column_readers`; ``one`` holds each node's value on one sample, for the shapes)."""
     users: dict[str, list[Node]] = {}
     for n in nodes:
         for r in _refs([n.args, n.kwargs]):
@@ -381,7 +397,7 @@ def fusion_plan(nodes: list[Node]) -> dict[str, tuple[Requant, str | None]]:
     def only_first(n: Node, r: str) -> bool:
         return bool(n.args) and n.args[0] == {"ref": r} and r not in _refs([n.args[1:], n.kwargs])
 
-    plan: dict[str, tuple[Requant, str | None]] = {}
+    plan: Plan = {}
     for p in nodes:
         layer = p.layer
         if p.op not in ("gemm", "act_gemm") or getattr(layer, "groups", 1) != 1 or not layer.hardware:
@@ -398,21 +414,99 @@ def fusion_plan(nodes: list[Node]) -> dict[str, tuple[Requant, str | None]]:
             elif not (u.op in GRID_OPS and only_first(u, cur) and not u.kwargs.get("return_indices")):
                 break
             cur = u.name
-        if target is None or not target.hardware or not regmap.supported(target.act_fmt):
-            continue  # the epilogue writes 4-bit ANT formats and int8 only
-        out = Requant(target.act_fmt, target.act_scale, act, target.name)
         if p.op == "act_gemm":
             a_scale, w_scale, bias = layer.a_scale, np.full(layer.n, layer.b_scale), None
         else:
             a_scale, w_scale, bias = layer.act_scale, layer.weight.scale, layer.bias
+        if target is not None and target.hardware and regmap.supported(target.act_fmt):
+            out = Requant(target.act_fmt, target.act_scale, act, target.name)
+            readers: tuple[Reader, ...] = ((target.name, "input_quant", None),)
+        elif p.op == "gemm" and one is not None and (found := _column_readers(p, nodes, one)) is not None:
+            out, readers = found
+            relu = None
+        else:
+            continue  # the epilogue writes 4-bit ANT formats and int8 only
         if requant_params(layer.act_fmt, a_scale, layer.w_fmt, w_scale, layer.k, bias, out) is not None:
-            plan[p.name] = (out, relu)
+            plan[p.name] = (out, relu, readers)
     return plan
 
 
-def _fuse(nodes: list[Node], plan: dict[str, tuple[Requant, str | None]]) -> list[Node]:
+def _resolve(a: Any, vals: dict[str, np.ndarray], one: dict[str, Any]) -> Any:
+    """Node arguments with refs replaced: by the index arrays in ``vals``, or by the one-sample
+    value of a shape computation; KeyError for a ref to any other tensor."""
+    if isinstance(a, dict):
+        if "ref" in a:
+            if a["ref"] in vals:
+                return vals[a["ref"]]
+            v = one[a["ref"]]
+            if isinstance(v, torch.Tensor):
+                raise KeyError(a["ref"])
+            return v
+        return {k: _resolve(v, vals, one) for k, v in a.items()}
+    if isinstance(a, list):
+        return [_resolve(v, vals, one) for v in a]
+    return a
+
+
+def _column_readers(p: Node, nodes: list[Node], one: dict[str, Any]
+                    ) -> tuple[Requant, tuple[Reader, ...]] | None:
+    """The :class:`Requant` with one scale per output column, and its readers, of a GEMM layer
+    whose output reaches only GEMM operands through :data:`~antq.model.hostops.LAYOUT_OPS`; None
+    otherwise. Each op is applied to the output columns' numbers (an int64 array of the output's
+    one-sample shape), so each operand's array says which columns it reads."""
+    y = one.get(p.name)
+    if not isinstance(y, torch.Tensor) or y.dim() < 2:
+        return None
+    shape, axis = tuple(y.shape), 1 if p.layer.op == "conv2d" else y.dim() - 1
+    cols = np.arange(shape[axis]).reshape([-1 if i == axis else 1 for i in range(len(shape))])
+    vals: dict[str, np.ndarray] = {p.name: np.broadcast_to(cols, shape).copy()}
+    reads: list[tuple[Node, int, np.ndarray]] = []
+    for n in nodes[nodes.index(p) + 1:]:
+        refs = [r for r in _refs([n.args, n.kwargs]) if r in vals]
+        if not refs:
+            continue
+        if n.op in ("gemm", "act_gemm"):  # operands: direct arguments only
+            slots = [i for i, a in enumerate(n.args) if isinstance(a, dict) and a.get("ref") in vals]
+            if len(slots) != len(refs) or (n.op == "gemm" and slots != [0]):
+                return None
+            reads += [(n, i, vals[n.args[i]["ref"]]) for i in slots]
+            continue
+        if n.op not in LAYOUT_OPS or n.args[:1] != [{"ref": refs[0]}] or len(refs) != 1:
+            return None
+        try:
+            args, kwargs = _resolve(n.args[1:], vals, one), _resolve(n.kwargs, vals, one)
+            v = HOST_OPS[n.op](vals[refs[0]], *args, **kwargs)
+        except Exception:  # an op this analysis cannot follow: no per-column plan
+            return None
+        if not isinstance(v, np.ndarray) or v.dtype != np.int64:
+            return None
+        vals[n.name] = v
+    if not reads:
+        return None
+    fmt, scale = None, np.zeros(shape[axis], np.float32)
+    seen = np.zeros(shape[axis], bool)
+    readers = []
+    for n, i, c in reads:
+        layer = n.layer
+        if not layer.hardware or (n.op == "gemm" and getattr(layer, "groups", 1) != 1):
+            return None
+        if n.op == "gemm":
+            f, s = layer.act_fmt, layer.act_scale
+        else:
+            f, s = (layer.a_fmt, layer.a_scale) if i == 0 else (layer.b_fmt, layer.b_scale)
+        used = np.unique(c)
+        if fmt is None:
+            fmt, scale[:] = f, s
+        if f != fmt or not regmap.supported(f) or seen[used].any():
+            return None  # one format per call; a column read twice would need two scales
+        seen[used], scale[used] = True, s
+        readers.append((layer.name, "input_quant" if i == 0 else "weight_quant", tuple(int(v) for v in used)))
+    return Requant(fmt, tuple(scale), "none", ", ".join(dict.fromkeys(r[0] for r in readers))), tuple(readers)
+
+
+def _fuse(nodes: list[Node], plan: Plan) -> list[Node]:
     """The nodes with each planned layer's Requant set and its absorbed ReLU removed."""
-    alias = {relu: name for name, (_, relu) in plan.items() if relu is not None}
+    alias = {relu: name for name, (_, relu, _) in plan.items() if relu is not None}
     out = []
     for n in nodes:
         if n.name in alias:
@@ -432,12 +526,16 @@ def _fuse(nodes: list[Node], plan: dict[str, tuple[Requant, str | None]]) -> lis
     return out
 
 
-def _set_links(qm: nn.Module, nodes: list[Node], plan: dict[str, tuple[Requant, str | None]]) -> bool:
-    """Point each planned fake-quant layer at its consumer's input quantizer (and unlink the rest);
-    True if anything changed."""
+def _set_links(qm: nn.Module, nodes: list[Node], plan: Plan) -> bool:
+    """Point each planned fake-quant layer at its consumers' operand quantizers (and unlink the
+    rest); True if anything changed. A link is ``(quantizer, act)`` for one consumer reading every
+    column, else ``(((quantizer, columns), ...), act)``."""
     mods = dict(qm.model.named_modules())
     layer_of = {n.name: n.layer.name for n in nodes if n.layer is not None}
-    want = {layer_of[p]: (mods[out.to].input_quant, out.act) for p, (out, _) in plan.items()}
+    want = {}
+    for p, (out, _, readers) in plan.items():
+        quants = tuple((getattr(mods[name], which), cols) for name, which, cols in readers)
+        want[layer_of[p]] = (quants[0][0] if len(quants) == 1 and quants[0][1] is None else quants, out.act)
     changed = False
     for name, m in mods.items():
         if isinstance(m, (QuantConv2d, QuantLinear, QuantMatmul)):
@@ -455,19 +553,19 @@ def link(qm: nn.Module) -> None:
         if isinstance(m, (QuantConv2d, QuantLinear, QuantMatmul)):
             m.requant_link = None
     try:
-        nodes, _, _ = _graph(qm)
+        nodes, _, _, one = _graph(qm)
     except ExportError:
         return
-    _set_links(qm, nodes, fusion_plan(nodes))
+    _set_links(qm, nodes, fusion_plan(nodes, one))
 
 
 def export(qm: nn.Module) -> IntegerModel:
     """Build the integer :class:`~antq.model.graph.IntegerModel` of a calibrated
     :class:`~antq.model.calibrate.FakeQuantModel` (see the module docstring)."""
-    nodes, two, expected = _graph(qm)
-    plan = fusion_plan(nodes)
+    nodes, two, expected, one = _graph(qm)
+    plan = fusion_plan(nodes, one)
     if _set_links(qm, nodes, plan):  # the fake-quant output on the example changes with the links
-        nodes, two, expected = _graph(qm)
+        nodes, two, expected, _ = _graph(qm)
     model = IntegerModel(_fuse(nodes, plan), name=qm.model_name, dataset=qm.dataset, config=qm.config,
                          bits=qm.bits)
     _verify(model, two, expected)

@@ -343,9 +343,8 @@ class QuantMatmul(nn.Module):
             ia, ib = self.input_quant.integers(a), self.weight_quant.integers(b)
             _check_exact(self, a.shape[-1])
             acc = torch.matmul(ia, ib)
-            link = self.requant_link
-            if link is not None and link[0].calibrated:
-                out = Requant(link[0].fmt, _np32(link[0].scale())[0], link[1])
+            out = _link_requant(self.requant_link, acc.shape[-1])
+            if out is not None:
                 sb = np.full(acc.shape[-1], _np32(self.weight_quant.scale())[0])
                 p = requant_params(self.input_quant.fmt, _np32(self.input_quant.scale())[0],
                                    self.weight_quant.fmt, sb, a.shape[-1], None, out)
@@ -368,7 +367,8 @@ QUANT_LAYERS = (QuantConv2d, QuantLinear, QuantMatmul)
 def _attach(m: QuantLayer, spec: LayerSpec, name: str) -> None:
     m.spec, m.layer_name, m.in_shape = spec, name, None
     m.requant_link = None
-    """(the consumer's input Quantizer, folded act) if eval mode requantizes this layer's output."""
+    """(the consumer's input Quantizer, folded act) if eval mode requantizes this layer's output
+    (:func:`_link_requant` for the form with several consumers)."""
     m.weight_quant = Quantizer(spec, "weight", name)
     m.input_quant = Quantizer(spec, "input", name)
 
@@ -410,10 +410,8 @@ def _np32(t: torch.Tensor) -> np.ndarray:
 def _output(m: QuantConv2d | QuantLinear, acc: torch.Tensor, channel_dim: int) -> torch.Tensor:
     """The eval-mode output: the integer epilogue's values if ``m.requant_link`` is set (and the
     consumer is calibrated), computed by the integer model's own functions, else :func:`_rescale`."""
-    link = m.requant_link
-    if link is not None and link[0].calibrated:
-        quant, act = link
-        out = Requant(quant.fmt, _np32(quant.scale())[0], act)
+    out = _link_requant(m.requant_link, acc.shape[channel_dim])
+    if out is not None:
         p = requant_params(m.input_quant.fmt, _np32(m.input_quant.scale())[0], m.weight_quant.fmt,
                            _np32(m.weight_quant.scale()), m.weight[0].numel(),
                            None if m.bias is None else _np32(m.bias), out)
@@ -423,6 +421,24 @@ def _output(m: QuantConv2d | QuantLinear, acc: torch.Tensor, channel_dim: int) -
             y = torch.from_numpy(requantized(ints, p, out)).reshape(rows.shape)
             return y.movedim(-1, channel_dim).to(acc.device)
     return _rescale(m, acc, channel_dim)
+
+
+def _link_requant(link: Any, n: int) -> Requant | None:
+    """The :class:`~antq.model.graph.Requant` of a ``requant_link`` for ``n`` output columns, as the
+    export builds it, or None (no link, or a consumer not calibrated or no longer of one format).
+    A link is ``(quantizer, act)``, or ``(((quantizer, columns), ...), act)`` for consumers that
+    each read their own columns (one scale per column; columns nobody reads take the first's)."""
+    if link is None:
+        return None
+    quants, act = link
+    if not isinstance(quants, tuple):
+        return Requant(quants.fmt, _np32(quants.scale())[0], act) if quants.calibrated else None
+    if not all(q.calibrated for q, _ in quants) or len({q.fmt for q, _ in quants}) != 1:
+        return None
+    scale = np.full(n, _np32(quants[0][0].scale())[0], np.float32)
+    for q, cols in quants:
+        scale[list(cols)] = _np32(q.scale())[0]
+    return Requant(quants[0][0].fmt, tuple(scale), act)
 
 
 def _record_shape(m: QuantLayer, x: torch.Tensor) -> None:

@@ -42,10 +42,11 @@ from .hostops import DTYPES as HOST_DTYPES
 from .hostops import HOST_OPS, LAYOUT_OPS
 
 STATE_FORMAT = "antq-qmodel"
-STATE_VERSION = 3
+STATE_VERSION = 4
 """2: several typed inputs, grouped convolutions, activation x activation GEMMs. 3: a GEMM layer's
-output may be requantized by the integer epilogue (:class:`Requant`)."""
-READS = (2, 3)
+output may be requantized by the integer epilogue (:class:`Requant`). 4: with one scale per output
+column (several consumers)."""
+READS = (2, 3, 4)
 """Model format versions this antq loads (a version-2 model has no requantized outputs)."""
 
 Gemm = Callable[[QuantizedTensor, QuantizedTensor], np.ndarray]
@@ -58,34 +59,54 @@ REQUANT_ACTS = ("none", "relu")
 
 @dataclass(frozen=True)
 class Requant:
-    """A GEMM layer's output as codes of its consumer's activation format and scale.
+    """A GEMM layer's output as codes of its consumers' activation format and scale.
 
     The consumer is the next GEMM layer, reached through ops that map grid values to grid values
     (a folded ReLU, max pooling, flatten, reshape): its requantization of those float32 values
-    gives back the codes exactly, so the output can stay on the device as codes.
+    gives back the codes exactly, so the output can stay on the device as codes. Several
+    consumers of one format may each read their own output columns through ops that only move
+    elements (attention's q, k and v of one projection): ``scale`` is then one scale per output
+    column, each its consumer's.
     """
 
     fmt: Format
-    scale: np.float32
+    scale: np.float32 | tuple[np.float32, ...]
     act: str = "none"
     to: str = ""
-    """The consuming layer's name (for summaries; not part of the arithmetic)."""
+    """The consuming layers' names (for summaries; not part of the arithmetic)."""
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "scale", np.float32(self.scale))
-        if not (np.isfinite(self.scale) and self.scale > 0):
+        if np.ndim(self.scale) == 0:
+            scale = np.float32(self.scale)
+        else:
+            scale = tuple(np.float32(v) for v in np.asarray(self.scale, np.float64).reshape(-1))
+            if not scale:
+                raise ValueError("requantization scale per column is empty")
+        object.__setattr__(self, "scale", scale)
+        if not all(np.isfinite(v) and v > 0 for v in np.atleast_1d(np.asarray(scale, np.float32))):
             raise ValueError("requantization scale must be finite and positive")
         if self.act not in REQUANT_ACTS:
             raise ValueError(f"requantization act must be one of {REQUANT_ACTS}, got {self.act!r}")
         epilogue.check_format(self.fmt)
 
+    @property
+    def s_out(self) -> np.float32 | np.ndarray:
+        """The scale as :func:`antq.core.epilogue.dequantized` takes it: a scalar or float32 (N,)."""
+        return self.scale if np.ndim(self.scale) == 0 else np.asarray(self.scale, np.float32)
+
     def state(self) -> dict:
+        scale = float(self.scale) if np.ndim(self.scale) == 0 else [float(v) for v in self.scale]
         return {"kind": self.fmt.kind, "bits": self.fmt.bits, "signed": self.fmt.signed,
-                "scale": float(self.scale), "act": self.act, "to": self.to}
+                "scale": scale, "act": self.act, "to": self.to}
 
     @classmethod
     def from_state(cls, s: dict) -> Requant:
-        return cls(formats.get(s["kind"], s["bits"], s["signed"]), np.float32(s["scale"]), s["act"], s["to"])
+        scale = s["scale"]
+        if isinstance(scale, list):
+            scale = tuple(np.float32(v) for v in scale)
+        else:
+            scale = np.float32(scale)
+        return cls(formats.get(s["kind"], s["bits"], s["signed"]), scale, s["act"], s["to"])
 
 
 def requant_params(act_fmt: Format, act_scale: np.float32, w_fmt: Format, w_scale: np.ndarray, k: int,
@@ -94,11 +115,12 @@ def requant_params(act_fmt: Format, act_scale: np.float32, w_fmt: Format, w_scal
     cannot represent them (a channel whose multiplier rounds to 0, say a dead channel with a tiny
     weight scale): such a layer keeps :func:`rescale`. Exact rational arithmetic on the float32
     scales and bias, so the integer model and the fake-quant model get the same answer anywhere."""
-    n = int(np.asarray(w_scale).size)
+    n = max(int(np.asarray(w_scale).size), int(np.size(out.s_out)))
     try:
         return epilogue.params(fmt=out.fmt, s_a=float(np.float32(act_scale)),
                                s_w=np.asarray(w_scale, np.float32).astype(np.float64).reshape(-1),
-                               s_out=float(out.scale), acc_max=epilogue.acc_bound(act_fmt, w_fmt, k),
+                               s_out=np.asarray(out.s_out, np.float64),
+                               acc_max=epilogue.acc_bound(act_fmt, w_fmt, k),
                                bias=None if bias is None else np.asarray(bias, np.float32).astype(np.float64),
                                act=out.act, channels=n)
     except ValueError:
@@ -107,7 +129,7 @@ def requant_params(act_fmt: Format, act_scale: np.float32, w_fmt: Format, w_scal
 
 def requantized(acc: np.ndarray, p: epilogue.Params, out: Requant) -> np.ndarray:
     """float32 (M, N) values of the epilogue's codes for exact accumulators ``acc`` (M, N)."""
-    return epilogue.dequantized(epilogue.apply(acc, p), out.fmt, out.scale)
+    return epilogue.dequantized(epilogue.apply(acc, p), out.fmt, out.s_out)
 
 
 class DeviceValue:
@@ -906,7 +928,10 @@ class IntegerModel:
             if n.layer is not None:
                 d["layer"] = n.layer.state()
             nodes.append(d)
-        return {"format": STATE_FORMAT, "version": STATE_VERSION, "name": self.name,
+        # the lowest version that holds the model, so that an older antq still reads what it can
+        per_column = any(layer.out is not None and np.ndim(layer.out.scale) for layer in self.layers)
+        version = STATE_VERSION if per_column else 3
+        return {"format": STATE_FORMAT, "version": version, "name": self.name,
                 "dataset": self.dataset, "config": self.config, "bits": self.bits, "nodes": nodes}
 
     @classmethod

@@ -82,7 +82,9 @@ class DeviceCodes(DeviceValue):
                  base: DeviceCodes | None = None, layout: Callable[[np.ndarray], np.ndarray] | None = None
                  ) -> None:
         self.rt, self.tensor, self.index, self.batch = rt, tensor, index, batch
-        self.scale, self.name = np.float32(scale), name
+        self.scale = np.float32(scale) if np.ndim(scale) == 0 else np.asarray(scale, np.float32)
+        """The codes' scale, or one per column of the (M, N) tensor."""
+        self.name = name
         """The producing layer's name."""
         self._base = self if base is None else base
         self._layout = layout
@@ -101,8 +103,8 @@ class DeviceCodes(DeviceValue):
         """The codes as they are, for a Linear layer whose (M, K) operand they already are, or the
         IP's own im2col of them (conv mode) for a convolution on the NHWC pixels they are."""
         t, idx = self.tensor, self.index
-        if layer.groups != 1 or layer.act_fmt != t.fmt or layer.act_scale != self.scale \
-                or idx.shape != (self.batch, *layer.in_shape):
+        if layer.groups != 1 or layer.act_fmt != t.fmt or np.ndim(self.scale) \
+                or layer.act_scale != self.scale or idx.shape != (self.batch, *layer.in_shape):
             return None
         if layer.op == "linear":
             if t.shape == (idx.size // layer.k, layer.k) and _is_arange(idx):
@@ -217,7 +219,7 @@ class Runtime:
         self.calls.append(LayerCall(layer.name, a.shape[0], w.shape[0], a.shape[1], self.overlay.last_timing))
         m, n = out.shape
         layout = functools.partial(layer.output_layout, batch=batch)
-        return DeviceCodes(self, out, layout(np.arange(m * n).reshape(m, n)), batch, layer.out.scale,
+        return DeviceCodes(self, out, layout(np.arange(m * n).reshape(m, n)), batch, layer.out.s_out,
                            layer.name, layout=layout)
 
     def act_requantize(self, layer: MatmulLayer, calls: list[MatmulCall], shape: tuple[int, int],
@@ -233,8 +235,8 @@ class Runtime:
         if p.channels > regmap.EPI_MAX_COLS or not regmap.epilogue_tiles_ok(ov.array):
             for acc, (_, _, (r0, r1), (c0, c1)) in zip(self.act_calls(layer, calls), calls, strict=True):
                 codes[r0:r1, c0:c1] = epilogue.apply(acc, p)
-            return HostValue(epilogue.dequantized(codes, p.fmt, layer.out.scale).reshape(-1)[index], batch)
-        out = ov.empty(shape, p.fmt, scale=layer.out.scale)
+            return HostValue(epilogue.dequantized(codes, p.fmt, layer.out.s_out).reshape(-1)[index], batch)
+        out = ov.empty(shape, p.fmt, scale=layer.out.s_out)
         try:
             blocks = [out.block(rows, cols) for _, _, rows, cols in calls]
         except ValueError:
@@ -250,14 +252,14 @@ class Runtime:
                 except BaseException:
                     out.free()
                     raise
-                return DeviceCodes(self, out, index, batch, layer.out.scale, layer.name)  # freed with the run
+                return DeviceCodes(self, out, index, batch, layer.out.s_out, layer.name)  # freed with the run
             for (a, b), (_, _, (r0, r1), (c0, c1)) in zip(operands, calls, strict=True):
                 y = self._act_call(a, b, p, None)  # each call's own buffer, fetched
                 try:
                     codes[r0:r1, c0:c1] = ov.fetch(y).codes
                 finally:
                     y.free()
-        return HostValue(epilogue.dequantized(codes, p.fmt, layer.out.scale).reshape(-1)[index], batch)
+        return HostValue(epilogue.dequantized(codes, p.fmt, layer.out.s_out).reshape(-1)[index], batch)
 
     def act_calls(self, layer: MatmulLayer, calls: list[MatmulCall]) -> list[np.ndarray]:
         """All calls of an activation x activation GEMM, their operands packed together
