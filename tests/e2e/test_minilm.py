@@ -29,6 +29,14 @@ def _check(layers, n_test, level, tmp_path):
     n_layers = len(model.bert.encoder.layer)
     assert len(loaded.gemm_layers) == 6 * n_layers and len(loaded.matmul_layers) == 2 * n_layers
     assert loaded.accelerator_ready
+    # the attention's inputs and output are requantized by the IP's epilogue for their consumers:
+    # query/key/value through view and permute (key also a transpose) into Q.K^T and P.V, and P.V
+    # through permute, a size() and a view into the output dense (contracts §13)
+    for i in range(n_layers):
+        at = f"bert.encoder.layer.{i}.attention"
+        want = {f"{at}.self.query": f"{at}.self.matmul0", f"{at}.self.key": f"{at}.self.matmul0",
+                f"{at}.self.value": f"{at}.self.matmul1", f"{at}.self.matmul1": f"{at}.output.dense"}
+        assert {m.name: m.out.to for m in loaded.layers if m.name in want and m.out is not None} == want
     host = loaded.run(xt)
     assert host.shape == (n_test, 384) and host.dtype == np.float32
     assert np.array_equal(text.embed(qm, xt), host), "the fake-quant model must equal the integer model"

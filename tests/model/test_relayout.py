@@ -22,6 +22,10 @@ class Held(DeviceValue):
         self.log.append("relayout")
         return Held(self.values, self.log, op(self.index))
 
+    def shaped(self):
+        self.log.append("shape")
+        return self.index
+
     def materialize(self) -> np.ndarray:
         self.log.append("fetch")
         return self.values.reshape(-1)[self.index]
@@ -52,6 +56,13 @@ def _requantize(log):
      ["relayout", "relayout", "relayout", "fetch"]),
     # a computing op fetches first
     ([Node("a", "add", [{"ref": "fc"}, 1.0]), Node("out", "output", [{"ref": "a"}])], ["fetch"]),
+    # shape reads (HF attention's context.size()[:-2] + (d,)) are answered from the indices: the
+    # value stays for the reshape they feed
+    ([Node("s", "size", [{"ref": "fc"}, 0]), Node("d", "dim", [{"ref": "fc"}]),
+      Node("h", "getattr", [{"ref": "fc"}, "shape"]), Node("g", "getitem", [{"ref": "h"}, slice(None, -1)]),
+      Node("sh", "add", [{"ref": "g"}, [3, 4]]), Node("r", "reshape", [{"ref": "fc"}, {"ref": "sh"}]),
+      Node("out", "output", [{"ref": "r"}])],
+     ["shape", "shape", "shape", "relayout", "fetch"]),
     # the value also in a layout op's other argument: fetched, then the op runs on the host
     ([Node("e", "expand", [{"ref": "fc"}, {"ref": "fc"}]), Node("out", "output", [{"ref": "e"}])],
      None),

@@ -46,6 +46,7 @@ from .fakequant import (
     _set_spec,
 )
 from .graph import TORCH_TAG, IntegerModel
+from .hostops import SHAPE_OPS
 from .torchops import MATMULS, host_op
 from .tracing import trace
 
@@ -118,9 +119,6 @@ def quantizable_layers(model: nn.Module) -> list[str]:
     return [n for n, m in mods.items() if n and _is_quantizable(n, m, mods)]
 
 
-_SHAPE_OPS = frozenset({"size", "dim", "getattr"})
-
-
 def _activation_nodes(graph: torch.fx.Graph) -> set[torch.fx.Node]:
     """Nodes whose value is computed from the model's inputs (shape queries give static ints)."""
     data: set[torch.fx.Node] = set()
@@ -129,7 +127,7 @@ def _activation_nodes(graph: torch.fx.Graph) -> set[torch.fx.Node]:
             data.add(node)
         elif node.op in ("call_function", "call_method", "call_module"):
             op = host_op(node.op, node.target) if node.op != "call_module" else None
-            if op not in _SHAPE_OPS and any(a in data for a in node.all_input_nodes):
+            if op not in SHAPE_OPS and any(a in data for a in node.all_input_nodes):
                 data.add(node)
     return data
 

@@ -34,7 +34,7 @@ from ..core import regmap
 from ..core.quantize import QuantizedTensor
 from .fakequant import ExportError, HostOps, QuantConv2d, QuantLayer, QuantLinear, QuantMatmul
 from .graph import GemmLayer, IntegerModel, MatmulLayer, Node, Requant, _refs, requant_params
-from .hostops import DTYPES, HOST_OPS, LAYOUT_OPS
+from .hostops import DTYPES, HOST_OPS, LAYOUT_OPS, SHAPE_OPS
 from .torchops import host_op
 from .tracing import trace
 
@@ -96,9 +96,6 @@ def _module_node(name: str, m: nn.Module, args: list) -> Node:
                       "Conv2d, Linear, MultiheadAttention, Embedding, BatchNorm, LayerNorm, ReLU, ReLU6, "
                       "Hardtanh, Hardswish, Hardsigmoid, SiLU, LeakyReLU, GELU, Tanh, Sigmoid, Softmax, "
                       "Flatten, Max/Avg/AdaptiveAvgPool2d, Dropout, Identity)")
-
-
-_SHAPE_OPS = frozenset({"size", "dim", "getattr"})
 
 
 def _enc(a: Any, where: str = "") -> Any:
@@ -240,7 +237,7 @@ def _static(gm: torch.fx.GraphModule, one: dict, two: dict) -> dict[torch.fx.Nod
     for n in gm.graph.nodes:
         ins = n.all_input_nodes
         if n.op == "placeholder" or n.op == "call_module" or (
-                n.op in ("call_function", "call_method") and host_op(n.op, n.target) not in _SHAPE_OPS
+                n.op in ("call_function", "call_method") and host_op(n.op, n.target) not in SHAPE_OPS
                 and any(a in data for a in ins)):
             data.add(n)
             continue
@@ -388,9 +385,12 @@ def fusion_plan(nodes: list[Node], one: dict[str, Any] | None = None) -> Plan:
     Failing that, a Conv2d/Linear layer whose output reaches only GEMM operands, through ops that
     only move elements (:data:`~antq.model.hostops.LAYOUT_OPS`), each operand reading its own
     output columns, all in one format the epilogue writes, qualifies with one scale per column
-    (:func:`_column_readers`; ``one`` holds each node's value on one sample, for the shapes)."""
+    (:func:`_column_readers`; ``one`` holds each node's value on one sample, for the shapes).
+    Ops that read only a shape (:data:`~antq.model.hostops.SHAPE_OPS`) do not count as users."""
     users: dict[str, list[Node]] = {}
     for n in nodes:
+        if n.op in SHAPE_OPS:
+            continue
         for r in _refs([n.args, n.kwargs]):
             users.setdefault(r, []).append(n)
 
@@ -463,7 +463,7 @@ def _column_readers(p: Node, nodes: list[Node], one: dict[str, Any]
     reads: list[tuple[Node, int, np.ndarray]] = []
     for n in nodes[nodes.index(p) + 1:]:
         refs = [r for r in _refs([n.args, n.kwargs]) if r in vals]
-        if not refs:
+        if not refs or n.op in SHAPE_OPS:
             continue
         if n.op in ("gemm", "act_gemm"):  # operands: direct arguments only
             slots = [i for i, a in enumerate(n.args) if isinstance(a, dict) and a.get("ref") in vals]

@@ -39,7 +39,7 @@ from ..core.formats import Format
 from ..core.quantize import QuantizedTensor, check_real, quantize_as, to_numpy
 from ..core.regmap import conv_out_hw
 from .hostops import DTYPES as HOST_DTYPES
-from .hostops import HOST_OPS, LAYOUT_OPS
+from .hostops import HOST_OPS, LAYOUT_OPS, SHAPE_OPS
 
 STATE_FORMAT = "antq-qmodel"
 STATE_VERSION = 4
@@ -146,6 +146,11 @@ class DeviceValue:
     def relayout(self, op: Callable[[np.ndarray], Any]) -> DeviceValue | None:
         """This value after a :data:`~antq.model.hostops.LAYOUT_OPS` host op (``op`` applies it to
         an array), still on the device; None: the host must fetch the value and apply the op."""
+        return None
+
+    def shaped(self) -> np.ndarray | None:
+        """An array of this value's shape, for the :data:`~antq.model.hostops.SHAPE_OPS` (its
+        elements are not the values); None: the host must fetch the value."""
         return None
 
     def materialize(self) -> np.ndarray:
@@ -863,7 +868,13 @@ class IntegerModel:
             # an op that only moves elements of a device value moves its indices (the value stays)
             lazy = node.op in LAYOUT_OPS and bool(node.args) and isinstance(node.args[0], dict) \
                 and isinstance(env.get(node.args[0].get("ref")), DeviceValue)
-            for r in _refs([node.args[1:] if direct or lazy else node.args, node.kwargs]):
+            # an op that reads only the shape of a device value reads it off the value's indices
+            shaped = None
+            if node.op in SHAPE_OPS and node.args and isinstance(node.args[0], dict) \
+                    and isinstance(env.get(node.args[0].get("ref")), DeviceValue):
+                shaped = env[node.args[0]["ref"]].shaped()
+            keep = direct or lazy or shaped is not None  # the first argument stays on the device
+            for r in _refs([node.args[1:] if keep else node.args, node.kwargs]):
                 if isinstance(env.get(r), DeviceValue):
                     tf = time.perf_counter()
                     env[r] = env[r].materialize()
@@ -886,6 +897,8 @@ class IntegerModel:
                 try:
                     kwargs = {k: _resolve(v, env) for k, v in node.kwargs.items()}
                     val = None
+                    if shaped is not None:
+                        val = HOST_OPS[node.op](shaped, *_resolve(node.args[1:], env), **kwargs)
                     src = env[node.args[0]["ref"]] if lazy else None
                     if isinstance(src, DeviceValue):  # (not if another argument made the host fetch it)
                         val = src.relayout(functools.partial(_apply_op, HOST_OPS[node.op],

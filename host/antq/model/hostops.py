@@ -457,6 +457,11 @@ element indices they say where each output element comes from, so a runtime can 
 indices of a value it keeps on the device (:meth:`antq.model.graph.DeviceValue.relayout`) and
 fetch nothing."""
 
+SHAPE_OPS: frozenset[str] = frozenset({"size", "dim", "getattr"})
+"""Host ops that read only their first argument's shape (``getattr`` takes ``shape`` and ``ndim``
+only): a runtime answers them from a device value's indices (:meth:`antq.model.graph.DeviceValue.
+shaped`) and fetches nothing, and they do not count as users of a value the export requantizes."""
+
 ROUNDED_OPS: frozenset[str] = frozenset({
     "gelu", "tanh", "sigmoid", "hardswish", "hardsigmoid", "silu", "leaky_relu", "exp", "sqrt", "matmul",
     "softmax", "log_softmax", "batch_norm", "layer_norm", "normalize", "avg_pool2d", "adaptive_avg_pool2d",

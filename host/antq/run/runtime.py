@@ -99,6 +99,9 @@ class DeviceCodes(DeviceValue):
             return None
         return DeviceCodes(self.rt, self.tensor, idx, self.batch, self.scale, self.name, self._base)
 
+    def shaped(self) -> np.ndarray:
+        return self.index
+
     def operand_for(self, layer: GemmLayer) -> Any | None:
         """The codes as they are, for a Linear layer whose (M, K) operand they already are, or the
         IP's own im2col of them (conv mode) for a convolution on the NHWC pixels they are."""
@@ -141,6 +144,9 @@ class HostValue(DeviceValue):
 
     def __init__(self, values: np.ndarray, batch: int) -> None:
         self.values, self.batch = values, batch
+
+    def shaped(self) -> np.ndarray:
+        return self.values
 
     def materialize(self) -> np.ndarray:
         return self.values
