@@ -280,6 +280,39 @@ def test_bench_reports_traffic_and_the_unchained_baseline(cnn_q, digits_test):
     assert {r["out_fmt"] for r in res["layers"] if r["kind"] == "gemm"} == {"int4u", "int64"}
 
 
+@pytest.mark.parametrize("which", ["cnn", "transformer"])
+def test_bench_rows_say_where_the_traffic_goes(which, cnn_q, transformer_int, digits_test):
+    """Each GEMM row's bytes and reads are its own calls' and its codes' fetches: they add up to
+    the totals, chained and unchained; an int64 result is M*N*8 bytes back, codes their packed size."""
+    from helpers import open_ov
+
+    _, _, im = cnn_q if which == "cnn" else transformer_int
+    x = digits_test[0][:16]
+    with open_ov("ref", pace=0) as ov:
+        res = bench_model(im, ov, x, repeats=1, int8_cost=False, progress=False)
+        cfg = ov.array
+    layers = {m.name: m for m in im.layers}
+    for r, unchained in ((res, False), (res["unchained"], True)):
+        rows = r["layers"]
+        for key in ("bytes_to_device", "bytes_from_device", "round_trips"):
+            assert sum(row[key] for row in rows) == r[key], key
+        for row in rows:
+            if row["kind"] != "gemm" or not isinstance(layers[row["name"]], graph.GemmLayer):
+                continue
+            layer = layers[row["name"]]
+            m = len(x) * layer.rows_per_sample
+            if row["out_fmt"] == "int64":
+                assert row["bytes_from_device"] == m * layer.n * 8 and row["round_trips"] == 1
+            elif row["round_trips"]:  # fetched codes (a host op or the attention operands need them)
+                assert row["bytes_from_device"] == pack.accelerator_layout("a", cfg).nbytes((m, layer.n), 4)
+            else:  # stayed on the device for the next layer
+                assert row["bytes_from_device"] == 0
+            assert row["out_fmt"] == "int64" or not unchained
+    if which == "transformer":
+        qkv = next(row for row in res["layers"] if row["name"] == "attn.qkv")
+        assert qkv["out_fmt"] == "int4s" and qkv["round_trips"] == 1
+
+
 def test_model_file_keeps_the_requantized_outputs(cnn_q, tmp_path, digits_test):
     _, _, im = cnn_q
     x, _ = digits_test

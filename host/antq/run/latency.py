@@ -74,7 +74,9 @@ def bench_model(model, overlay, x: np.ndarray, *, clock_mhz: float | None = None
     ``ddr_gbps`` if that is longer (``None``: no DDR bound). In emulation the result is a
     projection of the board and is labelled so; on a board the cycles are the hardware's own.
     ``bytes_to_device``, ``bytes_from_device`` and ``round_trips`` (IP results the host reads) are
-    per inference of the batch; weights and epilogue parameters are resident and not counted.
+    per inference of the batch; weights and epilogue parameters are resident and not counted. Each
+    GEMM row has the same three for its own calls and the fetches of its requantized codes (where
+    the traffic goes: the rows add up to the totals), and ``out_fmt``, what its result is.
     With ``baseline`` the unchained run's figures are under ``"unchained"``, and
     ``speedup`` is the ratio of the two images/s; the two modes alternate run by run.
     """
@@ -100,7 +102,7 @@ def bench_model(model, overlay, x: np.ndarray, *, clock_mhz: float | None = None
         if baseline:
             base = runs[1].result(False)
             out["unchained"] = {k: base[k] for k in ("images_per_s", "total_s", "totals", "bytes_to_device",
-                                                     "bytes_from_device", "round_trips")}
+                                                     "bytes_from_device", "round_trips", "layers")}
             out["speedup"] = out["images_per_s"] / base["images_per_s"]
     finally:
         for run in runs:
@@ -137,8 +139,12 @@ class _Bench:
                 n_calls = layer.calls(batch_len(x)) if r.op == "act_gemm" else layer.groups
                 layer_calls = [next(calls) for _ in range(n_calls)]
                 out_fmt = layer.out.fmt if chain and getattr(layer, "out", None) is not None else None
-                rows.append(_gemm_row(_Rec(r, layer), layer_calls, self.overlay, self.clock, self.ddr_gbps,
-                                      out_fmt))
+                row = _gemm_row(_Rec(r, layer), layer_calls, self.overlay, self.clock, self.ddr_gbps, out_fmt)
+                moved = rt.layer_traffic.get(layer.name)
+                row.update(bytes_to_device=moved.to_device if moved else 0,
+                           bytes_from_device=moved.from_device if moved else 0,
+                           round_trips=moved.reads if moved else 0)
+                rows.append(row)
             elif r.op not in ("input", "output"):
                 pending.append(r.op)
                 host_s += r.seconds
@@ -184,7 +190,7 @@ class _Bench:
 def _host_row(ops: list[str], seconds: float) -> dict:
     name = "host: " + ", ".join(dict.fromkeys(ops))
     return {"name": name, "kind": "host", "macs": 0, "cycles": 0, **dict.fromkeys(PARTS, 0.0),
-            "host_s": seconds}
+            "host_s": seconds, "bytes_to_device": 0, "bytes_from_device": 0, "round_trips": 0}
 
 
 def _int8_cycles(overlay, row: dict, layer) -> int:
@@ -209,7 +215,7 @@ def print_latency(res: dict) -> None:
           f"{res['clock_mhz']:g} MHz ({label}); other parts are wall time on this host (ms, best of "
           f"{res['repeats']})")
     head = (f"{'layer':<34} {'MACs':>9} {'cycles':>9} {'MAC/cyc':>7} {'q+pack':>7} {'flush':>6} "
-            f"{'compute':>8} {'inval':>6} {'unpack':>7} {'host':>6} {'int8 x':>6}")
+            f"{'compute':>8} {'inval':>6} {'unpack':>7} {'host':>6} {'int8 x':>6} {'B back':>7} {'out':>7}")
     print(head)
     print("-" * len(head))
 
@@ -219,9 +225,11 @@ def print_latency(res: dict) -> None:
     for r in res["layers"]:
         ratio = f"{r['int8_cycles'] / r['cycles']:.2f}" if r.get("int8_cycles") else ""
         mpc = f"{r['macs_per_cycle']:.2f}" if r["kind"] == "gemm" else ""
+        back = r.get("bytes_from_device", 0) if r["kind"] == "gemm" else ""
         print(f"{r['name'][:34]:<34} {r['macs']:>9} {r['cycles']:>9} {mpc:>7} {ms(r['quantize_pack_s']):>7} "
               f"{ms(r['flush_s']):>6} {ms(r['compute_s']):>8} {ms(r['invalidate_s']):>6} "
-              f"{ms(r['unpack_rescale_s']):>7} {ms(r['host_s']):>6} {ratio:>6}")
+              f"{ms(r['unpack_rescale_s']):>7} {ms(r['host_s']):>6} {ratio:>6} {back:>7} "
+              f"{r.get('out_fmt', ''):>7}")
     t = res["totals"]
     print("-" * len(head))
     print(f"{'total':<34} {res['macs']:>9} {res['cycles']:>9} {res['macs_per_cycle']:>7.2f} "

@@ -127,7 +127,8 @@ class DeviceCodes(DeviceValue):
         values the reference computes."""
         base = self._base
         if base._values is None:
-            q = self.rt.overlay.fetch(base.tensor)
+            with self.rt._count(self.name):
+                q = self.rt.overlay.fetch(base.tensor)
             base._values = epilogue.dequantized(q.codes, q.fmt, self.scale)
         if self._layout is not None:  # the producer's own layout: a view, no gather
             return self._layout(base._values)
@@ -174,6 +175,11 @@ class Runtime:
         self.calls: list[LayerCall] = []
         self.traffic: Any = None
         """The overlay's :class:`~antq.driver.overlay.Traffic` of the last :meth:`run` (all batches)."""
+        self.layer_traffic: dict[str, Any] = {}
+        """The same per GEMM layer of the last run: its calls' operands, results and parameters,
+        and the fetches of its requantized codes; the layers' sum is :attr:`traffic`."""
+        self._counts: dict[str, Any] = {}
+        self._counting = False
         self._resident: list[DeviceCodes] = []
         self._stack_s = 0.0
         self._weights: dict[int, tuple[str, Any]] = {}
@@ -200,6 +206,24 @@ class Runtime:
             raise RuntimeError("the overlay under this Runtime was closed, which freed the model's weights "
                                "on the device; open a new overlay (antq.open_overlay) and a new Runtime")
 
+    @contextlib.contextmanager
+    def _count(self, name: str) -> Iterator[None]:
+        """Add the traffic of the block to layer ``name`` (the outermost block only)."""
+        if self._counting:
+            yield
+            return
+        before = dataclasses.replace(self.overlay.traffic)
+        self._counting = True
+        try:
+            yield
+        finally:
+            self._counting = False
+            d = self.overlay.traffic.since(before)
+            t = self._counts.get(name)
+            self._counts[name] = d if t is None else dataclasses.replace(
+                t, to_device=t.to_device + d.to_device, from_device=t.from_device + d.from_device,
+                reads=t.reads + d.reads)
+
     def gemm(self, a: QuantizedTensor, w: QuantizedTensor) -> np.ndarray:
         """The accelerator's exact GEMM with ``w`` taken from its resident device buffer."""
         self._check_open()
@@ -208,7 +232,8 @@ class Runtime:
         except KeyError:
             raise ValueError("this weight is not resident on the device: Runtime.gemm only serves the "
                              "model's own layers") from None
-        y = self.overlay.gemm(a, handle)
+        with self._count(name):
+            y = self.overlay.gemm(a, handle)
         self.calls.append(LayerCall(name, a.shape[0], w.shape[0], a.shape[1], self.overlay.last_timing))
         return y
 
@@ -216,6 +241,10 @@ class Runtime:
         """The layer's GEMM with its epilogue on the IP; the codes stay on the device. (With more
         output columns than the IP's epilogue holds, or an array that cannot write packed tiles,
         the int64 result comes back and the host applies the same epilogue.)"""
+        with self._count(layer.name):
+            return self._requantize(a, w, p, layer, batch)
+
+    def _requantize(self, a: Any, w: QuantizedTensor, p: Params, layer: GemmLayer, batch: int) -> DeviceValue:
         self._check_open()
         if layer.n > regmap.EPI_MAX_COLS or not regmap.epilogue_tiles_ok(self.overlay.array):
             acc = self.gemm(a, w)  # the epilogue's own function, on the host
@@ -236,6 +265,11 @@ class Runtime:
         hold apart (:meth:`~antq.driver.overlay.DeviceTensor.block`) are written to their own
         buffers and fetched, 4-bit codes instead of int64; an epilogue the IP cannot run is the
         host's."""
+        with self._count(layer.name):
+            return self._act_requantize(layer, calls, shape, index, batch)
+
+    def _act_requantize(self, layer: MatmulLayer, calls: list[MatmulCall], shape: tuple[int, int],
+                        index: np.ndarray, batch: int) -> DeviceValue:
         p, ov = layer.call_epilogue, self.overlay
         codes = np.empty(shape, np.uint8)  # a host copy of the codes, where they come back
         if p.channels > regmap.EPI_MAX_COLS or not regmap.epilogue_tiles_ok(ov.array):
@@ -271,7 +305,7 @@ class Runtime:
         """All calls of an activation x activation GEMM, their operands packed together
         (:meth:`_stacked`): their int64 results, in order."""
         self._check_open()
-        with self._stacked(calls) as operands:
+        with self._count(layer.name), self._stacked(calls) as operands:
             return [self._act_call(a, b, None, None) for a, b in operands]
 
     @contextlib.contextmanager
@@ -335,6 +369,7 @@ class Runtime:
         if trace and step < n:
             raise ValueError("trace=True needs the whole input in one batch (batch_size=None)")
         before = dataclasses.replace(self.overlay.traffic)
+        self._counts = {}
         try:
             if step >= n:
                 res = self._run_batch(x, trace)
@@ -343,6 +378,7 @@ class Runtime:
                                for i in tqdm(range(0, n, step), desc="inference", unit="batch",
                                              disable=not progress)])
             self.traffic = self.overlay.traffic.since(before)
+            self.layer_traffic = dict(self._counts)
             if trace:  # the records hold values, as with the reference (fetched after the count)
                 for r in res[1]:
                     if isinstance(r.output, DeviceValue):
