@@ -616,7 +616,9 @@ def build_parser() -> argparse.ArgumentParser:
         "time at --ddr-gbps if longer), copy out (invalidate), unpack+rescale and host-only layers. In "
         "emulation the compute times are a projection of the board; on a board they are measured. Also "
         "prints MACs/cycle against the array peak, the cost of the same layers as int8 nibble passes, "
-        "images/s, and the host<->device traffic per inference (bytes each way, results read). The run is "
+        "images/s, and the host<->device traffic per inference (bytes each way, results read), in all and "
+        "per layer (the bytes each result brings back and its format: int64, codes, or none when the "
+        "codes stay on the device). The run is "
         "chained (requantized outputs stay on the device); the same batch unchained (every int64 result "
         "read back) is measured in the same run, alternating with it run by run, as the baseline of the "
         "printed speedup.")
