@@ -441,6 +441,24 @@ def render_latency(ds: dict) -> str:
     return "\n".join(lines)
 
 
+def render_traffic(ds: dict) -> str:
+    """Where each demo model's host <-> device traffic goes, layer by layer (chained run)."""
+    models = ds["demo"]["data"]["results"]["models"]
+    lines = [f"Measured by `antq demo` ({_source(ds, 'demo')}), chained, per inference of the batch; "
+             "\"result\" is what the layer's calls leave (int64 accumulators, or the epilogue's codes), "
+             "\"read by\" what takes it past the ops that only move elements:", ""]
+    for name, m in models.items():
+        lines += [f"**{name}**: {m['bytes_to_device']:,} B to the device, {m['bytes_from_device']:,} B from "
+                  f"it, {m['round_trips']} round trips (unchained: {m['unchained']['bytes_to_device']:,}, "
+                  f"{m['unchained']['bytes_from_device']:,}, {m['unchained']['round_trips']}).", "",
+                  "| layer | calls | result | B to device | B from device | round trips | read by |",
+                  "|---|---|---|---|---|---|---|"]
+        lines += [f"| {r['name']} | {r['calls']} | {r['out_fmt']} | {r['bytes_to_device']:,} | "
+                  f"{r['bytes_from_device']:,} | {r['round_trips']} | {r['read_by']} |" for r in m["layers"]]
+        lines.append("")
+    return "\n".join(lines).rstrip("\n")
+
+
 def _golden_cases() -> int:
     return sum(1 for line in (ROOT / "tests" / "golden" / "gemm.txt").read_text().splitlines()
                if line.startswith("case "))
@@ -622,6 +640,7 @@ BLOCKS: list[Block] = [
     Block("before-after", "docs/rtl.md", ("before-after",), render_before_after),
     Block("bench-rtl", "docs/rtl.md", ("bench-rtl",), render_bench_rtl),
     Block("bench-calib", "docs/models.md", ("bench-calib",), render_bench_calib),
+    Block("traffic", "docs/runtime.md", ("demo",), render_traffic),
     Block("report", "docs/report/report.md", ("report",), render_report, whole_file=True),
 ]
 

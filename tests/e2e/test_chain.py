@@ -308,9 +308,15 @@ def test_bench_rows_say_where_the_traffic_goes(which, cnn_q, transformer_int, di
             else:  # stayed on the device for the next layer
                 assert row["bytes_from_device"] == 0
             assert row["out_fmt"] == "int64" or not unchained
+    by = {row["name"]: row["read_by"] for row in res["layers"] if row["kind"] == "gemm"}
     if which == "transformer":
         qkv = next(row for row in res["layers"] if row["name"] == "attn.qkv")
         assert qkv["out_fmt"] == "int4s" and qkv["round_trips"] == 1
+        assert by["attn.qkv"] == "attn.matmul0, attn.matmul1" and by["fc1"] == "gelu"
+        assert by["attn.matmul1"] == "attn.proj" and by["head"] == "output"  # past transpose, reshape
+    else:
+        assert by == {"features.0": "features.3", "features.3": "max_pool2d", "features.7": "max_pool2d",
+                      "classifier.1": "classifier.4", "classifier.4": "output"}
 
 
 def test_model_file_keeps_the_requantized_outputs(cnn_q, tmp_path, digits_test):

@@ -12,6 +12,8 @@ from .evaluate import evaluate
 
 DEMO_MODELS = ("digits-cnn", "digits-transformer")
 _TRAFFIC = ("images_per_s", "bytes_to_device", "bytes_from_device", "round_trips", "speedup")
+_ROW = ("name", "calls", "out_fmt", "bytes_to_device", "bytes_from_device", "round_trips", "read_by")
+"""Each GEMM layer's traffic in the chained run, for docs/runtime.md's table."""
 
 
 def demo(backend: str | None = None, out_dir: str | Path | None = None, batch: int = 16) -> dict:
@@ -61,7 +63,9 @@ def demo(backend: str | None = None, out_dir: str | Path | None = None, batch: i
                                        "mismatches": r.mismatched_predictions,
                                        "identical": r.identical_logits, "file": str(path),
                                        **{k: bench[k] for k in _TRAFFIC},
-                                       "unchained": {k: u[k] for k in _TRAFFIC if k != "speedup"}}
+                                       "unchained": {k: u[k] for k in _TRAFFIC if k != "speedup"},
+                                       "layers": [{k: row[k] for k in _ROW} for row in bench["layers"]
+                                                  if row["kind"] == "gemm"]}
             if name == DEMO_MODELS[0]:
                 lat = bench
         latency.print_latency(lat)

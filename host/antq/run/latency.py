@@ -15,7 +15,8 @@ import numpy as np
 
 from ..core import regmap
 from ..core.quantize import QuantizedTensor
-from ..model.graph import batch_len
+from ..model.graph import _refs, batch_len
+from ..model.hostops import LAYOUT_OPS, SHAPE_OPS
 from .runtime import Runtime
 
 PARTS = ("quantize_pack_s", "flush_s", "compute_s", "invalidate_s", "unpack_rescale_s", "host_s")
@@ -76,7 +77,8 @@ def bench_model(model, overlay, x: np.ndarray, *, clock_mhz: float | None = None
     ``bytes_to_device``, ``bytes_from_device`` and ``round_trips`` (IP results the host reads) are
     per inference of the batch; weights and epilogue parameters are resident and not counted. Each
     GEMM row has the same three for its own calls and the fetches of its requantized codes (where
-    the traffic goes: the rows add up to the totals), and ``out_fmt``, what its result is.
+    the traffic goes: the rows add up to the totals), ``out_fmt``, what its result is, and
+    ``read_by``, what takes it (:func:`read_by`: the next layers, or the host ops that need it).
     With ``baseline`` the unchained run's figures are under ``"unchained"``, and
     ``speedup`` is the ratio of the two images/s; the two modes alternate run by run.
     """
@@ -110,6 +112,29 @@ def bench_model(model, overlay, x: np.ndarray, *, clock_mhz: float | None = None
     return out
 
 
+def read_by(model) -> dict[str, str]:
+    """Layer name -> what its output reaches past the ops that only move elements: the next GEMM
+    layers' names, or host op names (why a result the host reads comes back)."""
+    users: dict[str, list] = {}
+    for n in model.nodes:
+        if n.op not in SHAPE_OPS:
+            for r in dict.fromkeys(_refs([n.args, n.kwargs])):
+                users.setdefault(r, []).append(n)
+    out = {}
+    for n in model.nodes:
+        if n.layer is None:
+            continue
+        todo, names = [n.name], []
+        while todo:  # breadth first: the readers in graph order
+            for u in users.get(todo.pop(0), []):
+                if u.op in LAYOUT_OPS:
+                    todo.append(u.name)
+                else:
+                    names.append(u.layer.name if u.layer is not None else u.op)
+        out[n.layer.name] = ", ".join(dict.fromkeys(names))
+    return out
+
+
 class _Bench:
     """One mode's (chained or unchained) runs of the batch: per-part best of its :meth:`step` s."""
 
@@ -117,6 +142,7 @@ class _Bench:
         self.model, self.overlay, self.x, self.clock, self.ddr_gbps, self.chain = \
             model, overlay, x, clock, ddr_gbps, chain
         self.layers = {layer.name: layer for layer in model.layers}
+        self.read_by = read_by(model)
         self.best: list[dict] | None = None
         self.repeats = 0
         self.rt = Runtime(model, overlay, chain=chain)
@@ -143,7 +169,7 @@ class _Bench:
                 moved = rt.layer_traffic.get(layer.name)
                 row.update(bytes_to_device=moved.to_device if moved else 0,
                            bytes_from_device=moved.from_device if moved else 0,
-                           round_trips=moved.reads if moved else 0)
+                           round_trips=moved.reads if moved else 0, read_by=self.read_by[layer.name])
                 rows.append(row)
             elif r.op not in ("input", "output"):
                 pending.append(r.op)
