@@ -109,6 +109,10 @@ class Traffic:
         return Traffic(self.to_device - before.to_device, self.from_device - before.from_device,
                        self.reads - before.reads)
 
+    def __add__(self, other: Traffic) -> Traffic:
+        return Traffic(self.to_device + other.to_device, self.from_device + other.from_device,
+                       self.reads + other.reads)
+
 
 class DeviceTensor:
     """Codes of one format packed in the accelerator layout, resident in a device buffer.

@@ -33,7 +33,7 @@ from torch import nn
 from ..core import regmap
 from ..core.quantize import QuantizedTensor
 from .fakequant import ExportError, HostOps, QuantConv2d, QuantLayer, QuantLinear, QuantMatmul
-from .graph import GemmLayer, IntegerModel, MatmulLayer, Node, Requant, _refs, requant_params
+from .graph import GemmLayer, IntegerModel, MatmulLayer, Node, Requant, _refs, requant_params, value_users
 from .hostops import DTYPES, HOST_OPS, LAYOUT_OPS, SHAPE_OPS
 from .torchops import host_op
 from .tracing import trace
@@ -387,12 +387,7 @@ def fusion_plan(nodes: list[Node], one: dict[str, Any] | None = None) -> Plan:
     output columns, all in one format the epilogue writes, qualifies with one scale per column
     (:func:`_column_readers`; ``one`` holds each node's value on one sample, for the shapes).
     Ops that read only a shape (:data:`~antq.model.hostops.SHAPE_OPS`) do not count as users."""
-    users: dict[str, list[Node]] = {}
-    for n in nodes:
-        if n.op in SHAPE_OPS:
-            continue
-        for r in _refs([n.args, n.kwargs]):
-            users.setdefault(r, []).append(n)
+    users = value_users(nodes)
 
     def only_first(n: Node, r: str) -> bool:
         return bool(n.args) and n.args[0] == {"ref": r} and r not in _refs([n.args[1:], n.kwargs])

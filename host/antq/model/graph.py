@@ -46,6 +46,8 @@ STATE_VERSION = 4
 """2: several typed inputs, grouped convolutions, activation x activation GEMMs. 3: a GEMM layer's
 output may be requantized by the integer epilogue (:class:`Requant`). 4: with one scale per output
 column (several consumers)."""
+PLAIN_VERSION = 3
+"""The version written for a model without per-column scales, which an antq reading 2-3 loads."""
 READS = (2, 3, 4)
 """Model format versions this antq loads (a version-2 model has no requantized outputs)."""
 
@@ -101,12 +103,7 @@ class Requant:
 
     @classmethod
     def from_state(cls, s: dict) -> Requant:
-        scale = s["scale"]
-        if isinstance(scale, list):
-            scale = tuple(np.float32(v) for v in scale)
-        else:
-            scale = np.float32(scale)
-        return cls(formats.get(s["kind"], s["bits"], s["signed"]), scale, s["act"], s["to"])
+        return cls(formats.get(s["kind"], s["bits"], s["signed"]), s["scale"], s["act"], s["to"])
 
 
 def requant_params(act_fmt: Format, act_scale: np.float32, w_fmt: Format, w_scale: np.ndarray, k: int,
@@ -693,6 +690,17 @@ def _resolve(a: Any, env: dict[str, Any]) -> Any:
     return a
 
 
+def value_users(nodes: list[Node]) -> dict[str, list[Node]]:
+    """Node name -> the nodes that read its value, each once, in graph order (an op that reads
+    only a shape, :data:`~antq.model.hostops.SHAPE_OPS`, is no use of the value)."""
+    users: dict[str, list[Node]] = {}
+    for n in nodes:
+        if n.op not in SHAPE_OPS:
+            for r in dict.fromkeys(_refs([n.args, n.kwargs])):
+                users.setdefault(r, []).append(n)
+    return users
+
+
 def _refs(a: Any) -> list[str]:
     if isinstance(a, dict):
         return [a["ref"]] if "ref" in a else [r for v in a.values() for r in _refs(v)]
@@ -943,7 +951,7 @@ class IntegerModel:
             nodes.append(d)
         # the lowest version that holds the model, so that an older antq still reads what it can
         per_column = any(layer.out is not None and np.ndim(layer.out.scale) for layer in self.layers)
-        version = STATE_VERSION if per_column else 3
+        version = STATE_VERSION if per_column else PLAIN_VERSION
         return {"format": STATE_FORMAT, "version": version, "name": self.name,
                 "dataset": self.dataset, "config": self.config, "bits": self.bits, "nodes": nodes}
 

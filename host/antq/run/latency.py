@@ -15,8 +15,8 @@ import numpy as np
 
 from ..core import regmap
 from ..core.quantize import QuantizedTensor
-from ..model.graph import _refs, batch_len
-from ..model.hostops import LAYOUT_OPS, SHAPE_OPS
+from ..model.graph import batch_len, value_users
+from ..model.hostops import LAYOUT_OPS
 from .runtime import Runtime
 
 PARTS = ("quantize_pack_s", "flush_s", "compute_s", "invalidate_s", "unpack_rescale_s", "host_s")
@@ -115,11 +115,7 @@ def bench_model(model, overlay, x: np.ndarray, *, clock_mhz: float | None = None
 def read_by(model) -> dict[str, str]:
     """Layer name -> what its output reaches past the ops that only move elements: the next GEMM
     layers' names, or host op names (why a result the host reads comes back)."""
-    users: dict[str, list] = {}
-    for n in model.nodes:
-        if n.op not in SHAPE_OPS:
-            for r in dict.fromkeys(_refs([n.args, n.kwargs])):
-                users.setdefault(r, []).append(n)
+    users = value_users(model.nodes)
     out = {}
     for n in model.nodes:
         if n.layer is None:

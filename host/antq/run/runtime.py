@@ -220,9 +220,7 @@ class Runtime:
             self._counting = False
             d = self.overlay.traffic.since(before)
             t = self._counts.get(name)
-            self._counts[name] = d if t is None else dataclasses.replace(
-                t, to_device=t.to_device + d.to_device, from_device=t.from_device + d.from_device,
-                reads=t.reads + d.reads)
+            self._counts[name] = d if t is None else t + d
 
     def gemm(self, a: QuantizedTensor, w: QuantizedTensor) -> np.ndarray:
         """The accelerator's exact GEMM with ``w`` taken from its resident device buffer."""
