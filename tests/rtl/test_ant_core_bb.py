@@ -313,7 +313,9 @@ async def calls_with_gaps_backpressure_and_ce(dut):
     await tb.run(calls, gaps=0.3, full=0.4, ce_low=0.25)
     for c in calls:
         total, busy, stall_in, stall_out = tb.answers(c)[1]
-        assert 0 < busy <= total and stall_in + stall_out < total
+        # stall_in and stall_out may count the same cycle (a beat awaited while a result waits for
+        # the sink: contracts §10 defines them apart), so each is bounded by the call, not their sum
+        assert 0 < busy <= total and stall_in < total and stall_out < total
 
 
 @cocotb.test()
