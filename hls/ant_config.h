@@ -14,6 +14,7 @@
 #define ANT_KBUF_STEPS 4096
 #define ANT_WRES_WORDS 32768
 #define ANT_SRC_WORDS 8192
+#define ANT_WSRC_WORDS 2048
 #define ANT_MAX_BURST 16
 #define ANT_COSIM_DEPTH 16384
 #define ANT_MEM_LATENCY 32
@@ -25,7 +26,7 @@
 #define ANT_CORE_READ_AHEAD 4
 #define ANT_STATS_BEATS 4
 #define ANT_MAX_DIM 16777215u
-#define ANT_ID_WORD 0x414E5404u
+#define ANT_ID_WORD 0x414E5405u
 #define ANT_GEOMETRY 0x20081010u
 #define ANT_CFG_A_SIDE 24
 #define ANT_CFG_W_SIDE 28
@@ -50,6 +51,7 @@
 #define ANT_ST_BAD_PAIR 5
 #define ANT_ST_BAD_MODE 6
 #define ANT_ST_BAD_CONV 7
+#define ANT_ST_BAD_HEADS 8
 
 // Largest |value| of each 4-bit format, [kind id][signed].
 static const uint32_t ANT_MAX_ABS4[4][2] = {{15, 8}, {16384, 64}, {64, 16}, {192, 64}};

@@ -36,6 +36,16 @@
 // buffer reads, a shift, a border mask: one step per cycle); otherwise one code per cycle. serve_a
 // and everything after it are unchanged.
 //
+// Heads mode (heads != 0, docs/contracts.md section 15): attention's operands generated from a
+// projection's codes. A side with a rule (A: rows; W: kt or v) reads its pointer as Rs rows x Ks
+// columns of 4-bit codes packed as activations (tile R) into an on-chip buffer (A: the conv-mode
+// buffer, ANT_SRC_WORDS; W: fetch_w's own, ANT_WSRC_WORDS), then generates exactly the words of its
+// block-diagonal operand that normal mode would read (same order, same spans), one code per cycle:
+// with the step t = (s'*g + h')*L + k (L = D, or T for v) and the operand row i = (s or h)*T + m/n
+// (v: h*D + n), A[i, t] = src(r0 + i, c0 + h'*hs + k) if s' = s (rows), W[j, t] =
+// src(r0 + s'*T + n, c0 + h*hs + k) if h' = h (kt) or src(r0 + s'*T + k, c0 + h*hs + n) if h' = h
+// (v), code 0 elsewhere, for source rows >= Rs, operand rows >= M/N and steps >= K.
+//
 // Counters: the call starts and ends with a stats request to the core (config bit 34, k = 0),
 // whose answer is the core's own cycle counters (total, busy, input stalls, output stalls), so a
 // board reports the hardware, not a model. g++ builds (csim, rtl levels) report the same
@@ -128,6 +138,88 @@ Conv decode_conv(uint32_t hw, uint32_t win, uint32_t m, uint32_t k, const Fmt &f
     return cv;
 }
 
+// Heads mode (docs/contracts.md section 15): one side's source and window. rule 0: the side is read
+// as packed; 1 rows (A), 2 kt, 3 v (W).
+enum { kRuleOff = 0, kRuleRows = 1, kRuleKt = 2, kRuleV = 3 };
+
+struct HeadsSide {
+    uint32_t rule;
+    uint32_t ks, rs;      // source columns, rows
+    uint32_t c0, hs, r0;  // first column, head stride (columns), row of the call's first sample
+    uint32_t block;       // bus words of one source row tile block (tile R, Ks steps)
+    uint32_t words;       // bus words of the source: ceil(Rs / R) blocks
+};
+
+struct Heads {
+    bool on, ok;         // on: a side has a rule; ok = false: ANT_ST_BAD_HEADS
+    uint32_t s, g, t, d;  // samples, heads, tokens per sample, head width
+    HeadsSide a, w;
+    uint32_t src_words;  // the larger side's source words (both are read before the tiles)
+};
+
+HeadsSide heads_side(uint32_t rule, uint32_t src, uint32_t col) {
+    HeadsSide sd;
+    sd.rule = rule;
+    sd.ks = src & 0xFFFFu;
+    sd.rs = src >> 16;
+    sd.c0 = col & 0xFFFFu;
+    sd.hs = (col >> 16) & 0xFFu;
+    sd.r0 = col >> 24;
+    sd.block = sd.words = 0;
+    return sd;
+}
+
+// The checks of one side with a rule, in the order of regmap.decode_heads (rows: the operand's M or N).
+bool heads_side_ok(const Heads &hd, HeadsSide &sd, uint32_t rows, uint32_t k, const Fmt &f, uint32_t limit) {
+    const uint64_t s = hd.s, g = hd.g, t = hd.t, d = hd.d;
+    const uint64_t want_rows = sd.rule == kRuleRows ? s * t : sd.rule == kRuleKt ? g * t : g * d;
+    const uint64_t want_k = sd.rule == kRuleV ? s * g * t : s * g * d;
+    if ((sd.rule == kRuleRows ? rows > want_rows : rows != want_rows) || k != want_k) return false;
+    if (f.bits != ANT_CODE_BITS) return false;
+    if (sd.r0 >= kRows) return false;
+    if (sd.rs == 0 || uint64_t{sd.c0} + (g - 1) * sd.hs + d > sd.ks) return false;
+    const uint64_t tiles = (uint64_t{sd.rs} + kRows - 1) / kRows;  // kRows: a constant
+    const uint64_t words = tiles * block_words(kRows, sd.ks);
+    if (words > limit) return false;
+    sd.block = block_words(kRows, sd.ks);
+    sd.words = static_cast<uint32_t>(words);
+    return true;
+}
+
+// The six heads registers for M, N, K, checked once per call exactly as regmap.decode_heads.
+Heads decode_heads(uint32_t word, uint32_t dims, uint32_t a_src, uint32_t a_col, uint32_t w_src, uint32_t w_col,
+                   uint32_t m, uint32_t n, uint32_t k, const Fmt &fa, const Fmt &fw, bool conv_on) {
+    Heads hd = {};
+    const uint32_t ra = word & 3u, rw = (word >> 2) & 3u;
+    hd.on = ra != 0 || rw != 0;
+    hd.ok = false;
+    hd.a = heads_side(kRuleOff, 0, 0);
+    hd.w = heads_side(kRuleOff, 0, 0);
+    if (word >> 20) return hd;
+    if (!hd.on) {
+        hd.ok = true;
+        return hd;
+    }
+    if (ra > kRuleRows || rw == kRuleRows) return hd;
+    if (conv_on) return hd;
+    hd.s = (word >> 4) & 0xFFu;
+    hd.g = (word >> 12) & 0xFFu;
+    hd.t = dims & 0xFFFFu;
+    hd.d = dims >> 16;
+    if (!hd.s || !hd.g || !hd.t || !hd.d) return hd;
+    if (ra) {
+        hd.a = heads_side(ra, a_src, a_col);
+        if (!heads_side_ok(hd, hd.a, m, k, fa, ANT_SRC_WORDS)) return hd;
+    }
+    if (rw) {
+        hd.w = heads_side(rw, w_src, w_col);
+        if (!heads_side_ok(hd, hd.w, n, k, fw, ANT_WSRC_WORDS)) return hd;
+    }
+    hd.src_words = hd.a.words > hd.w.words ? hd.a.words : hd.w.words;
+    hd.ok = true;
+    return hd;
+}
+
 // The call, worked out once from the arguments and read by every process.
 struct Plan {
     uint32_t m, n, k, J;        // J: steps per job
@@ -142,6 +234,7 @@ struct Plan {
     ant_epi::Out out;           // its output format and shift
     uint32_t epi_words;         // int64 words of the parameter buffer
     Conv cv;                    // conv mode: A generated on chip from the source tensor
+    Heads hd;                   // heads mode: a side generated on chip from its source
 };
 
 uint32_t gcd(uint32_t a, uint32_t b) {
@@ -167,9 +260,10 @@ uint32_t tiles_of(uint32_t dim, uint32_t tile) {
 }
 
 Plan make_plan(uint32_t m, uint32_t n, uint32_t k, const Fmt &fa, const Fmt &fw, uint32_t sel,
-               uint32_t out_mode, const Conv &cv) {
+               uint32_t out_mode, const Conv &cv, const Heads &hd) {
     Plan p;
     p.cv = cv;
+    p.hd = hd;
     p.epi = out_mode != 0;
     p.out = ant_epi::decode_out(out_mode);
     p.epi_words = p.epi ? (n + 1) / 2 + n + 2 + p.out.nthr : 0;
@@ -407,10 +501,12 @@ struct WordPacker {
     }
 };
 
-// Step v into the span's words, the first step's bits before word w0 dropped.
-void put_step(WordPacker &pk, const a_step_t &v, uint32_t &skip, hls::stream<bus_t, ANT_WORDS_DEPTH> &out) {
-    for (uint32_t b = 0; b < kStepA; b += 32) {
-        const uint32_t n = kStepA - b < 32 ? kStepA - b : 32;
+// Step v (STEP bits: one step of a tile block) into the span's words, the first step's bits before
+// word w0 dropped.
+template <int STEP>
+void put_step(WordPacker &pk, const ap_uint<STEP> &v, uint32_t &skip, hls::stream<bus_t, ANT_WORDS_DEPTH> &out) {
+    for (uint32_t b = 0; b < static_cast<uint32_t>(STEP); b += 32) {
+        const uint32_t n = STEP - b < 32 ? STEP - b : 32;
         if (b + n <= skip) continue;
         const uint32_t lo = b < skip ? skip - b : 0;
         pk.put(v.range(b + n - 1, b + lo).to_uint64(), n - lo, out);
@@ -438,7 +534,7 @@ back:
     fast_steps:
         for (uint32_t st = s_first; st < s_end; ++st) {
 #pragma HLS PIPELINE II = 1
-            put_step(pk, fast_step(src, p, t, m0, w, st, pl), skip, out);
+            put_step<kStepA>(pk, fast_step(src, p, t, m0, w, st, pl), skip, out);
             win_next(p.cv, w);
         }
         return;
@@ -452,7 +548,7 @@ codes:
             ++r;
             continue;
         }
-        put_step(pk, v, skip, out);
+        put_step<kStepA>(pk, v, skip, out);
         v = 0;
         r = 0;
         ++st;
@@ -460,21 +556,138 @@ codes:
     }
 }
 
+// ---- heads mode: a side's block-diagonal operand, generated on chip ------------------------
+
+// Running decomposition j = q*P + n of the operand row j (P = D for v, else T), advanced one row
+// per cycle (no divider); qcol = q*hs.
+struct HeadCounter {
+    uint32_t j, q, n, qcol;
+};
+
+// What each row of a tile contributes to its codes: the block it belongs to (s for rows, h for kt
+// and v; a step matches when its s' or h' is the same), its part of the source row and column.
+template <uint32_t TILE>
+struct HeadRows {
+    bool live[TILE];  // row < M (A) or N (W)
+    uint32_t key[TILE], row[TILE], col[TILE];
+};
+
+template <uint32_t TILE>
+void heads_rows(const Heads &hd, const HeadsSide &sd, uint32_t dim, HeadCounter &hc, HeadRows<TILE> &t) {
+    const uint32_t per = sd.rule == kRuleV ? hd.d : hd.t;
+head_rows:
+    for (uint32_t r = 0; r < TILE; ++r) {
+#pragma HLS PIPELINE II = 1
+        t.live[r] = hc.j < dim;
+        t.key[r] = hc.q;
+        t.row[r] = sd.r0 + (sd.rule == kRuleRows ? hc.j : sd.rule == kRuleKt ? hc.n : 0u);  // rows: r0 + s*T + m
+        t.col[r] = sd.c0 + (sd.rule == kRuleRows ? 0u : hc.qcol + (sd.rule == kRuleV ? hc.n : 0u));
+        ++hc.j;
+        if (++hc.n == per) {
+            hc.n = 0;
+            ++hc.q;
+            hc.qcol += sd.hs;
+        }
+    }
+}
+
+// A step t = (s*g + h)*L + k (L = D, or T for v), hcol = h*hs, srow = s*T.
+struct HeadStep {
+    uint32_t k, h, s, hcol, srow;
+};
+
+// The decomposition of step t: the divisions run once per span (its first step).
+HeadStep heads_step_at(const Heads &hd, const HeadsSide &sd, uint32_t t) {
+    const uint32_t len = sd.rule == kRuleV ? hd.t : hd.d;
+    const uint32_t q = t / len;
+    HeadStep st;
+    st.k = t - q * len;
+    st.s = q / hd.g;
+    st.h = q - st.s * hd.g;
+    st.hcol = st.h * sd.hs;
+    st.srow = st.s * hd.t;
+    return st;
+}
+
+void heads_next(const Heads &hd, const HeadsSide &sd, HeadStep &st) {
+    const uint32_t len = sd.rule == kRuleV ? hd.t : hd.d;
+    if (++st.k < len) return;
+    st.k = 0;
+    st.hcol += sd.hs;
+    if (++st.h < hd.g) return;
+    st.h = 0;
+    st.hcol = 0;
+    ++st.s;
+    st.srow += hd.t;
+}
+
+// The element rules of heads mode: the code of tile row r at step `step` (one buffer read), or 0 off
+// the blocks (s' != s for rows, h' != h for kt and v), for source rows >= Rs, rows >= M/N and steps
+// >= K. The source is packed as activations (tile R) whichever side it feeds.
+template <uint32_t TILE>
+uint64_t heads_code(const bus_t *src, const Plan &p, const HeadsSide &sd, const HeadRows<TILE> &t, uint32_t r,
+                    const HeadStep &st, uint32_t step) {
+    const uint32_t key = sd.rule == kRuleRows ? st.s : st.h;
+    const uint32_t row = t.row[r] + (sd.rule == kRuleRows ? 0u : st.srow) + (sd.rule == kRuleV ? st.k : 0u);
+    const uint32_t col = t.col[r] + (sd.rule == kRuleRows ? st.hcol : 0u) + (sd.rule == kRuleV ? 0u : st.k);
+    if (!t.live[r] || step >= p.k || t.key[r] != key || row >= sd.rs) return 0;
+    const uint64_t bit = uint64_t{row / kRows} * sd.block * kBus + uint64_t{col} * kStepA + 4 * (row % kRows);
+    return bits_at(src, bit, 4);  // kRows: a constant
+}
+
+// The words [s.w0, s.w1) of a generated side's tile block (TILE = R for A, C for W), exactly as the
+// packed operand would hold them: steps s_first .. s_end - 1, one code per cycle.
+template <uint32_t TILE>
+void gen_heads_span(const bus_t *src, const Plan &p, const HeadsSide &sd, const HeadRows<TILE> &t, const Span &s,
+                    hls::stream<bus_t, ANT_WORDS_DEPTH> &out) {
+    const uint32_t kStep = 4 * TILE;
+    const uint64_t first = uint64_t{s.w0} * kBus;
+    const uint32_t s_first = static_cast<uint32_t>(first / kStep);  // kStep: a constant
+    const uint32_t s_end = static_cast<uint32_t>((uint64_t{s.w1} * kBus + kStep - 1) / kStep);
+    uint32_t skip = static_cast<uint32_t>(first - uint64_t{s_first} * kStep);
+    HeadStep st = heads_step_at(p.hd, sd, s_first);
+    WordPacker pk;
+    pk.cur = 0;
+    pk.have = 0;
+    pk.left = s.w1 - s.w0;
+    ap_uint<4 * TILE> v = 0;
+head_codes:
+    for (uint32_t i = s_first, r = 0; i < s_end;) {
+#pragma HLS PIPELINE II = 1
+        v.range(4 * r + 3, 4 * r) = heads_code<TILE>(src, p, sd, t, r, st, i);
+        if (r + 1 < TILE) {
+            ++r;
+            continue;
+        }
+        put_step<4 * TILE>(pk, v, skip, out);
+        v = 0;
+        r = 0;
+        ++i;
+        heads_next(p.hd, sd, st);
+    }
+}
+
 // DDR -> a_words: the words of every A block the call needs, in the order serve_a first uses them.
-// In conv mode the source tensor is read into the on-chip buffer first and the words are generated.
+// In conv mode the source tensor, in heads mode (A's rule rows) A's source, is read into the
+// on-chip buffer first and the words are generated.
 void fetch_a(const bus_t *a, const Plan &p, hls::stream<bus_t, ANT_WORDS_DEPTH> &out) {
     static bus_t src[ANT_SRC_WORDS];
-    if (p.cv.on) {
+    const bool heads = p.hd.a.rule != kRuleOff;
+    if (p.cv.on || heads) {
+        const uint32_t words = p.cv.on ? p.cv.src_words : p.hd.a.words;
     read_src:
-        for (uint32_t i = 0; i < p.cv.src_words; ++i) {
+        for (uint32_t i = 0; i < words; ++i) {
 #pragma HLS PIPELINE II = 1
             src[i] = a[i];
         }
     }
     PixelCounter pc = {0, 0, 0, 0};
     TileRows rows;
+    HeadCounter hc = {0, 0, 0, 0};
+    HeadRows<kRows> hrows;
     for (uint32_t m0 = 0, tm = 0; m0 < p.m; m0 += kRows, ++tm) {
         if (p.cv.on) tile_rows(p, pc, rows);
+        if (heads) heads_rows<kRows>(p.hd, p.hd.a, p.m, hc, hrows);
         for (uint32_t n0 = 0; n0 < p.n; n0 += kCols) {
             if (p.a_reuse && n0 != 0) continue;
             Win w = {0, 0, 0};  // the window of step k0
@@ -485,6 +698,10 @@ void fetch_a(const bus_t *a, const Plan &p, hls::stream<bus_t, ANT_WORDS_DEPTH> 
                     if (!p.use_a[pl]) continue;
                     if (p.cv.on) {
                         gen_span(src, p, rows, m0, w, k0, s, static_cast<uint32_t>(pl), out);
+                        continue;
+                    }
+                    if (heads) {  // a 4-bit source: one plane
+                        gen_heads_span<kRows>(src, p, p.hd.a, hrows, s, out);
                         continue;
                     }
                     const uint32_t base = pl * p.a_plane + tm * p.a_block;
@@ -500,8 +717,11 @@ void fetch_a(const bus_t *a, const Plan &p, hls::stream<bus_t, ANT_WORDS_DEPTH> 
     }
 }
 
+// DDR -> w_words (and the epilogue's parameters -> epi_words first). In heads mode (W's rule kt or
+// v) W's source is read into fetch_w's own buffer after the parameters and the words are generated.
 void fetch_w(const bus_t *w, const int64_t *prm, const Plan &p, hls::stream<bus_t, ANT_WORDS_DEPTH> &out,
              hls::stream<int64_t, ANT_EPI_DEPTH> &epi_words) {
+    static bus_t wsrc[ANT_WSRC_WORDS];
     if (p.epi) {
     read_params:
         for (uint32_t i = 0; i < p.epi_words; ++i) {
@@ -509,14 +729,29 @@ void fetch_w(const bus_t *w, const int64_t *prm, const Plan &p, hls::stream<bus_
             epi_words.write(prm[i]);
         }
     }
+    const bool heads = p.hd.w.rule != kRuleOff;
+    if (heads) {
+    read_wsrc:
+        for (uint32_t i = 0; i < p.hd.w.words; ++i) {
+#pragma HLS PIPELINE II = 1
+            wsrc[i] = w[i];
+        }
+    }
+    HeadRows<kCols> hrows;
     for (uint32_t m0 = 0; m0 < p.m; m0 += kRows) {
         if (p.w_resident && m0 != 0) break;
-        for (uint32_t n0 = 0, tn = 0; n0 < p.n; n0 += kCols, ++tn)
+        HeadCounter hc = {0, 0, 0, 0};  // the column tiles' rows, from the first again
+        for (uint32_t n0 = 0, tn = 0; n0 < p.n; n0 += kCols, ++tn) {
+            if (heads) heads_rows<kCols>(p.hd, p.hd.w, p.n, hc, hrows);
             for (uint32_t k0 = 0; k0 < p.k; k0 += p.J) {
                 const uint32_t kl = p.k - k0 < p.J ? p.k - k0 : p.J;
                 const Span s = span_of(kStepW, k0, kl);
                 for (int pl = 1; pl >= 0; --pl) {
                     if (!p.use_w[pl]) continue;
+                    if (heads) {  // a 4-bit source: one plane
+                        gen_heads_span<kCols>(wsrc, p, p.hd.w, hrows, s, out);
+                        continue;
+                    }
                     const uint32_t base = pl * p.w_plane + tn * p.w_block;
                 read_w:
                     for (uint32_t i = s.w0; i < s.w1; ++i) {
@@ -525,6 +760,7 @@ void fetch_w(const bus_t *w, const int64_t *prm, const Plan &p, hls::stream<bus_
                     }
                 }
             }
+        }
     }
 }
 
@@ -735,7 +971,7 @@ void run_call(const bus_t *a, const bus_t *w, int64_t *y, const int64_t *prm, co
 }
 
 uint32_t check_args(uint32_t m, uint32_t n, uint32_t k, const Fmt &fa, const Fmt &fw, uint32_t passes,
-                    uint32_t out_mode, const Conv &cv, uint32_t *sel) {
+                    uint32_t out_mode, const Conv &cv, const Heads &hd, uint32_t *sel) {
     if (m == 0 && n == 0 && k == 0) return ANT_ST_OK;  // identification call
     if (!fa.ok) return ANT_ST_BAD_A;
     if (!fw.ok) return ANT_ST_BAD_W;
@@ -750,6 +986,7 @@ uint32_t check_args(uint32_t m, uint32_t n, uint32_t k, const Fmt &fa, const Fmt
     if (out_mode != 0 && (!ant_epi::decode_out(out_mode).ok || !ant_epi::tiles_ok() || n > ANT_EPI_MAX_COLS))
         return ANT_ST_BAD_MODE;
     if (!cv.ok) return ANT_ST_BAD_CONV;
+    if (!hd.ok) return ANT_ST_BAD_HEADS;
     return ANT_ST_OK;
 }
 
@@ -772,7 +1009,8 @@ const uint64_t *ant_model_stages(void) { return last_stages_; }
 
 void ant_gemm(const bus_t *a, const bus_t *w, int64_t *y, const int64_t *p, uint32_t m, uint32_t n, uint32_t k,
               uint32_t a_type, uint32_t w_type, uint32_t passes, uint32_t out_mode, uint32_t conv_hw, uint32_t conv_win,
-              uint32_t *id_version,
+              uint32_t heads, uint32_t heads_dims, uint32_t heads_a_src, uint32_t heads_a_col, uint32_t heads_w_src,
+              uint32_t heads_w_col, uint32_t *id_version,
               uint32_t *geometry, uint32_t *status, uint32_t *cycles_lo, uint32_t *cycles_hi,
               uint32_t *core_busy, uint32_t *stall_in, uint32_t *stall_out) {
 #pragma HLS INTERFACE m_axi port = a offset = slave bundle = gmem_a max_read_burst_length = ANT_MAX_BURST depth = ANT_COSIM_DEPTH
@@ -792,6 +1030,12 @@ void ant_gemm(const bus_t *a, const bus_t *w, int64_t *y, const int64_t *p, uint
 #pragma HLS INTERFACE s_axilite port = out_mode bundle = control
 #pragma HLS INTERFACE s_axilite port = conv_hw bundle = control
 #pragma HLS INTERFACE s_axilite port = conv_win bundle = control
+#pragma HLS INTERFACE s_axilite port = heads bundle = control
+#pragma HLS INTERFACE s_axilite port = heads_dims bundle = control
+#pragma HLS INTERFACE s_axilite port = heads_a_src bundle = control
+#pragma HLS INTERFACE s_axilite port = heads_a_col bundle = control
+#pragma HLS INTERFACE s_axilite port = heads_w_src bundle = control
+#pragma HLS INTERFACE s_axilite port = heads_w_col bundle = control
 #pragma HLS INTERFACE s_axilite port = id_version bundle = control
 #pragma HLS INTERFACE s_axilite port = geometry bundle = control
 #pragma HLS INTERFACE s_axilite port = status bundle = control
@@ -806,11 +1050,13 @@ void ant_gemm(const bus_t *a, const bus_t *w, int64_t *y, const int64_t *p, uint
     const Fmt fa = decode_type(a_type), fw = decode_type(w_type);
     uint32_t sel = 0;
     const Conv cv = decode_conv(conv_hw, conv_win, m, k, fa);
-    const uint32_t st = check_args(m, n, k, fa, fw, passes, out_mode, cv, &sel);
+    const Heads hd = decode_heads(heads, heads_dims, heads_a_src, heads_a_col, heads_w_src, heads_w_col, m, n, k, fa,
+                                  fw, cv.on);
+    const uint32_t st = check_args(m, n, k, fa, fw, passes, out_mode, cv, hd, &sel);
     uint32_t counters[4] = {0, 0, 0, 0};  // total, busy, input stalls, output stalls
     uint64_t cycles = ANT_CALL_OVERHEAD;
     if (st == ANT_ST_OK && m != 0) {
-        const Plan plan = make_plan(m, n, k, fa, fw, sel, out_mode, cv);
+        const Plan plan = make_plan(m, n, k, fa, fw, sel, out_mode, cv, hd);
         run_call(a, w, y, p, plan, counters);
 #ifdef __SYNTHESIS__
         cycles += counters[0];

@@ -13,7 +13,8 @@ typedef ap_uint<ANT_BUS_BITS> bus_t;
 
 void ant_gemm(const bus_t *a, const bus_t *w, int64_t *y, const int64_t *p, uint32_t m, uint32_t n, uint32_t k,
               uint32_t a_type, uint32_t w_type, uint32_t passes, uint32_t out_mode, uint32_t conv_hw, uint32_t conv_win,
-              uint32_t *id_version,
+              uint32_t heads, uint32_t heads_dims, uint32_t heads_a_src, uint32_t heads_a_col, uint32_t heads_w_src,
+              uint32_t heads_w_col, uint32_t *id_version,
               uint32_t *geometry, uint32_t *status, uint32_t *cycles_lo, uint32_t *cycles_hi,
               uint32_t *core_busy, uint32_t *stall_in, uint32_t *stall_out);
 

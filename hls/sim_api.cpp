@@ -20,14 +20,15 @@ extern "C" {
 // or -1 when the dataflow deadlocked or the linked core reported an error (see antgemm_error).
 int antgemm_call(const void *a, const void *w, void *y, const void *p, uint32_t m, uint32_t n, uint32_t k,
                  uint32_t a_type, uint32_t w_type, uint32_t passes, uint32_t out_mode, uint32_t conv_hw,
-                 uint32_t conv_win, uint32_t *out,
-                 uint64_t *stages) {
+                 uint32_t conv_win, uint32_t heads, uint32_t heads_dims, uint32_t heads_a_src,
+                 uint32_t heads_a_col, uint32_t heads_w_src, uint32_t heads_w_col, uint32_t *out, uint64_t *stages) {
     ant_core_clear_error();
     error_.clear();
     try {
         ant_gemm(static_cast<const bus_t *>(a), static_cast<const bus_t *>(w), static_cast<int64_t *>(y),
-                 static_cast<const int64_t *>(p), m, n, k, a_type, w_type, passes, out_mode, conv_hw, conv_win, &out[0], &out[1], &out[2], &out[3], &out[4], &out[5],
-                 &out[6], &out[7]);
+                 static_cast<const int64_t *>(p), m, n, k, a_type, w_type, passes, out_mode, conv_hw, conv_win, heads,
+                 heads_dims, heads_a_src, heads_a_col, heads_w_src, heads_w_col, &out[0], &out[1], &out[2], &out[3],
+                 &out[4], &out[5], &out[6], &out[7]);
     } catch (const std::exception &e) {
         error_ = e.what();
         return -1;

@@ -12,8 +12,10 @@
 //    accumulators writes exactly the golden codes and packed bytes.
 // 4. N random GEMMs (every type pair, int8 nibble passes, odd shapes, several tiles, K beyond
 //    max_k at the worst-case PoT bound) against a direct int64 matmul of the table values, and
-//    single int8 passes selected with the passes register, and conv-mode calls (on-chip im2col of
-//    a random NHWC source, conv_hw/conv_win) against the GEMM of the im2col done here.
+//    single int8 passes selected with the passes register, conv-mode calls (on-chip im2col of
+//    a random NHWC source, conv_hw/conv_win) against the GEMM of the im2col done here, and
+//    heads-mode calls (every rule: rows on A, kt and v on W, one side or both, from random 4-bit
+//    sources, the six heads registers) against the GEMM of the block-diagonal operands built here.
 // Exits 0 only if everything is bit-exact.
 #include <algorithm>
 #include <cstdio>
@@ -116,7 +118,9 @@ struct Result {
 
 Result run(const std::vector<uint8_t> &pa, const std::vector<uint8_t> &pw, uint32_t m, uint32_t n,
            uint32_t k, const Type &ta, const Type &tw, uint32_t passes = 0, uint32_t conv_hw = 0,
-           uint32_t conv_win = 0) {
+           uint32_t conv_win = 0, const uint32_t *heads = nullptr) {
+    static const uint32_t off[6] = {0, 0, 0, 0, 0, 0};
+    const uint32_t *hr = heads ? heads : off;
     const std::vector<bus_t> wa = to_words(pa), ww = to_words(pw);
     if (wa.size() > ANT_COSIM_DEPTH || ww.size() > ANT_COSIM_DEPTH || uint64_t{m} * n + 1 > ANT_COSIM_DEPTH)
         fail("a " + std::to_string(m) + "x" + std::to_string(n) + "x" + std::to_string(k) +
@@ -124,8 +128,9 @@ Result run(const std::vector<uint8_t> &pa, const std::vector<uint8_t> &pw, uint3
              " elements that cosim models (ANT_COSIM_DEPTH)");
     Result r;
     r.y.assign(uint64_t{m} * n + 1, -12345);  // one guard element past the end
-    ant_gemm(wa.data(), ww.data(), r.y.data(), nullptr, m, n, k, ta.word(), tw.word(), passes, 0, conv_hw, conv_win, &r.id,
-             &r.geometry, &r.status, &r.cycles_lo, &r.cycles_hi, &r.busy, &r.stall_in, &r.stall_out);
+    ant_gemm(wa.data(), ww.data(), r.y.data(), nullptr, m, n, k, ta.word(), tw.word(), passes, 0, conv_hw, conv_win,
+             hr[0], hr[1], hr[2], hr[3], hr[4], hr[5], &r.id, &r.geometry, &r.status, &r.cycles_lo, &r.cycles_hi,
+             &r.busy, &r.stall_in, &r.stall_out);
     return r;
 }
 
@@ -299,7 +304,7 @@ void check_epilogue_case(const golden::EpiCase &c) {
     std::vector<int64_t> y(c.packed.size() / 8 + 1, guard);  // one guard word past the end
     uint32_t id = 0, geometry = 0, status = 0, lo = 0, hi = 0, busy = 0, st_in = 0, st_out = 0;
     ant_gemm(wa.data(), ww.data(), y.data(), prm.data(), g.m, g.n, g.k, g.ta.word(), g.tw.word(), 0, c.out_mode(), 0, 0,
-             &id, &geometry, &status, &lo, &hi, &busy, &st_in, &st_out);
+             0, 0, 0, 0, 0, 0, &id, &geometry, &status, &lo, &hi, &busy, &st_in, &st_out);
     if (status != ANT_ST_OK) return fail(name + ": status " + std::to_string(status));
     if (id != ANT_ID_WORD || geometry != ANT_GEOMETRY) return fail(name + ": id/geometry words");
     std::vector<uint8_t> got(c.packed.size());
@@ -328,6 +333,45 @@ std::string epilogue_beside(const std::string &gemm) {
     if (at == std::string::npos) return "";
     return gemm.substr(0, at) + "epilogue" + gemm.substr(at + 4);
 }
+// ---- heads mode (docs/contracts.md section 15) -------------------------------------------------
+//
+// One generated side: Rs x Ks source codes (packed as activations, tile R, whichever side) and the
+// window: first column c0, head stride hs, first row r0.
+struct HeadsSrc {
+    uint32_t rule = 0;  // 1 rows (A), 2 kt, 3 v (W)
+    uint32_t ks = 0, rs = 0, c0 = 0, hs = 0, r0 = 0;
+    std::vector<uint32_t> codes;
+};
+
+// The operand (rows x K) of the element rules, written out here: step t = (s'*g + h')*L + k with
+// L = D (rows, kt) or T (v); A row i = s*T + m, W row j = h*T + n (kt) or h*D + n (v); code 0 off
+// the blocks and past the source's rows.
+std::vector<uint32_t> heads_operand(const HeadsSrc &h, uint32_t g, uint32_t T, uint32_t D,
+                                    uint32_t rows, uint32_t k) {
+    std::vector<uint32_t> op(uint64_t{rows} * k, 0);
+    const uint32_t len = h.rule == 3 ? T : D;
+    for (uint32_t i = 0; i < rows; ++i)
+        for (uint32_t t = 0; t < k; ++t) {
+            const uint32_t kk = t % len, h1 = t / len % g, s1 = t / len / g;
+            uint32_t row = 0, col = 0;
+            if (h.rule == 1) {  // rows: A[s*T + m, (s, h', k)] = src(r0 + s*T + m, c0 + h'*hs + k)
+                if (s1 != i / T) continue;
+                row = h.r0 + i;
+                col = h.c0 + h1 * h.hs + kk;
+            } else if (h.rule == 2) {  // kt: W[h*T + n, (s', h, k)] = src(r0 + s'*T + n, c0 + h*hs + k)
+                if (h1 != i / T) continue;
+                row = h.r0 + s1 * T + i % T;
+                col = h.c0 + h1 * h.hs + kk;
+            } else {  // v: W[h*D + n, (s', h, k)] = src(r0 + s'*T + k, c0 + h*hs + n)
+                if (h1 != i / D) continue;
+                row = h.r0 + s1 * T + kk;
+                col = h.c0 + h1 * h.hs + i % D;
+            }
+            if (row < h.rs) op[uint64_t{i} * k + t] = h.codes[uint64_t{row} * h.ks + col];
+        }
+    return op;
+}
+
 int check_random(int count, uint32_t seed) {
     std::mt19937 rng(seed);
     std::vector<Type> types;
@@ -424,6 +468,51 @@ int check_random(int count, uint32_t seed) {
                      run(pack(src, rows, c, ta.bits, ANT_ROWS), pack(w, n, k, tw.bits, ANT_COLS), m, n, k, ta, tw, 0,
                          conv_hw, win),
                      matmul(a, w, m, n, k, ta, tw));
+        ++done;
+    }
+    // Heads mode: (rows, -), (-, kt), (-, v), (rows, kt), (rows, v: D = T), random S, g, T, D,
+    // first rows r0 inside the first row tile, source rows cut short (samples past the batch), a
+    // head stride wider than D, and on the other side any format read as packed.
+    for (int i = 0; i < 30; ++i) {
+        const uint32_t combo = static_cast<uint32_t>(i) % 5;
+        const uint32_t ra = combo == 0 || combo >= 3 ? 1 : 0, rw = combo == 1 || combo == 3 ? 2 : combo == 0 ? 0 : 3;
+        const uint32_t S = uni(1, 3), g = uni(1, 3), T = uni(1, 2 * ANT_ROWS + 3);
+        const uint32_t D = ra && rw == 3 ? T : uni(1, 9);
+        const Type ta = ra ? types[uni(0, 7)] : types[uni(0, 9)], tw = rw ? types[uni(0, 7)] : types[uni(0, 9)];
+        if (ant_max_k(ta.word(), tw.word()) == 0) continue;
+        const uint32_t k = rw == 3 ? S * g * T : S * g * D;
+        const uint32_t m = ra ? S * T - uni(0, T - 1) : uni(1, 2 * ANT_ROWS + 3);
+        const uint32_t n = rw == 2 ? g * T : rw == 3 ? g * D : uni(1, 2 * ANT_COLS + 3);
+        HeadsSrc side[2];
+        std::vector<uint32_t> op[2];
+        std::vector<uint8_t> packed[2];
+        uint32_t regs[6] = {ra | rw << 2 | S << 4 | g << 12, T | D << 16, 0, 0, 0, 0};
+        for (int sd = 0; sd < 2; ++sd) {
+            const uint32_t rule = sd ? rw : ra, rows = sd ? n : m;
+            const Type &t = sd ? tw : ta;
+            if (!rule) {
+                op[sd] = codes(t, rows * k);
+                packed[sd] = pack(op[sd], rows, k, t.bits, sd ? ANT_COLS : ANT_ROWS);
+                continue;
+            }
+            HeadsSrc &h = side[sd];
+            h.rule = rule;
+            h.r0 = uni(0, ANT_ROWS - 1);
+            h.hs = D + uni(0, 2);
+            h.c0 = uni(0, 3);
+            h.ks = h.c0 + (g - 1) * h.hs + D + uni(0, 3);
+            h.rs = h.r0 + S * T - (i % 2 ? uni(0, T - 1) : 0);
+            h.codes = codes(t, h.rs * h.ks);
+            op[sd] = heads_operand(h, g, T, D, rows, k);
+            packed[sd] = pack(h.codes, h.rs, h.ks, 4, ANT_ROWS);  // a source is packed as activations
+            regs[2 + 2 * sd] = h.ks | h.rs << 16;
+            regs[3 + 2 * sd] = h.c0 | h.hs << 16 | h.r0 << 24;
+        }
+        check_result("heads " + ta.name() + " x " + tw.name() + " rules " + std::to_string(ra) + "," +
+                         std::to_string(rw) + " S=" + std::to_string(S) + " g=" + std::to_string(g) + " T=" +
+                         std::to_string(T) + " D=" + std::to_string(D) + " " + std::to_string(m) + "x" +
+                         std::to_string(n) + "x" + std::to_string(k),
+                     run(packed[0], packed[1], m, n, k, ta, tw, 0, 0, 0, regs), matmul(op[0], op[1], m, n, k, ta, tw));
         ++done;
     }
     return done;

@@ -9,6 +9,7 @@ import subprocess
 import pytest
 from antq.core import arch, formats, regmap, stream
 from antq.emu.ip import check_args
+from antq.emu.levels import HEADS_ARGS
 from antq.toolchain import hls
 from helpers import GOLDEN, corrupt_epilogue_golden
 
@@ -128,6 +129,13 @@ def test_top_function_signature_is_the_register_map():
             pragma = rf"#pragma HLS INTERFACE m_axi port = {a.name} offset = slave bundle = gmem"
             assert re.search(pragma, src), a.name
     assert "#pragma HLS INTERFACE s_axilite port = return bundle = control" in src
+    # the emulator's C ABI (hls/sim_api.cpp antgemm_call, typed by hls.load): the pointers, then
+    # every scalar argument in regmap.ARGS order, then the outputs and the model's stages
+    api = (hls.hls_dir() / "sim_api.cpp").read_text()
+    sig = re.search(r"int antgemm_call\((.*?)\)\s*\{", api, re.S)[1]
+    params = [p.split()[-1].lstrip("*") for p in sig.replace("\n", " ").split(",")]
+    assert params == [a.name for a in regmap.ARGS if a.kind != "out"] + ["out", "stages"]
+    assert len(hls.load("csim").antgemm_call.argtypes) == len(params)
 
 
 def test_max_k_matches_antq_arch():
@@ -166,15 +174,70 @@ def test_status_decisions_match_the_python_model():
               (4095, 8, 10, i4, i4, 0, 0, hw64, win1),
               (16, 8, 9, i4, i4, 0, 0, *regmap.encode_conv((2, 2), (3, 3))),
               (4096, 8, 9, i4, i4, 0, 0, hw64, win3 & ~(0xF << 24))]
-    for m, n, k, at, wt, passes, mode, chw, cwin in cases:
-        want = check_args(m, n, k, at, wt, passes, arch.DEFAULT, mode, chw, cwin)[0]
+    cases = [(*c, (0,) * 6) for c in cases]
+    # heads mode (S = 2, g = 2, T = 8, D = 4: rows and kt take M <= 16 / N = 16 and K = 16, v N = 8
+    # and K = 32): every check of regmap.decode_heads answers ST_BAD_HEADS, after the earlier ones
+    i8u = regmap.encode_type(formats.get("int", 8, False))
+    rows, kt, v = _heads_regs(a=1), _heads_regs(w=2), _heads_regs(w=3)
+    bad = [(16, 5, 16, i4, i4, 0, 0, 0, 0, _heads_regs(top=1)),  # bits 31:20 set, rules 0
+           (16, 5, 16, i4, i4, 0, 0, 0, 0, _heads_regs(a=1, top=0x800)),
+           (16, 5, 16, i4, i4, 0, 0, 0, 0, _heads_regs(a=2)),  # a W rule on A
+           (16, 5, 16, i4, i4, 0, 0, 0, 0, _heads_regs(a=3)),
+           (16, 16, 16, i4, i4, 0, 0, 0, 0, _heads_regs(w=1)),  # A's rule on W
+           (16, 5, 16, i4, i4, 0, 0, *regmap.encode_conv((4, 4), (1, 1)), rows),  # a valid conv too
+           (16, 5, 16, i4, i4, 0, 0, 0, 0, _heads_regs(a=1, s=0)),
+           (16, 5, 16, i4, i4, 0, 0, 0, 0, _heads_regs(a=1, g=0)),
+           (16, 5, 16, i4, i4, 0, 0, 0, 0, _heads_regs(a=1, t=0)),
+           (16, 5, 16, i4, i4, 0, 0, 0, 0, _heads_regs(a=1, d=0)),
+           (16, 5, 16, i4, i4, 0, 0, 0, 0, rows[:1] + (0,) * 5),  # T = D = 0, a zero source
+           (17, 5, 16, i4, i4, 0, 0, 0, 0, rows), (16, 5, 15, i4, i4, 0, 0, 0, 0, rows),  # M > S*T, K
+           (3, 15, 16, i4, i4, 0, 0, 0, 0, kt), (3, 16, 17, i4, i4, 0, 0, 0, 0, kt),  # N != g*T, K
+           (3, 9, 32, i4, i4, 0, 0, 0, 0, v), (3, 8, 16, i4, i4, 0, 0, 0, 0, v),  # N != g*D, K
+           (16, 5, 16, i8u, i4, 0, 0, 0, 0, rows), (3, 16, 16, i4, i8u, 0, 0, 0, 0, kt),  # not 4-bit
+           (16, 5, 16, i4, i4, 0, 0, 0, 0, _heads_regs(a=1, r0=16)),  # r0 >= R
+           (3, 16, 16, i4, i4, 0, 0, 0, 0, _heads_regs(w=2, r0=16)),
+           (16, 5, 16, i4, i4, 0, 0, 0, 0, _heads_regs(a=1, rs=0)),  # Rs = 0
+           (16, 5, 16, i4, i4, 0, 0, 0, 0, _heads_regs(a=1, ks=7)),  # c0 + (g-1)*hs + D > Ks
+           (3, 8, 32, i4, i4, 0, 0, 0, 0, _heads_regs(w=3, c0=1)),
+           (3, 16, 16, i4, i4, 0, 0, 0, 0, _heads_regs(w=2, hs=5)),
+           (16, 5, 16, i4, i4, 0, 0, 0, 0, _heads_regs(a=1, ks=32, rs=4097)),  # > SRC_BYTES
+           (3, 16, 16, i4, i4, 0, 0, 0, 0, _heads_regs(w=2, ks=32, rs=1025)),  # > HEADS_W_BYTES
+           (16, 16, 16, i4, i4, 0, 0, 0, 0, _heads_regs(a=1, w=2, rs=0)),  # W's checks too with A's rule
+           (16, 8, 32, i4, i4, 0, 0, 0, 0, _heads_regs(a=1, w=3))]  # rows x v: K = S*g*D != S*g*T
+    first = [(16, 5, 16, i4, i4, 0, 0, hw64, win1 & ~0xF, rows),  # a bad conv: ST_BAD_CONV first
+             (16, 5, 16, i4, i4, 0, i4, 0, 0, rows)]  # a bad out_mode: ST_BAD_MODE first
+    for c, st in [(c, regmap.ST_BAD_HEADS) for c in bad] + list(zip(first, (
+            regmap.ST_BAD_CONV, regmap.ST_BAD_MODE), strict=True)):
+        assert check_args(*c[:6], arch.DEFAULT, *c[6:9], _heads(c[9]))[0] == st, c
+    for m, n, k, at, wt, passes, mode, chw, cwin, hregs in cases + bad + first:
+        want = check_args(m, n, k, at, wt, passes, arch.DEFAULT, mode, chw, cwin, _heads(hregs))[0]
         assert want != regmap.ST_OK or m == 0
-        rc = lib.antgemm_call(None, None, None, None, m, n, k, at, wt, passes, mode, chw, cwin, out, stages)
+        rc = lib.antgemm_call(None, None, None, None, m, n, k, at, wt, passes, mode, chw, cwin, *hregs, out,
+                              stages)
         assert rc == 0
         assert (out[0], out[1], out[2]) == (regmap.ID_WORD, regmap.encode_geometry(arch.DEFAULT), want), \
-            (m, n, k, hex(at), hex(wt), passes, hex(mode), hex(chw), hex(cwin))
+            (m, n, k, hex(at), hex(wt), passes, hex(mode), hex(chw), hex(cwin), [hex(r) for r in hregs])
     assert check_args(1, 1, 1, i4, i4, 0, arch.DEFAULT, pot4u | 49 << 8)[0] == regmap.ST_OK
     assert check_args(4096, 8, 32, i4, i4, 0, arch.DEFAULT, 0, hw64, win1)[0] == regmap.ST_OK  # 64 KiB
+    for m, n, k, hregs in [(16, 5, 16, rows), (9, 5, 16, rows), (3, 16, 16, kt), (3, 8, 32, v),
+                           (16, 16, 16, _heads_regs(a=1, w=2)), (16, 5, 16, _heads_regs(a=1, r0=15, rs=9)),
+                           (16, 5, 16, _heads_regs(a=1, ks=32, rs=4096)),  # exactly SRC_BYTES
+                           (3, 16, 16, _heads_regs(w=2, ks=32, rs=1024)),  # exactly HEADS_W_BYTES
+                           (16, 5, 16, _heads_regs(ks=0, rs=0, s=0))]:  # rules 0: the rest ignored
+        assert check_args(m, n, k, i4, i4, 0, arch.DEFAULT, 0, 0, 0, _heads(hregs))[0] == regmap.ST_OK, \
+            (m, n, k, hregs)
+
+
+def _heads(hregs: tuple[int, ...]) -> dict[str, int]:
+    return dict(zip(HEADS_ARGS, hregs, strict=True))
+
+
+def _heads_regs(a: int = 0, w: int = 0, s: int = 2, g: int = 2, t: int = 8, d: int = 4, ks: int = 8,
+                rs: int = 16, c0: int = 0, hs: int = 4, r0: int = 0, top: int = 0) -> tuple[int, ...]:
+    """The six heads registers, raw (regmap.encode_heads refuses the out-of-range fields tested
+    here), both sides with the same source and window; rules a (A) and w (W)."""
+    src, col = ks | rs << 16, c0 | hs << 16 | r0 << 24
+    return (a | w << 2 | s << 4 | g << 12 | top << 20, t | d << 16, src, col, src, col)
 
 
 def test_type_encoding_round_trips():

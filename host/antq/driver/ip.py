@@ -26,7 +26,8 @@ class AntAccelerator(pynq.DefaultIP):
     bindto = [regmap.VLNV]
 
     ARGS = ("a_1", "a_2", "w_1", "w_2", "y_1", "y_2", "p_1", "p_2", "m", "n", "k", "a_type", "w_type",
-            "passes", "out_mode", "conv_hw", "conv_win")
+            "passes", "out_mode", "conv_hw", "conv_win", "heads", "heads_dims", "heads_a_src", "heads_a_col",
+            "heads_w_src", "heads_w_col")
     """The argument registers :meth:`start` writes, in order."""
     OUTPUTS = ("status", "cycles_lo", "cycles_hi", "core_busy", "stall_in", "stall_out", "id_version",
                "geometry")
@@ -41,14 +42,18 @@ class AntAccelerator(pynq.DefaultIP):
         """offset -> the value this driver last wrote there (what the register holds)."""
 
     def start(self, *, a: int, w: int, y: int, m: int, n: int, k: int, a_type: int, w_type: int,
-              passes: int = 0, p: int = 0, out_mode: int = 0, conv_hw: int = 0, conv_win: int = 0) -> None:
+              passes: int = 0, p: int = 0, out_mode: int = 0, conv_hw: int = 0, conv_win: int = 0,
+              heads: dict[str, int] | None = None) -> None:
         """Write every argument (both halves of each address) and set AP_START; ``conv_hw`` =
-        ``conv_win`` = 0 (A read as given) unless the call is a conv-mode im2col."""
+        ``conv_win`` = 0 (A read as given) unless the call is a conv-mode im2col, and the heads
+        registers (``regmap.encode_heads``) 0 unless it is a heads-mode call."""
+        hd = heads or {}
         ctrl = self.read(self._ctrl)
         if not ctrl & regmap.AP_IDLE:
             raise RuntimeError(f"{regmap.TOP} is busy (CTRL=0x{ctrl:x}): an earlier call has not finished")
         values = (a & _M32, a >> 32, w & _M32, w >> 32, y & _M32, y >> 32, p & _M32, p >> 32, m, n, k,
-                  a_type, w_type, passes, out_mode, conv_hw, conv_win)
+                  a_type, w_type, passes, out_mode, conv_hw, conv_win,
+                  *(hd.get(name, 0) for name in self.ARGS[17:]))
         for i, name in enumerate(self.ARGS):
             off, value = self._offset[name], int(values[i])
             if not 0 <= value <= _M32:

@@ -228,6 +228,57 @@ class ConvOperand:
                 f"padding={c.padding}, dilation={c.dilation})")
 
 
+class HeadsOperand:
+    """An attention operand the IP generates from a device tensor of codes (heads mode,
+    docs/contracts.md section 15): made by :meth:`AntOverlay.heads`, taken by
+    :meth:`AntOverlay.gemm` as ``a`` (rule ``rows``) or ``w`` (``kt``, ``v``).
+
+    ``shape`` is the block-diagonal operand of one ``MatmulLayer`` call (S samples' g heads):
+    (count*T, S*g*D) for ``rows``, (g*T, S*g*D) for ``kt``, (g*D, S*g*T) for ``v``; ``fmt`` and
+    ``scale`` are the source's (the scale of the columns it reads). Nothing is copied: the IP reads
+    the source rows of the call's samples into an on-chip buffer and builds each word itself.
+    """
+
+    def __init__(self, src: DeviceTensor, geometry: regmap.Heads, side: regmap.HeadsSide, count: int,
+                 scale: np.ndarray) -> None:
+        self.src, self.geometry, self.spec, self.count = src, geometry, side, count
+        self.side = "a" if side.rule == "rows" else "w"
+        self.fmt, self.scale, self.channel_axis = src.fmt, scale, None
+        rows, k = geometry.dims(side, self.side)
+        self.shape = (count * geometry.tokens if side.rule == "rows" else rows, k)
+
+    @property
+    def address(self) -> int:
+        return self.src.address
+
+    @property
+    def nbytes(self) -> int:
+        return self.spec.source_nbytes(self.src._overlay.array)
+
+    @property
+    def freed(self) -> bool:
+        return self.src.freed
+
+    def __repr__(self) -> str:
+        g, sd = self.geometry, self.spec
+        return (f"HeadsOperand({sd.rule}, {self.fmt.name}, shape={self.shape}, S={g.samples}, g={g.heads}, "
+                f"T={g.tokens}, D={g.width}, columns from {sd.col0} every {sd.stride})")
+
+
+def _heads_geometry(A: object, W: object) -> regmap.Heads | None:
+    """The heads-mode geometry of a call whose operands may be :class:`HeadsOperand`: both sides'
+    S, g, T and D must agree (one call multiplies one set of products)."""
+    ga = A.geometry if isinstance(A, HeadsOperand) else None
+    gw = W.geometry if isinstance(W, HeadsOperand) else None
+    if ga is None and gw is None:
+        return None
+    dims = {(g.samples, g.heads, g.tokens, g.width) for g in (ga, gw) if g is not None}
+    if len(dims) != 1:
+        raise ValueError(f"the heads operands disagree on (S, g, T, D): {sorted(dims)}")
+    s, g, t, d = dims.pop()
+    return regmap.Heads(s, g, t, d, None if ga is None else A.spec, None if gw is None else W.spec)
+
+
 def _pair(name: str, v) -> tuple[int, int]:
     if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
         return int(v), int(v)
@@ -445,17 +496,21 @@ class AntOverlay(pynq.Overlay):
 
     # ---- conv mode: on-device im2col ------------------------------------------------------------
 
-    def _conv(self, src: DeviceTensor, hw, kernel, stride, padding, dilation) -> ConvOperand:
-        """The conv operand, or ValueError naming what the IP cannot do (the checks of im2col)."""
+    def _check_source(self, src: object, mode: str, holds: str) -> None:
+        """``src`` checked as the source an operand mode (im2col, heads) generates its operand from."""
         if not isinstance(src, DeviceTensor):
-            raise TypeError(f"im2col takes a DeviceTensor of NHWC pixels (B*H*W, C), e.g. the output of "
+            raise TypeError(f"{mode} takes a DeviceTensor of {holds}, e.g. the output of "
                             f"gemm(..., epilogue=p), not {type(src).__name__}")
         if src.freed:
             raise RuntimeError(f"{src!r} was freed")
         if src._overlay is not self:
             raise ValueError("that DeviceTensor belongs to another AntOverlay")
         if src.side != "a":
-            raise ValueError(f"im2col needs a source packed as activations (side 'a'), not {src.side!r}")
+            raise ValueError(f"{mode} needs a source packed as activations (side 'a'), not {src.side!r}")
+
+    def _conv(self, src: DeviceTensor, hw, kernel, stride, padding, dilation) -> ConvOperand:
+        """The conv operand, or ValueError naming what the IP cannot do (the checks of im2col)."""
+        self._check_source(src, "im2col", "NHWC pixels (B*H*W, C)")
         if src.channel_axis is not None:
             raise ValueError(f"im2col needs a per-tensor scaled source, not one scaled along axis "
                              f"{src.channel_axis}")
@@ -499,6 +554,80 @@ class AntOverlay(pynq.Overlay):
             return False
         return True
 
+    # ---- heads mode: attention's operands generated on the device -----------------------------
+
+    def heads(self, src: DeviceTensor, rule: str, *, samples: int, heads: int, tokens: int, width: int,
+              col0: int = 0, stride: int | None = None, row0: int = 0, count: int | None = None
+              ) -> HeadsOperand:
+        """One block-diagonal attention operand of ``samples`` (S) samples' ``heads`` (g) heads,
+        built by the IP from ``src`` (heads mode, docs/contracts.md section 15): ``src`` holds
+        (B*T, Ks) codes packed as activations (what ``gemm(..., epilogue=p)`` returns), sample b's
+        token t in row b*T + t, head h's D columns from ``col0 + h*stride`` (stride default D).
+        ``rule`` ``"rows"`` gives A = Q (row (s, m), step (s', h, k): Q[s, h, m, k] where s' = s),
+        ``"kt"`` W for B = K^T, ``"v"`` W for B = V (row (h, n), step (s', h', k): B[s', h, k, n]
+        where h' = h), code 0 elsewhere: ``antq.model.graph.MatmulLayer.calls_of``. The call
+        starts at source row ``row0`` and takes ``count`` <= S samples (default: what is left, at
+        most S); samples past them are code 0. ValueError names what the IP cannot take."""
+        self._check_usable()
+        self._check_source(src, "heads", "codes (B*T, K)")
+        if rule not in regmap.HEADS_RULES:
+            raise ValueError(f"rule must be one of {sorted(regmap.HEADS_RULES)}, got {rule!r}")
+        if src.fmt.bits != arch.CODE_BITS:
+            raise ValueError(f"heads mode reads 4-bit sources, not {src.fmt.name}")
+        stride = width if stride is None else stride
+        nrows, ks = src.shape
+        vals = {"samples": samples, "heads": heads, "tokens": tokens, "width": width, "col0": col0,
+                "stride": stride, "row0": row0}
+        for name, v in vals.items():
+            low = 0 if name in ("col0", "row0", "stride") else 1
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
+                raise ValueError(f"heads {name} = {v!r}: expected an int >= {low}")
+        if row0 >= nrows:
+            raise ValueError(f"row0 = {row0} is past the source's {nrows} rows")
+        left = -(-(nrows - row0) // tokens)
+        count = min(samples, left) if count is None else count
+        if not 1 <= count <= min(samples, left):
+            raise ValueError(f"count = {count}: the call takes 1..{min(samples, left)} samples "
+                             f"(S = {samples}, {left} left from row {row0})")
+        tile = self.array.rows
+        t0 = row0 // tile * tile
+        end = min(nrows, row0 + count * tokens)
+        block = src.block((t0, min(nrows, -(-end // tile) * tile)))
+        side = regmap.HeadsSide(rule, int(ks), int(end - t0), int(col0), int(stride), int(row0 - t0))
+        geo = regmap.Heads(int(samples), int(heads), int(tokens), int(width),
+                           side if rule == "rows" else None, None if rule == "rows" else side)
+        regmap.encode_heads(geo)  # every field fits its bits
+        rows, k = geo.dims(side, "a" if rule == "rows" else "w")
+        m_or_n = count * tokens if rule == "rows" else rows
+        self._check_dims("a" if rule == "rows" else "w", m_or_n, k)
+        last = col0 + (heads - 1) * stride + width
+        if last > ks:
+            raise ValueError(f"{heads} heads of {width} columns from column {col0}, {stride} apart, pass the "
+                             f"source's {ks} columns")
+        limit = regmap.SRC_BYTES if rule == "rows" else regmap.HEADS_W_BYTES
+        nbytes = side.source_nbytes(self.array)
+        if nbytes > limit:
+            raise ValueError(f"the call's source rows ({side.src_rows} x {ks}, {nbytes} bytes packed) do not "
+                             f"fit the IP's {limit}-byte on-chip buffer")
+        scale = src.scale
+        if src.channel_axis is not None:
+            cols = (col0 + np.arange(heads)[:, None] * stride + np.arange(width)).ravel()
+            picked = np.unique(np.asarray(src.scale)[cols])
+            if picked.size != 1:
+                raise ValueError(f"the columns this operand reads have {picked.size} different scales; one "
+                                 "operand needs one")
+            scale = picked[0]
+        return HeadsOperand(block, geo, side, int(count), None if scale is None else np.float32(scale))
+
+    def can_heads(self, src: DeviceTensor, rule: str, **geometry) -> bool:
+        """Can the IP generate this heads-mode operand (no device access)? False where
+        :meth:`heads` would raise ValueError, TypeError or RuntimeError."""
+        try:
+            self.heads(src, rule, **geometry)
+        except (ValueError, TypeError, RuntimeError):
+            return False
+        return True
+
     def close(self) -> None:
         """Free every device buffer this overlay holds (scratch and loaded tensors)."""
         for h in list(self._handles):
@@ -519,10 +648,10 @@ class AntOverlay(pynq.Overlay):
     # ---- GEMM ---------------------------------------------------------------------------------
 
     def call_timeout(self, m: int, n: int, k: int, fa: formats.Format, fw: formats.Format,
-                     conv: regmap.Conv | None = None) -> float:
+                     conv: regmap.Conv | None = None, heads: regmap.Heads | None = None) -> float:
         """Seconds to wait for one call: the overlay's timeout, or ten times a generous estimate of
         the call's cycles at the PL clock when that is longer (a large int8 GEMM takes a while; a
-        conv-mode call off the fast path gathers one code per cycle)."""
+        conv-mode call off the fast path and a heads-mode call gather one code per cycle)."""
         cfg = self.array
         tiles = -(-m // cfg.rows) * -(-n // cfg.cols)
         passes = bin(regmap.pass_mask(fa, fw)).count("1")
@@ -530,6 +659,9 @@ class AntOverlay(pynq.Overlay):
         estimate = tiles * (passes * (k + 1) + 2 * cfg.rows * cfg.cols) + words + m * n
         if conv is not None:
             estimate += tiles * 2 * (k + 1) * (1 if conv.fast else cfg.rows) + conv.source_nbytes(fa, cfg)
+        if heads is not None:
+            estimate += tiles * 2 * (k + 1) * max(cfg.rows, cfg.cols) + sum(
+                x.source_nbytes(cfg) for x in (heads.a, heads.w) if x is not None)
         return max(self.timeout, 10 * estimate / (self.clock_mhz * 1e6))
 
     @staticmethod
@@ -548,9 +680,17 @@ class AntOverlay(pynq.Overlay):
         self._check_dims(side, *t.shape)
         return _hardware_tensor(t, name)
 
-    def _operand(self, t: QuantizedTensor | DeviceTensor | ConvOperand, side: str
-                 ) -> tuple[DeviceTensor | ConvOperand, bool]:
+    def _operand(self, t: QuantizedTensor | DeviceTensor | ConvOperand | HeadsOperand, side: str
+                 ) -> tuple[DeviceTensor | ConvOperand | HeadsOperand, bool]:
         """(device tensor, packed by this call) for an operand given either way."""
+        if isinstance(t, HeadsOperand):
+            if t.side != side:
+                raise ValueError(f"a heads operand of rule {t.spec.rule!r} is {t.side!r}, not {side!r}")
+            if t.freed:
+                raise RuntimeError(f"the source of {t!r} was freed")
+            if t.src._overlay is not self:
+                raise ValueError("that HeadsOperand's source belongs to another AntOverlay")
+            return t, False
         if isinstance(t, ConvOperand):
             if side != "a":
                 raise ValueError("an im2col operand (ConvOperand) can only be a, the activations")
@@ -573,7 +713,8 @@ class AntOverlay(pynq.Overlay):
         self._pack_into(buf, t, side)
         return DeviceTensor(self, buf, t.fmt, t.shape, side, t.scale, t.channel_axis, owned=False), True
 
-    def gemm(self, a: QuantizedTensor | DeviceTensor | ConvOperand, w: QuantizedTensor | DeviceTensor, *,
+    def gemm(self, a: QuantizedTensor | DeviceTensor | ConvOperand | HeadsOperand,
+             w: QuantizedTensor | DeviceTensor | HeadsOperand, *,
              epilogue: EpilogueParams | None = None, out: DeviceTensor | None = None, passes: int = 0,
              return_cycles: bool = False
              ) -> np.ndarray | DeviceTensor | tuple[np.ndarray | DeviceTensor, int]:
@@ -587,7 +728,8 @@ class AntOverlay(pynq.Overlay):
         is written once per Params object and kept on the device. ``out`` (an activation tensor of
         ``epilogue.fmt`` and shape (M, N), say a :meth:`DeviceTensor.block` of an :meth:`empty` one)
         is where the IP writes them instead of a new buffer; it is returned.
-        ``a`` may be an :meth:`im2col` operand: the IP then builds A on chip from its source.
+        ``a`` may be an :meth:`im2col` operand: the IP then builds A on chip from its source; ``a``
+        and ``w`` may be :meth:`heads` operands (attention's Q, K^T, V from a projection's codes).
         ``passes`` selects int8 nibble passes (bit ``a_hi * 2 + w_hi``; 0 = all the types need).
         With ``return_cycles`` the IP's cycle count comes back too (it is also ``last_cycles``).
         """
@@ -749,11 +891,13 @@ class AntOverlay(pynq.Overlay):
                 self.traffic.to_device += op.nbytes
         t2 = time.perf_counter()
         conv_hw, conv_win = (A.conv_hw, A.conv_win) if isinstance(A, ConvOperand) else (0, 0)
+        geo = _heads_geometry(A, W)
         self.accel.start(a=A.address, w=W.address, y=int(ybuf.physical_address), m=m, n=n, k=k,
                          a_type=regmap.encode_type(A.fmt), w_type=regmap.encode_type(W.fmt), passes=passes,
-                         p=p_addr, out_mode=out_mode, conv_hw=conv_hw, conv_win=conv_win)
+                         p=p_addr, out_mode=out_mode, conv_hw=conv_hw, conv_win=conv_win,
+                         heads=regmap.encode_heads(geo))
         t3 = time.perf_counter()
-        wait_s = self.call_timeout(m, n, k, A.fmt, W.fmt, A.conv if isinstance(A, ConvOperand) else None)
+        wait_s = self.call_timeout(m, n, k, A.fmt, W.fmt, A.conv if isinstance(A, ConvOperand) else None, geo)
         try:
             self.accel.wait(wait_s)
         except TimeoutError as e:

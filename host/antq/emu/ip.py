@@ -15,7 +15,7 @@ import numpy as np
 
 from ..core import arch, epilogue, regmap
 from .errors import SimulationError
-from .levels import Call
+from .levels import HEADS_ARGS, Call
 
 if TYPE_CHECKING:
     from .device import SimDevice
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 def check_args(m: int, n: int, k: int, a_type: int, w_type: int, passes: int,
                cfg: arch.ArrayConfig = arch.DEFAULT, out_mode: int = 0, conv_hw: int = 0,
-               conv_win: int = 0) -> tuple[int, int]:
+               conv_win: int = 0, heads: dict[str, int] | None = None) -> tuple[int, int]:
     """(status, selected pass mask) exactly as the HLS top function decides them."""
     if m == n == k == 0:
         return regmap.ST_OK, 0
@@ -56,6 +56,10 @@ def check_args(m: int, n: int, k: int, a_type: int, w_type: int, passes: int,
         regmap.decode_conv(conv_hw, conv_win, m, k, fa, cfg)
     except ValueError:
         return regmap.ST_BAD_CONV, sel
+    try:
+        regmap.decode_heads(heads or dict.fromkeys(HEADS_ARGS, 0), m, n, k, fa, fw, conv_hw != 0, cfg)
+    except ValueError:
+        return regmap.ST_BAD_HEADS, sel
     return regmap.ST_OK, sel
 
 
@@ -159,7 +163,8 @@ class AntGemmModel:
         m, n, k = self._arg("m"), self._arg("n"), self._arg("k")
         at, wt, passes = self._arg("a_type"), self._arg("w_type"), self._arg("passes")
         out_mode, conv_hw, conv_win = self._arg("out_mode"), self._arg("conv_hw"), self._arg("conv_win")
-        status, sel = check_args(m, n, k, at, wt, passes, dev.cfg, out_mode, conv_hw, conv_win)
+        heads_regs = {a: self._arg(a) for a in HEADS_ARGS}
+        status, sel = check_args(m, n, k, at, wt, passes, dev.cfg, out_mode, conv_hw, conv_win, heads_regs)
         out = {"id_version": regmap.ID_WORD, "geometry": regmap.encode_geometry(dev.cfg), "status": status}
         cycles = regmap.CALL_OVERHEAD
         out |= {"core_busy": 0, "stall_in": 0, "stall_out": 0}
@@ -168,15 +173,20 @@ class AntGemmModel:
             fa, fw = regmap.decode_type(at), regmap.decode_type(wt)
             mode = regmap.decode_out_mode(out_mode)
             conv = regmap.decode_conv(conv_hw, conv_win, m, k, fa, dev.cfg)
-            na, nw, ny = regmap.footprint(m, n, k, fa, fw, dev.cfg, None if mode is None else mode[0], conv)
-            mem_a = dev.memory(self._ptr("a"), na,
-                               f"{self.name} reading a" + ("" if conv is None else " (the conv source)"))
-            mem_w = dev.memory(self._ptr("w"), nw, f"{self.name} reading w")
+            heads = regmap.decode_heads(heads_regs, m, n, k, fa, fw, conv is not None, dev.cfg)
+            na, nw, ny = regmap.footprint(m, n, k, fa, fw, dev.cfg, None if mode is None else mode[0], conv,
+                                          heads)
+            src_a, src_w = (heads is not None and getattr(heads, s) is not None for s in ("a", "w"))
+            mem_a = dev.memory(self._ptr("a"), na, f"{self.name} reading a" + (
+                " (the conv source)" if conv is not None else " (the heads source)" if src_a else ""))
+            mem_w = dev.memory(self._ptr("w"), nw, f"{self.name} reading w" + (" (the heads source)" if src_w
+                                                                               else ""))
             mem_p = None if mode is None else dev.memory(
                 self._ptr("p"), 8 * epilogue.param_words(mode[0], n), f"{self.name} reading p")
             mem_y = dev.memory(self._ptr("y"), ny, f"{self.name} writing y")
             call = Call(m, n, k, at, wt, passes, fa, fw, sel, mem_a, mem_w, mem_y.view(np.int64),
-                        out_mode, mode, mem_p, conv_hw, conv_win, conv)
+                        out_mode, mode, mem_p, conv_hw, conv_win, conv,
+                        tuple(heads_regs[a] for a in HEADS_ARGS), heads)
             try:
                 outcome = dev.compute.run(call)
             except SimulationError as e:

@@ -77,6 +77,7 @@ def config_header(cfg: arch.ArrayConfig = arch.DEFAULT,
         "ANT_ACC_BITS": cfg.acc_bits, "ANT_CODE_BITS": arch.CODE_BITS, "ANT_DATA_W": data_w,
         "ANT_KBUF_STEPS": regmap.KBUF_STEPS, "ANT_WRES_WORDS": regmap.WRES_BYTES * 8 // cfg.bus_bits,
         "ANT_SRC_WORDS": regmap.SRC_BYTES * 8 // cfg.bus_bits,
+        "ANT_WSRC_WORDS": regmap.HEADS_W_BYTES * 8 // cfg.bus_bits,
         "ANT_MAX_BURST": max_burst, "ANT_COSIM_DEPTH": COSIM_DEPTH, "ANT_MEM_LATENCY": regmap.MEM_LATENCY,
         "ANT_CALL_OVERHEAD": regmap.CALL_OVERHEAD, "ANT_EPI_MAX_COLS": regmap.EPI_MAX_COLS,
         "ANT_CORE_LATENCY": stream.core_latency(cfg.rows, cfg.cols), "ANT_CORE_CAPTURE": stream.CAPTURE,
@@ -95,7 +96,8 @@ def config_header(cfg: arch.ArrayConfig = arch.DEFAULT,
         raise ValueError(f"stream depths must be positive ints, got {dict(depths or {})}")
     defines |= own | dict(depths or {})
     defines |= {f"ANT_KIND_{k.upper()}": formats.KIND_IDS[k] for k in kinds}
-    status = ("OK", "BAD_A", "BAD_W", "BAD_PASSES", "BAD_SIZE", "BAD_PAIR", "BAD_MODE", "BAD_CONV")
+    status = ("OK", "BAD_A", "BAD_W", "BAD_PASSES", "BAD_SIZE", "BAD_PAIR", "BAD_MODE", "BAD_CONV",
+              "BAD_HEADS")
     defines |= {f"ANT_ST_{n}": v for n, v in zip(status, range(len(regmap.STATUS)), strict=True)}
     fmts = regmap.indexed_formats()
 
@@ -263,7 +265,8 @@ def load(target: str = "csim", cfg: arch.ArrayConfig = arch.DEFAULT) -> ctypes.C
     if path not in _LIBS:
         lib = ctypes.CDLL(str(path))
         u32, vp = ctypes.c_uint32, ctypes.c_void_p
-        lib.antgemm_call.argtypes = [vp, vp, vp, vp, u32, u32, u32, u32, u32, u32, u32, u32, u32,
+        scalars = sum(a.kind == "in" for a in regmap.ARGS)  # m .. heads_w_col, in regmap.ARGS order
+        lib.antgemm_call.argtypes = [vp, vp, vp, vp, *[u32] * scalars,
                                      ctypes.POINTER(u32), ctypes.POINTER(ctypes.c_uint64)]
         lib.antgemm_call.restype = ctypes.c_int
         lib.antgemm_error.restype = ctypes.c_char_p

@@ -26,7 +26,10 @@ import numpy as np
 
 from ...core import arch
 from ...core.formats import Format
-from ...core.regmap import Conv
+from ...core.regmap import Conv, Heads
+
+HEADS_ARGS = ("heads", "heads_dims", "heads_a_src", "heads_a_col", "heads_w_src", "heads_w_col")
+"""The heads-mode arguments, in :data:`antq.core.regmap.ARGS` order."""
 
 REGISTRY: dict[str, str] = {"ref": "ref:RefLevel", "csim": "csim:CsimLevel", "rtl": "rtl:RtlLevel"}
 """Level name -> ``module:class`` in this package (imported on first use: csim and rtl build C++)."""
@@ -61,6 +64,10 @@ class Call:
     """The conv-mode arguments (0, 0: A is read as given)."""
     conv: Conv | None = None
     """The decoded conv geometry: ``mem_a`` is then the source tensor, A its im2col."""
+    heads_regs: tuple[int, ...] = (0, 0, 0, 0, 0, 0)
+    """The six heads-mode arguments in :data:`HEADS_ARGS` order (all 0: heads mode off)."""
+    heads: Heads | None = None
+    """The decoded heads geometry: a side with a rule has its source at ``mem_a``/``mem_w``."""
 
 
 @dataclass

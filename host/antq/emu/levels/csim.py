@@ -28,7 +28,7 @@ class CsimLevel:
         p = None if c.mem_p is None else c.mem_p.ctypes.data
         rc = self.lib.antgemm_call(c.mem_a.ctypes.data, c.mem_w.ctypes.data, c.y.ctypes.data, p,
                                    c.m, c.n, c.k, c.a_type, c.w_type, c.passes, c.out_mode, c.conv_hw,
-                                   c.conv_win, res, stages)
+                                   c.conv_win, *c.heads_regs, res, stages)
         if rc:
             raise SimulationError(self.lib.antgemm_error().decode())
         want = (regmap.ID_WORD, regmap.encode_geometry(self.cfg), regmap.ST_OK)

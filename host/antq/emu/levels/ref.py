@@ -75,6 +75,49 @@ def conv_operand(mem_a: np.ndarray, fa: Format, conv: regmap.Conv, cfg: arch.Arr
     return native.im2col(nchw, conv.kernel, conv.stride, conv.padding, conv.dilation, conv.out_hw)
 
 
+def heads_span_cost(k0: int, kl: int, step_bits: int, tile: int, bus: int) -> int:
+    """Heads mode: a generated side's cycles for the span of steps [k0, k0 + kl): every step its
+    words touch, one code per cycle (``tile`` codes a step; docs/contracts.md section 15)."""
+    w0, w1 = k0 * step_bits // bus, -(-(k0 + kl) * step_bits // bus)
+    return (-(-w1 * bus // step_bits) - w0 * bus // step_bits) * tile
+
+
+def heads_operand(mem: np.ndarray, heads: regmap.Heads, which: str, rows: int, k: int,
+                  cfg: arch.ArrayConfig) -> np.ndarray:
+    """The codes (rows, K) a heads-mode side generates from its packed source (the element rules
+    of docs/contracts.md section 15), code 0 off the blocks and past the source's rows."""
+    side = getattr(heads, which)
+    g, t, d = heads.heads, heads.tokens, heads.width
+    full = -(-side.src_rows // cfg.rows) * cfg.rows  # whole row tiles: rows past Rs are read as 0
+    src = pack.unpack(np.ascontiguousarray(mem), arch.CODE_BITS, (full, side.src_k),
+                      pack.accelerator_layout("a", cfg))
+    i, st = np.arange(rows)[:, None], np.arange(k)[None, :]
+    if side.rule == "v":
+        s1, h1, kk = st // (g * t), st // t % g, st % t
+        h, n = i // d, i % d
+        ok, row, col = h1 == h, side.r0 + s1 * t + kk, side.col0 + h * side.stride + n
+    else:
+        s1, h1, kk = st // (g * d), st // d % g, st % d
+        if side.rule == "rows":
+            sm, m = i // t, i % t
+            ok, row, col = s1 == sm, side.r0 + sm * t + m, side.col0 + h1 * side.stride + kk
+        else:  # kt
+            h, n = i // t, i % t
+            ok, row, col = h1 == h, side.r0 + s1 * t + n, side.col0 + h * side.stride + kk
+    ok = ok & (row < side.src_rows)
+    out = np.zeros((rows, k), np.uint8)
+    r_b, c_b, ok_b = np.broadcast_arrays(row, col, ok)
+    out[ok_b] = src[r_b[ok_b], c_b[ok_b]]
+    return out
+
+
+def heads_source_words(heads: regmap.Heads | None, cfg: arch.ArrayConfig) -> int:
+    """Bus words of the larger heads-mode source (both are read before the tiles, on their ports)."""
+    if heads is None:
+        return 0
+    return max(0 if x is None else x.source_nbytes(cfg) * 8 // cfg.bus_bits for x in (heads.a, heads.w))
+
+
 def store_words(m0: int, n0: int, rows: int, cols: int, n: int, out: Format | None,
                 cfg: arch.ArrayConfig) -> int:
     """Words store_y writes for one output tile: rows * cols int64 results, or with the epilogue
@@ -86,7 +129,8 @@ def store_words(m0: int, n0: int, rows: int, cols: int, n: int, out: Format | No
 
 def model_cycles(m: int, n: int, k: int, fa: Format, fw: Format, sel: int,
                  cfg: arch.ArrayConfig = arch.DEFAULT, out: Format | None = None,
-                 conv: regmap.Conv | None = None) -> tuple[int, tuple[int, int, int], CoreTiming]:
+                 conv: regmap.Conv | None = None, heads: regmap.Heads | None = None
+                 ) -> tuple[int, tuple[int, int, int], CoreTiming]:
     """(cycles, (load, compute, store) totals, the core's timing after the call) of one call.
 
     A call costs the fill (CALL_OVERHEAD and one DDR latency; with the epilogue output format
@@ -94,7 +138,10 @@ def model_cycles(m: int, n: int, k: int, fa: Format, fw: Format, sel: int,
     stages (fetch of A and W on their own ports, the core's cycles for the tile's beats, the store
     of its int64 results or packed codes), and the drain of the last tile (docs/overlay.md §2).
     In conv mode (``conv``) the source tensor's words and one MEM_LATENCY come before the tiles,
-    and fetch_a's A term is :func:`conv_span_cost` per span plus R per row tile (no DDR).
+    and fetch_a's A term is :func:`conv_span_cost` per span plus R per row tile (no DDR). In heads
+    mode (``heads``) the larger source's words and one MEM_LATENCY come first, and a generated
+    side costs R (A, per row tile) or C (W, per column tile it fetches) plus
+    :func:`heads_span_cost` per span (docs/contracts.md section 15).
     """
     p = Plan.of(m, n, k, fa, fw, sel, cfg)
     R, C, B = cfg.rows, cfg.cols, cfg.bus_bits
@@ -106,19 +153,24 @@ def model_cycles(m: int, n: int, k: int, fa: Format, fw: Format, sel: int,
         cycles += regmap.MEM_LATENCY + epilogue.param_words(out, n)
     if conv is not None:
         cycles += regmap.MEM_LATENCY + source_words(conv, fa, cfg)
+    gen_a = heads is not None and heads.a is not None
+    gen_w = heads is not None and heads.w is not None
+    if gen_a or gen_w:
+        cycles += regmap.MEM_LATENCY + heads_source_words(heads, cfg)
     load = compute = store = 0
     last_store = 0
     for m0, rows, n0, cols in tiling.tiles(m, n, cfg):
-        fetch_a = R if conv is not None and n0 == 0 else 0  # conv: the row tile's pixel rows
-        fetch_w = 0
+        fetch_a = R if (conv is not None or gen_a) and n0 == 0 else 0  # the row tile's rows
+        fetch_w = C if gen_w and (not p.w_resident or m0 == 0) else 0  # the column tile's rows
         before = core.t
         for k0, kl in p.jobs:
             for plane in (1, 0):
                 if p.use_a[plane] and (not p.a_reuse or n0 == 0):
-                    fetch_a += (_span_cost(4 * R, k0, kl, B) if conv is None
-                                else conv_span_cost(conv, k0, kl, cfg))
+                    fetch_a += (conv_span_cost(conv, k0, kl, cfg) if conv is not None
+                                else heads_span_cost(k0, kl, 4 * R, R, B) if gen_a
+                                else _span_cost(4 * R, k0, kl, B))
                 if p.use_w[plane] and (not p.w_resident or m0 == 0):
-                    fetch_w += _span_cost(4 * C, k0, kl, B)
+                    fetch_w += heads_span_cost(k0, kl, 4 * C, C, B) if gen_w else _span_cost(4 * C, k0, kl, B)
             for i in range(len(passes)):
                 core.job(kl, emit=i == len(passes) - 1)
         fetch, comp = max(fetch_a, fetch_w), core.t - before
@@ -138,11 +190,17 @@ class RefLevel:
     def run(self, call: Call) -> Outcome:
         c, cfg = call, self.cfg
         la, lw = pack.accelerator_layout("a", cfg), pack.accelerator_layout("w", cfg)
-        if c.conv is None:
-            a = pack.unpack(np.ascontiguousarray(c.mem_a), c.fa.bits, (c.m, c.k), la)
-        else:
+        hd = c.heads
+        if c.conv is not None:
             a = conv_operand(c.mem_a, c.fa, c.conv, cfg)
-        w = pack.unpack(np.ascontiguousarray(c.mem_w), c.fw.bits, (c.n, c.k), lw)
+        elif hd is not None and hd.a is not None:
+            a = heads_operand(c.mem_a, hd, "a", c.m, c.k, cfg)
+        else:
+            a = pack.unpack(np.ascontiguousarray(c.mem_a), c.fa.bits, (c.m, c.k), la)
+        if hd is not None and hd.w is not None:
+            w = heads_operand(c.mem_w, hd, "w", c.n, c.k, cfg)
+        else:
+            w = pack.unpack(np.ascontiguousarray(c.mem_w), c.fw.bits, (c.n, c.k), lw)
         if c.sel == regmap.pass_mask(c.fa, c.fw):
             y = reference.gemm(QuantizedTensor(a, kind=c.fa.kind, bits=c.fa.bits, signed=c.fa.signed),
                                QuantizedTensor(w, kind=c.fw.kind, bits=c.fw.bits, signed=c.fw.signed))
@@ -161,6 +219,6 @@ class RefLevel:
                 raise SimulationError(f"the epilogue cannot run at the ref level: {e}") from None
             c.y.view(np.uint8)[:] = packed
         cycles, stages, core = model_cycles(c.m, c.n, c.k, c.fa, c.fw, c.sel, cfg,
-                                            None if c.out is None else c.out[0], c.conv)
+                                            None if c.out is None else c.out[0], c.conv, c.heads)
         _, busy, stall_in, stall_out = core.stats()
         return Outcome(cycles, busy, stall_in, stall_out, stages)
