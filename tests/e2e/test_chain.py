@@ -13,6 +13,7 @@ from antq.core.quantize import quantize_as
 from antq.model import graph
 from antq.run.latency import bench_model
 from antq.run.runtime import DeviceCodes, Runtime
+from helpers import open_ov
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -108,20 +109,33 @@ def test_chained_transformer_equals_reference_and_fake_quant(which, transformer_
     pv, proj, qkv = _layer(im, "attn.matmul1"), _layer(im, "attn.proj"), _layer(im, "attn.qkv")
     rows, cols = len(x) * pv.a_shape[-2], pv.heads * pv.n
     assert (rows, cols) == (len(x) * proj.rows_per_sample, proj.k)
-    assert unchained.reads - chained.reads == pv.calls(len(x)) > 1
-    saved = rows * cols * 8
-    if qkv.out is not None:  # the qkv result comes back as 4-bit codes (q, k, v for the host's
-        # attention operands), not int64
-        m = len(x) * qkv.rows_per_sample
-        saved += m * qkv.n * 8 - pack.accelerator_layout("a", ov.array).nbytes((m, qkv.n), 4)
-    assert unchained.from_device - chained.from_device == saved
+    # every P.V call writes its block of the projection's operand on the device, and with the qkv
+    # output requantized (its codes on the device) the IP generates Q, K^T and V from them (heads
+    # mode): neither result is read, and no attention operand but P is uploaded
+    saved_reads = pv.calls(len(x)) + (qkv.out is not None)
+    assert unchained.reads - chained.reads == saved_reads > 1
+    qkv_y = len(x) * qkv.rows_per_sample * qkv.n * 8  # the qkv int64 result, read unchained only
+    assert unchained.from_device - chained.from_device == rows * cols * 8 + (qkv.out is not None) * qkv_y
+    per_layer = {}
+    for chain in (True, False):
+        with Runtime(im, ov, chain=chain) as rt:
+            rt.run(x)
+            rt.run(x)  # the second run: parameter buffers are already on the device
+            per_layer[chain] = rt.layer_traffic
+    mm0 = "attn.matmul0"
+    if qkv.out is not None:
+        assert per_layer[True][mm0].to_device == 0 < per_layer[False][mm0].to_device  # Q and K^T generated
+        assert per_layer[True]["attn.qkv"].from_device == 0
+        assert 0 < per_layer[True][pv.name].to_device < per_layer[False][pv.name].to_device  # P only
     operand = pack.accelerator_layout("a", ov.array).nbytes((rows, cols), 4)
-    assert unchained.to_device - chained.to_device == operand  # (parameter buffers: the first run's)
+    uploads = sum(per_layer[False][n].to_device - per_layer[True][n].to_device for n in (mm0, pv.name))
+    assert unchained.to_device - chained.to_device == operand + uploads
 
 
 def test_attention_output_stays_on_the_device(transformer_q, digits_test, ov, monkeypatch):
     """P.V's codes reach the projection through transpose and reshape, which move their indices
-    (DeviceValue.relayout), not the codes: they are not fetched, on any batch size."""
+    (DeviceValue.relayout), not the codes, and the qkv codes reach Q.K^T and P.V as the IP's own
+    heads-mode operands: nothing is fetched, on any batch size."""
     _, _, im = transformer_q
     x = digits_test[0][:13]  # an odd batch: the last P.V call takes one sample
     fetched = []
@@ -130,8 +144,30 @@ def test_attention_output_stays_on_the_device(transformer_q, digits_test, ov, mo
     with Runtime(im, ov) as rt:
         assert np.array_equal(rt.run(x), im.run(x))
         assert np.array_equal(rt.run(x, batch_size=5), im.run(x))
-    # only the qkv codes come back (q, k and v, for the host's attention operands), in each batch
-    assert fetched == (["attn.qkv"] * 3 * (1 + 3) if _layer(im, "attn.qkv").out is not None else [])
+    # nor do the qkv codes: the IP generates Q, K^T and V from them (heads mode), in every batch
+    assert fetched == []
+
+
+def test_qkv_codes_are_fetched_where_the_ip_cannot_generate_the_operands(transformer_int, digits_test,
+                                                                         monkeypatch):
+    """Where heads mode cannot take a call (here: refused), the qkv codes come back once per batch
+    and the host builds the attention operands, with the same bits."""
+    _, _, im = transformer_int
+    x = digits_test[0][:10]
+    fetched = []
+    real = DeviceCodes.materialize
+    monkeypatch.setattr(DeviceCodes, "materialize", lambda self: fetched.append(self.name) or real(self))
+    from antq.driver.overlay import AntOverlay
+
+    with open_ov("ref", pace=0) as ov:
+        with Runtime(im, ov) as rt:
+            assert np.array_equal(rt.run(x), im.run(x))
+            assert rt.layer_traffic["attn.matmul0"].to_device == 0  # Q and K^T generated
+        monkeypatch.setattr(AntOverlay, "can_heads", lambda self, *a, **k: False)
+        with Runtime(im, ov) as rt:
+            assert np.array_equal(rt.run(x), im.run(x))
+            assert rt.layer_traffic["attn.qkv"].reads == 1 and rt.layer_traffic["attn.matmul0"].to_device > 0
+    assert fetched == ["attn.qkv"] * 3  # q, k and v views of one fetch, in the second run only
 
 
 def test_attention_output_is_fetched_when_its_blocks_do_not_tile(transformer_q, digits_test, ov, monkeypatch):
@@ -265,7 +301,6 @@ def test_conv_to_conv_falls_back_to_the_host_im2col_when_the_ip_cannot(cnn_q, di
 
 
 def test_bench_reports_traffic_and_the_unchained_baseline(cnn_q, digits_test):
-    from helpers import open_ov
 
     _, _, im = cnn_q
     x, _ = digits_test
@@ -284,7 +319,6 @@ def test_bench_reports_traffic_and_the_unchained_baseline(cnn_q, digits_test):
 def test_bench_rows_say_where_the_traffic_goes(which, cnn_q, transformer_int, digits_test):
     """Each GEMM row's bytes and reads are its own calls' and its codes' fetches: they add up to
     the totals, chained and unchained; an int64 result is M*N*8 bytes back, codes their packed size."""
-    from helpers import open_ov
 
     _, _, im = cnn_q if which == "cnn" else transformer_int
     x = digits_test[0][:16]
@@ -311,7 +345,7 @@ def test_bench_rows_say_where_the_traffic_goes(which, cnn_q, transformer_int, di
     by = {row["name"]: row["read_by"] for row in res["layers"] if row["kind"] == "gemm"}
     if which == "transformer":
         qkv = next(row for row in res["layers"] if row["name"] == "attn.qkv")
-        assert qkv["out_fmt"] == "int4s" and qkv["round_trips"] == 1
+        assert qkv["out_fmt"] == "int4s" and qkv["round_trips"] == qkv["bytes_from_device"] == 0  # heads mode
         assert by["attn.qkv"] == "attn.matmul0, attn.matmul1" and by["fc1"] == "gelu"
         assert by["attn.matmul1"] == "attn.proj" and by["head"] == "output"  # past transpose, reshape
     else:
