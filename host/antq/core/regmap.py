@@ -445,7 +445,7 @@ def decode_conv(conv_hw: int, conv_win: int, m: int, k: int, fmt: Format,
 HEADS_RULES = {"rows": 1, "kt": 2, "v": 3}
 """Rule name -> its code in the ``heads`` register; ``rows`` is A's rule, ``kt`` and ``v`` W's."""
 HEADS_FIELD_MAX = {"samples": 0xFF, "heads": 0xFF, "tokens": 0xFFFF, "width": 0xFFFF, "src_k": 0xFFFF,
-                   "src_rows": 0xFFFF, "col0": 0xFFFF, "stride": 0xFF}
+                   "src_rows": 0xFFFF, "col0": 0xFFFF, "stride": 0xFF, "r0": 0xFF}
 """The largest value each heads-mode field holds (its bits in the registers)."""
 
 
@@ -492,25 +492,24 @@ def encode_heads(h: Heads | None) -> dict[str, int]:
                           "heads_w_col"), 0)
     if h is None:
         return regs
-    vals = {"samples": h.samples, "heads": h.heads, "tokens": h.tokens, "width": h.width}
+    vals = [("samples", h.samples), ("heads", h.heads), ("tokens", h.tokens), ("width", h.width)]
     for which, side in (("a", h.a), ("w", h.w)):
         if side is not None:
-            vals |= {f"{which}.{f}": getattr(side, f) for f in ("src_k", "src_rows", "col0", "stride")}
-            if not 0 <= side.r0 <= 0xFF:
-                raise ValueError(f"heads {which}.r0 = {side.r0}: the IP's field takes 0..255")
-    for name, v in vals.items():
-        top = HEADS_FIELD_MAX[name.split(".")[-1]]
+            vals += [(f"{which}.src_k", side.src_k), (f"{which}.src_rows", side.src_rows),
+                     (f"{which}.col0", side.col0), (f"{which}.stride", side.stride), (f"{which}.r0", side.r0)]
+    for name, v in vals:
+        top = HEADS_FIELD_MAX[name[2:] if name[1] == "." else name]
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 0 <= v <= top:
             raise ValueError(f"heads {name} = {v!r}: the IP's field takes 0..{top}")
     ra = 0 if h.a is None else HEADS_RULES[h.a.rule]
     rw = 0 if h.w is None else HEADS_RULES[h.w.rule]
-    regs["heads"] = ra | rw << 2 | h.samples << 4 | h.heads << 12
-    regs["heads_dims"] = h.tokens | h.width << 16
+    regs["heads"] = int(ra | rw << 2 | h.samples << 4 | h.heads << 12)
+    regs["heads_dims"] = int(h.tokens | h.width << 16)
     for which, side in (("a", h.a), ("w", h.w)):
         if side is not None:
-            regs[f"heads_{which}_src"] = side.src_k | side.src_rows << 16
-            regs[f"heads_{which}_col"] = side.col0 | side.stride << 16 | side.r0 << 24
-    return {k: int(v) for k, v in regs.items()}
+            regs[f"heads_{which}_src"] = int(side.src_k | side.src_rows << 16)
+            regs[f"heads_{which}_col"] = int(side.col0 | side.stride << 16 | side.r0 << 24)
+    return regs
 
 
 def decode_heads(regs: dict[str, int], m: int, n: int, k: int, fa: Format, fw: Format, conv_on: bool,

@@ -239,9 +239,11 @@ class HeadsOperand:
     the source rows of the call's samples into an on-chip buffer and builds each word itself.
     """
 
-    def __init__(self, src: DeviceTensor, geometry: regmap.Heads, side: regmap.HeadsSide, count: int,
-                 scale: np.ndarray) -> None:
-        self.src, self.geometry, self.spec, self.count = src, geometry, side, count
+    def __init__(self, src: DeviceTensor, offset: int, nbytes: int, geometry: regmap.Heads,
+                 side: regmap.HeadsSide, count: int, scale: np.ndarray) -> None:
+        self.src, self.offset, self.nbytes = src, offset, nbytes
+        """The source tensor, the byte offset of the row tile the IP reads from, the bytes it reads."""
+        self.geometry, self.spec, self.count = geometry, side, count
         self.side = "a" if side.rule == "rows" else "w"
         self.fmt, self.scale, self.channel_axis = src.fmt, scale, None
         rows, k = geometry.dims(side, self.side)
@@ -249,11 +251,7 @@ class HeadsOperand:
 
     @property
     def address(self) -> int:
-        return self.src.address
-
-    @property
-    def nbytes(self) -> int:
-        return self.spec.source_nbytes(self.src._overlay.array)
+        return self.src.address + self.offset
 
     @property
     def freed(self) -> bool:
@@ -590,34 +588,33 @@ class AntOverlay(pynq.Overlay):
             raise ValueError(f"count = {count}: the call takes 1..{min(samples, left)} samples "
                              f"(S = {samples}, {left} left from row {row0})")
         tile = self.array.rows
-        t0 = row0 // tile * tile
+        t0 = row0 // tile * tile  # the IP reads from the row tile of the call's first sample
         end = min(nrows, row0 + count * tokens)
-        block = src.block((t0, min(nrows, -(-end // tile) * tile)))
         side = regmap.HeadsSide(rule, int(ks), int(end - t0), int(col0), int(stride), int(row0 - t0))
         geo = regmap.Heads(int(samples), int(heads), int(tokens), int(width),
                            side if rule == "rows" else None, None if rule == "rows" else side)
         regmap.encode_heads(geo)  # every field fits its bits
         rows, k = geo.dims(side, "a" if rule == "rows" else "w")
-        m_or_n = count * tokens if rule == "rows" else rows
-        self._check_dims("a" if rule == "rows" else "w", m_or_n, k)
-        last = col0 + (heads - 1) * stride + width
-        if last > ks:
+        self._check_dims("a" if rule == "rows" else "w", count * tokens if rule == "rows" else rows, k)
+        if col0 + (heads - 1) * stride + width > ks:
             raise ValueError(f"{heads} heads of {width} columns from column {col0}, {stride} apart, pass the "
                              f"source's {ks} columns")
+        layout = pack.accelerator_layout("a", self.array)
         limit = regmap.SRC_BYTES if rule == "rows" else regmap.HEADS_W_BYTES
-        nbytes = side.source_nbytes(self.array)
+        nbytes = layout.plane_nbytes(side.src_rows, ks)
         if nbytes > limit:
             raise ValueError(f"the call's source rows ({side.src_rows} x {ks}, {nbytes} bytes packed) do not "
                              f"fit the IP's {limit}-byte on-chip buffer")
         scale = src.scale
-        if src.channel_axis is not None:
-            cols = (col0 + np.arange(heads)[:, None] * stride + np.arange(width)).ravel()
-            picked = np.unique(np.asarray(src.scale)[cols])
-            if picked.size != 1:
-                raise ValueError(f"the columns this operand reads have {picked.size} different scales; one "
-                                 "operand needs one")
-            scale = picked[0]
-        return HeadsOperand(block, geo, side, int(count), None if scale is None else np.float32(scale))
+        if src.channel_axis is not None:  # the scale of the columns it reads, which must be one
+            sc = np.asarray(src.scale)
+            cols = np.concatenate([sc[col0 + h * stride:col0 + h * stride + width] for h in range(heads)])
+            if (cols != cols[0]).any():
+                raise ValueError(f"the columns this operand reads have {np.unique(cols).size} different "
+                                 "scales; one operand needs one")
+            scale = cols[0]
+        return HeadsOperand(src, layout.plane_nbytes(t0, ks), nbytes, geo, side, int(count),
+                            None if scale is None else np.float32(scale))
 
     def can_heads(self, src: DeviceTensor, rule: str, **geometry) -> bool:
         """Can the IP generate this heads-mode operand (no device access)? False where

@@ -152,10 +152,12 @@ class DeviceCodes(DeviceValue):
             cols = (c0 + np.arange(heads)[:, None] * stride + np.arange(width)).ravel()
             if not np.all(np.broadcast_to(self.scale, (ks,))[cols] == np.float32(scale)):
                 return None
-            s_max, g = layer.samples_per_call, layer.heads_per_call
-            last = c0 + (heads - g) * stride  # the last head group's first column
-            if not all(ov.can_heads(t, rule, samples=s_max, heads=g, tokens=tokens, width=width, col0=last,
-                                    stride=stride, row0=p0 * tokens) for p0 in range(0, b, s_max)):
+            s_max, g, tile = layer.samples_per_call, layer.heads_per_call, ov.array.rows
+            # the call reading the most source rows (from its first sample's row tile) and the last
+            # head group (the furthest columns) bound what every call needs
+            p0 = max(range(0, b, s_max), key=lambda p: min(b, p + s_max) * tokens - p * tokens // tile * tile)
+            if not ov.can_heads(t, rule, samples=s_max, heads=g, tokens=tokens, width=width,
+                                col0=c0 + (heads - g) * stride, stride=stride, row0=p0 * tokens):
                 return None
             return HeadsSource(self, rule, tokens, width, c0, stride)
         return None
