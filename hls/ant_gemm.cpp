@@ -40,11 +40,14 @@
 // projection's codes. A side with a rule (A: rows; W: kt or v) reads its pointer as Rs rows x Ks
 // columns of 4-bit codes packed as activations (tile R) into an on-chip buffer (A: the conv-mode
 // buffer, ANT_SRC_WORDS; W: fetch_w's own, ANT_WSRC_WORDS), then generates exactly the words of its
-// block-diagonal operand that normal mode would read (same order, same spans), one code per cycle:
-// with the step t = (s'*g + h')*L + k (L = D, or T for v) and the operand row i = (s or h)*T + m/n
-// (v: h*D + n), A[i, t] = src(r0 + i, c0 + h'*hs + k) if s' = s (rows), W[j, t] =
-// src(r0 + s'*T + n, c0 + h*hs + k) if h' = h (kt) or src(r0 + s'*T + k, c0 + h*hs + n) if h' = h
-// (v), code 0 elsewhere, for source rows >= Rs, operand rows >= M/N and steps >= K.
+// block-diagonal operand that normal mode would read (same order, same spans): with the step
+// t = (s'*g + h')*L + k (L = D, or T for v) and the operand row i = (s or h)*T + m/n (v: h*D + n),
+// A[i, t] = src(r0 + i, c0 + h'*hs + k) if s' = s (rows), W[j, t] = src(r0 + s'*T + n, c0 + h*hs + k)
+// if h' = h (kt) or src(r0 + s'*T + k, c0 + h*hs + n) if h' = h (v), code 0 elsewhere, for source
+// rows >= Rs, operand rows >= M/N and steps >= K. A step's nonzero codes are one run of consecutive
+// source codes, so rows (always), kt (C <= R: a run of rows of one column, two source steps) and v
+// (4C <= bus: a run of columns of one row, two words of a row-major copy fetch_w writes as its
+// source arrives) generate one step per cycle; otherwise a side makes one code per cycle.
 //
 // Counters: the call starts and ends with a stats request to the core (config bit 34, k = 0),
 // whose answer is the core's own cycle counters (total, busy, input stalls, output stalls), so a
@@ -147,6 +150,7 @@ struct HeadsSide {
     uint32_t ks, rs;      // source columns, rows
     uint32_t c0, hs, r0;  // first column, head stride (columns), row of the call's first sample
     uint32_t block;       // bus words of one source row tile block (tile R, Ks steps)
+    uint32_t tiles;       // source row tiles: ceil(Rs / R)
     uint32_t words;       // bus words of the source: ceil(Rs / R) blocks
 };
 
@@ -165,7 +169,7 @@ HeadsSide heads_side(uint32_t rule, uint32_t src, uint32_t col) {
     sd.c0 = col & 0xFFFFu;
     sd.hs = (col >> 16) & 0xFFu;
     sd.r0 = col >> 24;
-    sd.block = sd.words = 0;
+    sd.block = sd.tiles = sd.words = 0;
     return sd;
 }
 
@@ -182,6 +186,7 @@ bool heads_side_ok(const Heads &hd, HeadsSide &sd, uint32_t rows, uint32_t k, co
     const uint64_t words = tiles * block_words(kRows, sd.ks);
     if (words > limit) return false;
     sd.block = block_words(kRows, sd.ks);
+    sd.tiles = static_cast<uint32_t>(tiles);
     sd.words = static_cast<uint32_t>(words);
     return true;
 }
@@ -558,6 +563,78 @@ codes:
 
 // ---- heads mode: a side's block-diagonal operand, generated on chip ------------------------
 
+// Fast paths (docs/contracts.md section 15, ref.heads_fast): rows always generates one step per
+// cycle; kt when C <= R (its run of at most C consecutive source rows of one column lies in two
+// source steps); v when 4*C <= the bus width (a run of C codes of one source row lies in two words
+// of fetch_w's row-major copy). Otherwise one code per cycle.
+constexpr bool kKtFast = kCols <= kRows, kVFast = 4 * kCols <= kBus;
+
+bool heads_fast(uint32_t rule) {
+    return rule == kRuleRows || (rule == kRuleKt && kKtFast) || (rule == kRuleV && kVFast);
+}
+
+// fetch_w's row-major copy of its source for v's fast path: bank b = row % R holds the rows
+// tb*R + b, each row's Ks codes contiguous, so code (row, col) is code tb*Ks + col of bank b (bus
+// words of bus/4 codes). It is no larger than the source (Ks <= a block's padded steps), plus the
+// word a run's second read may touch past the end.
+constexpr uint32_t kRmWords = (ANT_WSRC_WORDS + kRows - 1) / kRows + 1;
+
+// The copy is written as the source streams in: each bus word's codes go to their rows' banks,
+// which receive their codes strictly in order (tb*Ks + col, tile by tile), so each bank fills one
+// word in a register and writes it whole when it is full: one write per bank per cycle at most,
+// each bank (a static index) taking the word's codes u = u_b, u_b + R, ... (its rows).
+struct RowCopy {
+    bus_t acc[kRows];
+    uint32_t fill[kRows], next[kRows];  // codes in acc, the bank word it becomes
+    uint32_t q, wib;                    // code of the block at the word's first code, word in the block
+};
+
+void row_copy_reset(RowCopy &rc) {
+    for (uint32_t b = 0; b < kRows; ++b) {
+#pragma HLS UNROLL
+        rc.acc[b] = 0;
+        rc.fill[b] = rc.next[b] = 0;
+    }
+    rc.q = rc.wib = 0;
+}
+
+void row_copy_word(RowCopy &rc, bus_t rm[kRows][kRmWords], const bus_t &word, const HeadsSide &sd) {
+    constexpr uint32_t kPer = kBus / 4, kMost = (kPer + kRows - 1) / kRows;  // codes a word, a bank's share
+    const uint32_t b0 = rc.q % kRows;  // the row of the word's first code (kRows: a constant)
+    const uint64_t real = uint64_t{sd.ks} * kRows;  // codes of a block before its padding steps (c >= Ks)
+    const uint32_t valid = rc.q >= real ? 0u : real - rc.q < kPer ? static_cast<uint32_t>(real - rc.q) : kPer;
+banks:
+    for (uint32_t b = 0; b < kRows; ++b) {
+#pragma HLS UNROLL
+        const uint32_t ub = (b + kRows - b0) % kRows;  // the bank's first code in the word
+    bank_codes:
+        for (uint32_t t = 0; t < kMost; ++t) {
+#pragma HLS UNROLL
+            const uint32_t u = ub + t * kRows;
+            if (u >= valid) break;
+            rc.acc[b].range(4 * rc.fill[b] + 3, 4 * rc.fill[b]) = word.range(4 * u + 3, 4 * u).to_uint64();
+            if (++rc.fill[b] == kPer) {
+                if (rc.next[b] < kRmWords) rm[b][rc.next[b]] = rc.acc[b];
+                ++rc.next[b];
+                rc.acc[b] = 0;
+                rc.fill[b] = 0;
+            }
+        }
+    }
+    rc.q += kPer;
+    if (++rc.wib == sd.block) {  // a block is a whole number of steps: the next starts at its step 0
+        rc.wib = 0;
+        rc.q = 0;
+    }
+}
+
+void row_copy_flush(RowCopy &rc, bus_t rm[kRows][kRmWords]) {
+    for (uint32_t b = 0; b < kRows; ++b) {
+#pragma HLS UNROLL
+        if (rc.fill[b] && rc.next[b] < kRmWords) rm[b][rc.next[b]] = rc.acc[b];
+    }
+}
+
 // Running decomposition j = q*P + n of the operand row j (P = D for v, else T), advanced one row
 // per cycle (no divider); qcol = q*hs.
 struct HeadCounter {
@@ -565,16 +642,19 @@ struct HeadCounter {
 };
 
 // What each row of a tile contributes to its codes: the block it belongs to (s for rows, h for kt
-// and v; a step matches when its s' or h' is the same), its part of the source row and column.
+// and v; a step matches when its s' or h' is the same), its part of the source row and column;
+// j0 is the tile's first operand row.
 template <uint32_t TILE>
 struct HeadRows {
     bool live[TILE];  // row < M (A) or N (W)
     uint32_t key[TILE], row[TILE], col[TILE];
+    uint32_t j0;
 };
 
 template <uint32_t TILE>
 void heads_rows(const Heads &hd, const HeadsSide &sd, uint32_t dim, HeadCounter &hc, HeadRows<TILE> &t) {
     const uint32_t per = sd.rule == kRuleV ? hd.d : hd.t;
+    t.j0 = hc.j;
 head_rows:
     for (uint32_t r = 0; r < TILE; ++r) {
 #pragma HLS PIPELINE II = 1
@@ -591,14 +671,15 @@ head_rows:
     }
 }
 
-// A step t = (s*g + h)*L + k (L = D, or T for v), hcol = h*hs, srow = s*T.
+// A step t = (s*g + h)*L + k (L = D, or T for v), hcol = h*hs, srow = s*T, and hj = h*P (P = T
+// for kt, D for v): the first operand row of head h.
 struct HeadStep {
-    uint32_t k, h, s, hcol, srow;
+    uint32_t k, h, s, hcol, srow, hj;
 };
 
 // The decomposition of step t: the divisions run once per span (its first step).
 HeadStep heads_step_at(const Heads &hd, const HeadsSide &sd, uint32_t t) {
-    const uint32_t len = sd.rule == kRuleV ? hd.t : hd.d;
+    const uint32_t len = sd.rule == kRuleV ? hd.t : hd.d, per = sd.rule == kRuleV ? hd.d : hd.t;
     const uint32_t q = t / len;
     HeadStep st;
     st.k = t - q * len;
@@ -606,17 +687,20 @@ HeadStep heads_step_at(const Heads &hd, const HeadsSide &sd, uint32_t t) {
     st.h = q - st.s * hd.g;
     st.hcol = st.h * sd.hs;
     st.srow = st.s * hd.t;
+    st.hj = st.h * per;
     return st;
 }
 
 void heads_next(const Heads &hd, const HeadsSide &sd, HeadStep &st) {
-    const uint32_t len = sd.rule == kRuleV ? hd.t : hd.d;
+    const uint32_t len = sd.rule == kRuleV ? hd.t : hd.d, per = sd.rule == kRuleV ? hd.d : hd.t;
     if (++st.k < len) return;
     st.k = 0;
     st.hcol += sd.hs;
+    st.hj += per;
     if (++st.h < hd.g) return;
     st.h = 0;
     st.hcol = 0;
+    st.hj = 0;
     ++st.s;
     st.srow += hd.t;
 }
@@ -635,11 +719,89 @@ uint64_t heads_code(const bus_t *src, const Plan &p, const HeadsSide &sd, const 
     return bits_at(src, bit, 4);  // kRows: a constant
 }
 
-// The words [s.w0, s.w1) of a generated side's tile block (TILE = R for A, C for W), exactly as the
-// packed operand would hold them: steps s_first .. s_end - 1, one code per cycle.
+// rows and kt fast: the codes of the TILE (<= R) consecutive source rows base .. base + TILE - 1 at
+// column col, from the two source steps holding them (row tiles tb and tb + 1: two buffer reads),
+// shifted by the offset of base in its tile. Tiles outside the source only ever feed masked rows.
 template <uint32_t TILE>
-void gen_heads_span(const bus_t *src, const Plan &p, const HeadsSide &sd, const HeadRows<TILE> &t, const Span &s,
-                    hls::stream<bus_t, ANT_WORDS_DEPTH> &out) {
+ap_uint<4 * TILE> heads_col_run(const bus_t *src, const HeadsSide &sd, int64_t base, uint32_t col) {
+    const int64_t tb = base >= 0 ? base / kRows : -((-base + kRows - 1) / kRows);  // kRows: a constant
+    const uint32_t i0 = static_cast<uint32_t>(base - tb * kRows);
+    a_step_t lo = 0, hi = 0;
+    if (tb >= 0 && tb < sd.tiles)
+        lo = field_at<kStepA>(src, uint64_t(tb) * sd.block * kBus + uint64_t{col} * kStepA);
+    if (tb + 1 >= 0 && tb + 1 < sd.tiles)
+        hi = field_at<kStepA>(src, uint64_t(tb + 1) * sd.block * kBus + uint64_t{col} * kStepA);
+    ap_uint<4 * TILE> v = 0;
+    for (uint32_t r = 0; r < TILE; ++r) {
+#pragma HLS UNROLL
+        const uint32_t q = i0 + r;
+        v.range(4 * r + 3, 4 * r) = q < kRows       ? lo.range(4 * q + 3, 4 * q).to_uint64()
+                                    : q < 2 * kRows ? hi.range(4 * (q - kRows) + 3, 4 * (q - kRows)).to_uint64()
+                                                    : uint64_t{0};  // (TILE <= R: never)
+    }
+    return v;
+}
+
+// v fast: the codes cb .. cb + TILE - 1 (4*TILE <= bus) of source row `row`, from two words of the
+// row-major copy (bank row % R), shifted by the run's offset in the first word. Codes outside the
+// row (cb < 0, past Ks) only ever feed masked columns.
+template <uint32_t TILE>
+ap_uint<4 * TILE> heads_row_run(const bus_t rm[kRows][kRmWords], const HeadsSide &sd, uint32_t row, int64_t cb) {
+    ap_uint<4 * TILE> v = 0;
+    if (row >= sd.rs) return v;  // every column is masked
+    const uint32_t tb = row / kRows, b = row - tb * kRows;  // kRows: a constant
+    const int64_t pos = 4 * (int64_t{tb} * sd.ks + cb);
+    const int64_t wi = pos >= 0 ? pos / kBus : -((-pos + kBus - 1) / kBus);  // kBus: a power of two
+    const uint32_t off = static_cast<uint32_t>(pos - wi * kBus);
+    bus_t lo = 0, hi = 0;
+    if (wi >= 0 && wi < kRmWords) lo = rm[b][wi];
+    if (wi + 1 >= 0 && wi + 1 < kRmWords) hi = rm[b][wi + 1];
+    const uint32_t u0 = off / 4;  // the run's first code in lo (codes of 4 bits: off is a multiple of 4)
+    for (uint32_t c = 0; c < TILE; ++c) {
+#pragma HLS UNROLL
+        const uint32_t u = u0 + c, per = kBus / 4;
+        const uint32_t q = 4 * u % kBus;  // the code's bit in its word
+        v.range(4 * c + 3, 4 * c) = u >= 2 * per ? uint64_t{0}  // (4*TILE <= bus: never)
+                                    : u < per    ? lo.range(q + 3, q).to_uint64()
+                                                 : hi.range(q + 3, q).to_uint64();
+    }
+    return v;
+}
+
+// The fast path: the TILE codes of step `step` in one cycle. The nonzero rows of a step read one
+// run of consecutive codes: rows, source rows r0 + j0 .. of column c0 + h'*hs + k; kt, source rows
+// r0 + s'*T + j0 - h'*T .. of that column; v, columns c0 + h'*hs + j0 - h'*D .. of source row
+// r0 + s'*T + k. Each row is then masked exactly as heads_code masks it. V_OK: the side may be v
+// (W; A passes no copy).
+template <uint32_t TILE, bool V_OK>
+ap_uint<4 * TILE> heads_fast_step(const bus_t *src, const bus_t rm[kRows][kRmWords], const Plan &p,
+                                  const HeadsSide &sd, const HeadRows<TILE> &t, const HeadStep &st, uint32_t step) {
+    const bool rows = sd.rule == kRuleRows, v_rule = V_OK && sd.rule == kRuleV;
+    const uint32_t key = rows ? st.s : st.h;
+    const uint32_t add = (rows ? 0u : st.srow) + (v_rule ? st.k : 0u);
+    ap_uint<4 * TILE> run;
+    if (v_rule)
+        run = heads_row_run<TILE>(rm, sd, sd.r0 + st.srow + st.k,
+                                  int64_t{sd.c0} + st.hcol + t.j0 - int64_t{st.hj});
+    else
+        run = heads_col_run<TILE>(src, sd,
+                                  int64_t{sd.r0} + t.j0 + (rows ? 0 : int64_t{st.srow} - int64_t{st.hj}),
+                                  sd.c0 + st.hcol + st.k);
+    ap_uint<4 * TILE> v = 0;
+    for (uint32_t r = 0; r < TILE; ++r) {
+#pragma HLS UNROLL
+        const bool ok = t.live[r] && step < p.k && t.key[r] == key && t.row[r] + add < sd.rs;
+        v.range(4 * r + 3, 4 * r) = ok ? run.range(4 * r + 3, 4 * r).to_uint64() : uint64_t{0};
+    }
+    return v;
+}
+
+// The words [s.w0, s.w1) of a generated side's tile block (TILE = R for A, C for W), exactly as the
+// packed operand would hold them: steps s_first .. s_end - 1, one per cycle on the fast path
+// (heads_fast), else one code per cycle. rm: fetch_w's row-major copy (v's fast path only; V_OK).
+template <uint32_t TILE, bool V_OK>
+void gen_heads_span(const bus_t *src, const bus_t rm[kRows][kRmWords], const Plan &p, const HeadsSide &sd,
+                    const HeadRows<TILE> &t, const Span &s, hls::stream<bus_t, ANT_WORDS_DEPTH> &out) {
     const uint32_t kStep = 4 * TILE;
     const uint64_t first = uint64_t{s.w0} * kBus;
     const uint32_t s_first = static_cast<uint32_t>(first / kStep);  // kStep: a constant
@@ -650,6 +812,15 @@ void gen_heads_span(const bus_t *src, const Plan &p, const HeadsSide &sd, const 
     pk.cur = 0;
     pk.have = 0;
     pk.left = s.w1 - s.w0;
+    if (heads_fast(sd.rule)) {
+    head_steps:
+        for (uint32_t i = s_first; i < s_end; ++i) {
+#pragma HLS PIPELINE II = 1
+            put_step<4 * TILE>(pk, heads_fast_step<TILE, V_OK>(src, rm, p, sd, t, st, i), skip, out);
+            heads_next(p.hd, sd, st);
+        }
+        return;
+    }
     ap_uint<4 * TILE> v = 0;
 head_codes:
     for (uint32_t i = s_first, r = 0; i < s_end;) {
@@ -701,7 +872,7 @@ void fetch_a(const bus_t *a, const Plan &p, hls::stream<bus_t, ANT_WORDS_DEPTH> 
                         continue;
                     }
                     if (heads) {  // a 4-bit source: one plane
-                        gen_heads_span<kRows>(src, p, p.hd.a, hrows, s, out);
+                        gen_heads_span<kRows, false>(src, nullptr, p, p.hd.a, hrows, s, out);
                         continue;
                     }
                     const uint32_t base = pl * p.a_plane + tm * p.a_block;
@@ -722,6 +893,12 @@ void fetch_a(const bus_t *a, const Plan &p, hls::stream<bus_t, ANT_WORDS_DEPTH> 
 void fetch_w(const bus_t *w, const int64_t *prm, const Plan &p, hls::stream<bus_t, ANT_WORDS_DEPTH> &out,
              hls::stream<int64_t, ANT_EPI_DEPTH> &epi_words) {
     static bus_t wsrc[ANT_WSRC_WORDS];
+    // v's fast path: the source row-major, banked by row % R (one bank per row, even and odd words
+    // apart, so a step reads two words of one bank while the load writes one word of each bank).
+    // kt's fast path reads two source steps of wsrc a cycle, as conv mode's of src (two ports).
+    static bus_t wrm[kRows][kRmWords];
+#pragma HLS ARRAY_PARTITION variable = wrm complete dim = 1
+#pragma HLS ARRAY_PARTITION variable = wrm cyclic factor = 2 dim = 2
     if (p.epi) {
     read_params:
         for (uint32_t i = 0; i < p.epi_words; ++i) {
@@ -731,11 +908,21 @@ void fetch_w(const bus_t *w, const int64_t *prm, const Plan &p, hls::stream<bus_
     }
     const bool heads = p.hd.w.rule != kRuleOff;
     if (heads) {
+        const bool copy = p.hd.w.rule == kRuleV && kVFast;  // the copy is written as the words arrive
+        RowCopy rc;  // registers: a bank's accumulator, fill and next word
+#pragma HLS DISAGGREGATE variable = rc
+#pragma HLS ARRAY_PARTITION variable = rc.acc complete
+#pragma HLS ARRAY_PARTITION variable = rc.fill complete
+#pragma HLS ARRAY_PARTITION variable = rc.next complete
+        row_copy_reset(rc);
     read_wsrc:
         for (uint32_t i = 0; i < p.hd.w.words; ++i) {
 #pragma HLS PIPELINE II = 1
-            wsrc[i] = w[i];
+            const bus_t word = w[i];
+            wsrc[i] = word;
+            if (copy) row_copy_word(rc, wrm, word, p.hd.w);
         }
+        if (copy) row_copy_flush(rc, wrm);
     }
     HeadRows<kCols> hrows;
     for (uint32_t m0 = 0; m0 < p.m; m0 += kRows) {
@@ -749,7 +936,7 @@ void fetch_w(const bus_t *w, const int64_t *prm, const Plan &p, hls::stream<bus_
                 for (int pl = 1; pl >= 0; --pl) {
                     if (!p.use_w[pl]) continue;
                     if (heads) {  // a 4-bit source: one plane
-                        gen_heads_span<kCols>(wsrc, p, p.hd.w, hrows, s, out);
+                        gen_heads_span<kCols, true>(wsrc, wrm, p, p.hd.w, hrows, s, out);
                         continue;
                     }
                     const uint32_t base = pl * p.w_plane + tn * p.w_block;

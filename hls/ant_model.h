@@ -8,10 +8,11 @@
 //   fetch_a  bus words of A this tile reads from DDR (first uses only) + MEM_LATENCY per span;
 //            in conv mode no DDR: per span the steps it touches times 1 (fast path) or R (one code
 //            per cycle), plus the step-back to its first step; R per row tile (its pixel rows);
-//            in heads mode with A's rule no DDR: per span the steps it touches times R (one code
-//            per cycle); R per row tile (its rows' blocks)
+//            in heads mode with A's rule no DDR: per span the steps it touches (rows: the fast
+//            path, one step per cycle); R per row tile (its rows' blocks)
 //   fetch_w  the same for W (port gmem_w, in parallel with fetch_a on gmem_a); in heads mode with
-//            W's rule per span the steps it touches times C, and C per column tile it sets up
+//            W's rule per span the steps it touches times 1 on the fast path (kt: C <= R, v:
+//            4C <= bus; heads_fast) or C (one code per cycle), and C per column tile it sets up
 //   compute  the core's cycles for the tile's beats (ant_core_timing.h, exact)
 //   store    rows * cols int64 words on gmem_y (outstanding writes hide the latency); with the
 //            epilogue the tile's packed 64-bit words, every plane (ant_epi::run_words)
@@ -36,12 +37,13 @@ uint64_t conv_span_cost(const Plan &p, uint32_t k0, uint32_t kl) {
 }
 
 // Heads mode: gen_heads_span's cycles for the span of steps [k0, k0 + kl) of a side whose steps are
-// step_bits wide (tile codes each): every step its words touch, one code per cycle.
-uint64_t heads_span_cost(uint32_t step_bits, uint32_t tile, uint32_t k0, uint32_t kl) {
+// step_bits wide (tile codes each): every step its words touch, one per cycle on the fast path
+// (heads_fast), else tile (one code per cycle). = ref.heads_span_cost.
+uint64_t heads_span_cost(uint32_t step_bits, uint32_t tile, uint32_t k0, uint32_t kl, bool fast) {
     const Span s = span_of(step_bits, k0, kl);
     const uint64_t s_first = uint64_t{s.w0} * kBus / step_bits;
     const uint64_t s_end = (uint64_t{s.w1} * kBus + step_bits - 1) / step_bits;
-    return (s_end - s_first) * tile;
+    return (s_end - s_first) * (fast ? 1 : tile);
 }
 
 // Cycles of the call; stages[] receives the load, compute and store totals over the tiles.
@@ -53,6 +55,7 @@ uint64_t ant_model_cycles(const Plan &p, uint64_t stages[3]) {
     if (p.epi) cycles += ANT_MEM_LATENCY + p.epi_words;  // the parameter buffer, before the tiles
     if (p.cv.on) cycles += ANT_MEM_LATENCY + p.cv.src_words;  // the source tensor, before the tiles
     const bool gen_a = p.hd.a.rule != kRuleOff, gen_w = p.hd.w.rule != kRuleOff;
+    const bool fast_a = gen_a && heads_fast(p.hd.a.rule), fast_w = gen_w && heads_fast(p.hd.w.rule);
     if (gen_a || gen_w) cycles += ANT_MEM_LATENCY + p.hd.src_words;  // heads sources, on both ports at once
     uint32_t last_p = 0;
     while (!((p.sel >> last_p) & 1u)) ++last_p;
@@ -67,10 +70,10 @@ uint64_t ant_model_cycles(const Plan &p, uint64_t stages[3]) {
                 for (int pl = 1; pl >= 0; --pl) {
                     if (p.use_a[pl] && (!p.a_reuse || n0 == 0))
                         fa += p.cv.on ? conv_span_cost(p, k0, kl)
-                              : gen_a ? heads_span_cost(kStepA, kRows, k0, kl)
+                              : gen_a ? heads_span_cost(kStepA, kRows, k0, kl, fast_a)
                                       : span_cost(span_of(kStepA, k0, kl));
                     if (p.use_w[pl] && (!p.w_resident || m0 == 0))
-                        fw += gen_w ? heads_span_cost(kStepW, kCols, k0, kl) : span_cost(span_of(kStepW, k0, kl));
+                        fw += gen_w ? heads_span_cost(kStepW, kCols, k0, kl, fast_w) : span_cost(span_of(kStepW, k0, kl));
                 }
                 for (int ps = 3; ps >= 0; --ps)
                     if ((p.sel >> ps) & 1u) core.job(kl, static_cast<uint32_t>(ps) == last_p);

@@ -15,7 +15,10 @@
 //    single int8 passes selected with the passes register, conv-mode calls (on-chip im2col of
 //    a random NHWC source, conv_hw/conv_win) against the GEMM of the im2col done here, and
 //    heads-mode calls (every rule: rows on A, kt and v on W, one side or both, from random 4-bit
-//    sources, the six heads registers) against the GEMM of the block-diagonal operands built here.
+//    sources, the six heads registers) against the GEMM of the block-diagonal operands built here;
+//    which of them take the one-step-per-cycle fast path depends on the array (rows always, kt when
+//    C <= R, v when 4C <= bus: the default 16x16 array on a 64-bit bus is fast for all three, 3x5
+//    and 4x8 make kt one code per cycle, 8x32 or 32x32 on 64 bits v too).
 // Exits 0 only if everything is bit-exact.
 #include <algorithm>
 #include <cstdio>
@@ -472,11 +475,13 @@ int check_random(int count, uint32_t seed) {
     }
     // Heads mode: (rows, -), (-, kt), (-, v), (rows, kt), (rows, v: D = T), random S, g, T, D,
     // first rows r0 inside the first row tile, source rows cut short (samples past the batch), a
-    // head stride wider than D, and on the other side any format read as packed.
+    // head stride wider than D or (every third case) narrower (heads overlapping, hs = 0 too), and
+    // on the other side any format read as packed. Pairs such as pot4u x pot4u (J = 7) split K.
     for (int i = 0; i < 30; ++i) {
         const uint32_t combo = static_cast<uint32_t>(i) % 5;
         const uint32_t ra = combo == 0 || combo >= 3 ? 1 : 0, rw = combo == 1 || combo == 3 ? 2 : combo == 0 ? 0 : 3;
-        const uint32_t S = uni(1, 3), g = uni(1, 3), T = uni(1, 2 * ANT_ROWS + 3);
+        // T < 41 keeps M x N within ANT_COSIM_DEPTH on wide arrays (R = 32)
+        const uint32_t S = uni(1, 3), g = uni(1, 3), T = uni(1, std::min(2 * ANT_ROWS + 3, 40));
         const uint32_t D = ra && rw == 3 ? T : uni(1, 9);
         const Type ta = ra ? types[uni(0, 7)] : types[uni(0, 9)], tw = rw ? types[uni(0, 7)] : types[uni(0, 9)];
         if (ant_max_k(ta.word(), tw.word()) == 0) continue;
@@ -498,7 +503,7 @@ int check_random(int count, uint32_t seed) {
             HeadsSrc &h = side[sd];
             h.rule = rule;
             h.r0 = uni(0, ANT_ROWS - 1);
-            h.hs = D + uni(0, 2);
+            h.hs = i % 3 == 2 ? uni(0, D) : D + uni(0, 2);
             h.c0 = uni(0, 3);
             h.ks = h.c0 + (g - 1) * h.hs + D + uni(0, 3);
             h.rs = h.r0 + S * T - (i % 2 ? uni(0, T - 1) : 0);
@@ -557,5 +562,9 @@ int main(int argc, char **argv) {
                 ANT_ROWS, ANT_COLS, ANT_BUS_BITS, decoded, gemm_cases, epi_cases, random,
                 failures ? "FAILED" : "all bit-exact");
     if (failures) std::printf("%d failures\n", failures);
+    const bool kt_fast = ANT_COLS <= ANT_ROWS, v_fast = 4 * ANT_COLS <= ANT_BUS_BITS;  // ref.heads_fast
+    std::printf("heads mode on this array: rows one step per cycle, kt %s, v %s\n",
+                kt_fast ? "one step per cycle (C <= R)" : "one code per cycle (C > R)",
+                v_fast ? "one step per cycle (4C <= bus)" : "one code per cycle (4C > bus)");
     return failures ? 1 : 0;
 }

@@ -150,11 +150,12 @@ def test_heads_with_the_epilogue_writes_the_next_layers_codes(ov):
     dev.free()
 
 
-@pytest.mark.parametrize("cfg", [arch.ArrayConfig(8, 8), arch.ArrayConfig(3, 5), arch.ArrayConfig(4, 8, 128)],
-                         ids=str)
+@pytest.mark.parametrize("cfg", [arch.ArrayConfig(8, 8), arch.ArrayConfig(3, 5), arch.ArrayConfig(4, 8, 128),
+                                 arch.ArrayConfig(8, 32)], ids=str)
 def test_other_arrays_generate_the_same_operands_and_cycles(cfg):
-    """Steps narrower or wider than a bus word, tiles of 3 rows and 5 columns: ref and csim agree
-    on results and cycles, and both are calls_of's GEMM."""
+    """Steps narrower or wider than a bus word, tiles of 3 rows and 5 columns, and the slow paths
+    (kt with C > R: 3x5, 4x8, 8x32; v with 4C > the bus: 8x32): ref and csim agree on results and
+    cycles, and both are calls_of's GEMM."""
     seen = {}
     b, h, t, d, s, g = 5, 2, 7, 5, 2, 2
     for level in ("ref", "csim"):

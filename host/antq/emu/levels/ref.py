@@ -75,11 +75,21 @@ def conv_operand(mem_a: np.ndarray, fa: Format, conv: regmap.Conv, cfg: arch.Arr
     return native.im2col(nchw, conv.kernel, conv.stride, conv.padding, conv.dilation, conv.out_hw)
 
 
-def heads_span_cost(k0: int, kl: int, step_bits: int, tile: int, bus: int) -> int:
+def heads_fast(rule: str, cfg: arch.ArrayConfig) -> bool:
+    """Does a heads-mode side generate one step per cycle (docs/contracts.md section 15)? ``rows``
+    always (a step is R consecutive source rows of one column: two source steps, shifted and
+    masked), ``kt`` when C <= R (its run of at most C consecutive rows lies in two source steps),
+    ``v`` when a run of C codes of one source row fits a bus word (4*C <= bus: two words of the
+    row-major copy); otherwise one code per cycle."""
+    return {"rows": True, "kt": cfg.cols <= cfg.rows, "v": 4 * cfg.cols <= cfg.bus_bits}[rule]
+
+
+def heads_span_cost(k0: int, kl: int, step_bits: int, tile: int, bus: int, fast: bool) -> int:
     """Heads mode: a generated side's cycles for the span of steps [k0, k0 + kl): every step its
-    words touch, one code per cycle (``tile`` codes a step; docs/contracts.md section 15)."""
+    words touch, one per cycle on the fast path (:func:`heads_fast`), else ``tile`` (one code per
+    cycle)."""
     w0, w1 = k0 * step_bits // bus, -(-(k0 + kl) * step_bits // bus)
-    return (-(-w1 * bus // step_bits) - w0 * bus // step_bits) * tile
+    return (-(-w1 * bus // step_bits) - w0 * bus // step_bits) * (1 if fast else tile)
 
 
 def heads_operand(mem: np.ndarray, heads: regmap.Heads, which: str, rows: int, k: int,
@@ -141,7 +151,8 @@ def model_cycles(m: int, n: int, k: int, fa: Format, fw: Format, sel: int,
     and fetch_a's A term is :func:`conv_span_cost` per span plus R per row tile (no DDR). In heads
     mode (``heads``) the larger source's words and one MEM_LATENCY come first, and a generated
     side costs R (A, per row tile) or C (W, per column tile it fetches) plus
-    :func:`heads_span_cost` per span (docs/contracts.md section 15).
+    :func:`heads_span_cost` per span, one step per cycle where :func:`heads_fast` (docs/contracts.md
+    section 15).
     """
     p = Plan.of(m, n, k, fa, fw, sel, cfg)
     R, C, B = cfg.rows, cfg.cols, cfg.bus_bits
@@ -157,6 +168,8 @@ def model_cycles(m: int, n: int, k: int, fa: Format, fw: Format, sel: int,
     gen_w = heads is not None and heads.w is not None
     if gen_a or gen_w:
         cycles += regmap.MEM_LATENCY + heads_source_words(heads, cfg)
+    fast_a = gen_a and heads_fast(heads.a.rule, cfg)
+    fast_w = gen_w and heads_fast(heads.w.rule, cfg)
     load = compute = store = 0
     last_store = 0
     for m0, rows, n0, cols in tiling.tiles(m, n, cfg):
@@ -167,10 +180,11 @@ def model_cycles(m: int, n: int, k: int, fa: Format, fw: Format, sel: int,
             for plane in (1, 0):
                 if p.use_a[plane] and (not p.a_reuse or n0 == 0):
                     fetch_a += (conv_span_cost(conv, k0, kl, cfg) if conv is not None
-                                else heads_span_cost(k0, kl, 4 * R, R, B) if gen_a
+                                else heads_span_cost(k0, kl, 4 * R, R, B, fast_a) if gen_a
                                 else _span_cost(4 * R, k0, kl, B))
                 if p.use_w[plane] and (not p.w_resident or m0 == 0):
-                    fetch_w += heads_span_cost(k0, kl, 4 * C, C, B) if gen_w else _span_cost(4 * C, k0, kl, B)
+                    fetch_w += heads_span_cost(k0, kl, 4 * C, C, B, fast_w) if gen_w \
+                        else _span_cost(4 * C, k0, kl, B)
             for i in range(len(passes)):
                 core.job(kl, emit=i == len(passes) - 1)
         fetch, comp = max(fetch_a, fetch_w), core.t - before
