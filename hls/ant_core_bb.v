@@ -26,7 +26,7 @@ module ant_core_bb #(
     // PE columns C (likewise)
     parameter COLS   = 8,
     // s_axis tdata width, derived as in ant_core: max(64, 32 * ceil(4 (R + C) / 32)); do not override
-    parameter DATA_W = ((4 * (ROWS + COLS) + 31) / 32 * 32 > 64) ? (4 * (ROWS + COLS) + 31) / 32 * 32 : 64
+    parameter DATA_W = (4 * (ROWS + COLS) + 63) / 64 * 64
 ) (
     input  wire              ap_clk,
     input  wire              ap_rst,

@@ -24,9 +24,8 @@ namespace {
 
 constexpr unsigned kRows = ANTCORE_ROWS;
 constexpr unsigned kCols = ANTCORE_COLS;
-constexpr unsigned kDataBits =
-    (4 * (kRows + kCols) + 31) / 32 * 32 > 64 ? (4 * (kRows + kCols) + 31) / 32 * 32 : 64;
-constexpr unsigned kWords = kDataBits / 64;  // uint64 words per beat
+constexpr unsigned kDataBits = (4 * (kRows + kCols) + 63) / 64 * 64;  // DATA_W: whole 64-bit words
+constexpr unsigned kWords = kDataBits / 64;                             // uint64 words per beat
 constexpr unsigned kOut = kRows * kCols;
 constexpr uint64_t kReservedMask = ~((uint64_t{1} << 34) - 1);  // config bits 63:34
 constexpr uint64_t kStatsWord = uint64_t{1} << 34;                // a stats request

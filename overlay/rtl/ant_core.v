@@ -55,9 +55,8 @@ module ant_core #(
     parameter ACC_W        = 32,
     // 0: decoders at the array edges (the paper's arrangement); 1: a decoder pair in every PE
     parameter DECODE_IN_PE = 0,
-    // s_axis_tdata width, derived: max(64, 32 * ceil(4 (R + C) / 32)); do not override
-    parameter DATA_W       = ((4 * (ROWS + COLS) + 31) / 32 * 32 > 64) ?
-                             (4 * (ROWS + COLS) + 31) / 32 * 32 : 64
+    // s_axis_tdata width, derived: 64 * ceil(4 (R + C) / 64), whole 64-bit words; do not override
+    parameter DATA_W       = (4 * (ROWS + COLS) + 63) / 64 * 64
 ) (
     input  wire              clk,
     input  wire              rst,

@@ -38,7 +38,7 @@ def qt(rng, fmt, shape):
 
 def test_abi_reports_the_build(core):
     assert (core.rows, core.cols) == (R, C)
-    assert core.data_bits == stream.data_bits(R, C) == max(64, 32 * -(-4 * (R + C) // 32))
+    assert core.data_bits == stream.data_bits(R, C) == 64 * -(-4 * (R + C) // 64)
     cfg, _ = golden.read(GOLDEN)
     assert (cfg.rows, cfg.cols) == (R, C), "the golden file and antq.arch disagree on the array"
 

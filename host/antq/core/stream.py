@@ -50,8 +50,9 @@ def flight(rows: int, cols: int) -> int:
 
 
 def data_bits(rows: int, cols: int) -> int:
-    """DATA_W of the input stream: max(64, 32 * ceil(4 (R + C) / 32))."""
-    return max(64, 32 * -(-4 * (rows + cols) // 32))
+    """DATA_W of the input stream: 64 * ceil(4 (R + C) / 64), a whole number of the uint64 words
+    a beat is carried in (a multiple of 32 alone would drop a beat's last 32 bits, e.g. 8x16)."""
+    return 64 * -(-4 * (rows + cols) // 64)
 
 
 def _side(f: Format, hi: bool) -> int:

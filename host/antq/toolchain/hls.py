@@ -65,7 +65,7 @@ def config_header(cfg: arch.ArrayConfig = arch.DEFAULT,
                   depths: Mapping[str, int] | None = None) -> str:
     """The text of ``hls/ant_config.h`` for an array configuration and a board's burst limit;
     ``depths`` overrides stream depths (how the tests show the dataflow needs no deep FIFO)."""
-    data_w = max(64, 32 * -(-4 * (cfg.rows + cfg.cols) // 32))
+    data_w = stream.data_bits(cfg.rows, cfg.cols)
     hw = {(f.kind, f.signed): f for f in regmap.array_formats()}
     kinds = sorted(formats.KIND_IDS, key=formats.KIND_IDS.get)
     max_abs = ", ".join("{" + ", ".join(str(hw[(k, s)].max_abs) for s in (False, True)) + "}" for k in kinds)
